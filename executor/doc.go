@@ -1,0 +1,143 @@
+// Package executor runs user-supplied Lua functions in a sandbox.
+//
+// A Pool owns a fixed number of Lua states (github.com/Shopify/go-lua, Lua
+// 5.2); Run borrows one, runs the function's handle(req) under limits and
+// returns a Result that never needs a Go error: every problem is a Status
+// (Failed, TimedOut, Cancelled) with a readable Error.
+//
+// # Lua contract
+//
+// The script defines a global function handle(req). Top-level code runs
+// before every call (compiled code is cached, but each invocation starts
+// from a fresh global environment, see below). req has the fields trigger,
+// method, path ("/" when empty), query and headers (tables of strings,
+// header names lower-case), body (a string, possibly binary, "" when
+// empty) and payload (Request.Payload decoded from JSON, or nil).
+//
+// The first value handle returns becomes Result.Value (its JSON) and the HTTP
+// Response:
+//
+//   - nil or nothing: 204 with an empty body; Value is null.
+//   - a string: 200, text/plain; charset=utf-8, the string as body.
+//   - a response table, one whose keys are all among status, headers and
+//     body (at least one), with status an integer 100..599, headers a table
+//     of string to string and body a string or a table: status (default
+//     200), the headers as given, and the body; a table body is encoded as
+//     JSON. Unless the headers set Content-Type (any case), a string body
+//     gets text/plain; charset=utf-8 and a table body application/json; no
+//     body means an empty one. Header names must be HTTP tokens and values
+//     free of control characters, else the run fails. Value is the JSON of
+//     the whole table.
+//   - any other table, a number or a boolean: 200, application/json, the
+//     JSON of the value. So {status = "ok"} is data, not a response table.
+//   - a function, a cyclic table, NaN or an infinity anywhere: Failed.
+//
+// JSON conversion (the response, Value, json.encode) follows these rules: a
+// table with keys exactly 1..n is an array, any other non-empty table an
+// object with sorted keys (number keys written as strings, other key types
+// fail); an empty table is {} unless it is marked as an array. Tables from
+// json.decode and req.payload arrays are marked, so [] stays [] after a
+// round trip, and a marked array with holes is written with nulls;
+// json.array([t]) marks a table (a new one if t is nil). Integral numbers
+// have no fraction. Tables are read raw: metatables (__index, __pairs,
+// __tostring) are ignored apart from the array mark. Strings have invalid UTF-8 replaced by U+FFFD (NUL
+// bytes stay, escaped as \u0000). json.decode turns null into nil (so a
+// null member is absent and a null element a hole) and keeps numbers as
+// floats (integers beyond 2^53 lose precision). Nesting is limited to 128
+// levels both ways. Errors raise Lua errors ("json.encode: ...").
+//
+// print(...) and log.debug/info/warn/error(...) join their arguments with
+// tabs after tostring, like print, and append to Result.Logs (print at level
+// "info"); nothing reaches the process's stdout. An invocation keeps at most
+// 1000 entries and 64 KiB of messages, followed by one "log truncated" warn
+// entry. Messages are made valid UTF-8 without NUL bytes.
+//
+// Lua errors fail the run with the Lua message, which starts with
+// "<name>:<line>:" (the function Name is the chunk name), for example
+// "hello:3: attempt to call a nil value". Errors the executor reports itself
+// start with "<name>: ", for example "hello: handle is not defined; define
+// function handle(req)" or "hello: syntax error: line 2: ...". Error values
+// that are not strings become "(error object is a table value)" (or the
+// table's __tostring), since go-lua can only carry strings.
+//
+// # Sandbox
+//
+// Available: the base functions assert, error, getmetatable, ipairs, next,
+// pairs, pcall, print, rawequal, rawget, rawlen, rawset, select,
+// setmetatable, tonumber, tostring, type, xpcall and _VERSION; the string,
+// table, math and bit32 libraries; os.time, os.clock, os.date and
+// os.difftime; json and log. Not available: load, loadstring, loadfile,
+// dofile, require, collectgarbage, io, debug, package, coroutine and the rest
+// of os. go-lua itself lacks string.match/gmatch/gsub, and string.find only
+// does plain searches.
+//
+// Differences from stock go-lua, each closing a hole found in experiments:
+// code is loaded in text mode only (binary chunks can crash the process);
+// pcall and xpcall are reimplemented so limits cannot be caught and so
+// xpcall's handler is the one given (go-lua calls stack slot 1) and runs
+// under the instruction budget; math.random has a generator per state,
+// reseeded for every invocation, so math.randomseed affects only the calling
+// invocation; math.huge is +Inf (go-lua: the largest finite float);
+// os.clock counts seconds since the invocation started (go-lua: process
+// CPU time); os.date is implemented here (C99 conversions in the C locale
+// plus %s, and "*t"); os.date and os.time work in UTC whether or not the
+// format starts with "!", because there is no user time zone;
+// string.rep fails beyond 16 MiB (go-lua: fatal out-of-memory);
+// table.concat is linear (go-lua: quadratic) and also capped at 16 MiB.
+//
+// Isolation between invocations that reuse a pooled state: each invocation
+// gets a new global table whose metatable reads through to a frozen table
+// of the base functions, and new overlay tables for string, table, math,
+// bit32, os, json and log that read through to the real libraries. Scripts
+// may add or replace fields (function string.trim(s) ... end works), but
+// everything written disappears with the invocation; assigning nil to a
+// library field does not hide the original. The metatables involved, and the
+// string metatable, are protected with __metatable, so getmetatable cannot
+// reach the shared tables; string methods ("x"):f() use the real string
+// library, not the overlay. The compiled chunk is cached per state and gets
+// the new environment as its _ENV upvalue before each run.
+//
+// Every Go function reachable from Lua runs under a guard: a Go panic in it
+// (go-lua has some, e.g. select("") or string.format("%")) fails the run as
+// "internal error in the Lua runtime", even inside pcall, and the state is
+// discarded and rebuilt. The operator log (Config.Logger) gets the panic and
+// stack.
+//
+// # Limits and how tight they are
+//
+// Instruction budget (Limits.Instructions, default DefaultInstructions): a
+// count hook runs every 1000 VM instructions (or every Instructions, if
+// smaller), so a script stops within 1000 instructions of its budget.
+//
+// Wall clock (Limits.Timeout, default 10 s) and ctx: checked by the same
+// hook, i.e. every 1000 instructions: every 7 to 90 microseconds depending
+// on the kind of code (see DefaultInstructions). Both are blind while go-lua runs a Go library function:
+// table.sort of a million numbers takes about 1.3 s and cannot be
+// interrupted (a Lua comparator can), so a run can overshoot by that much.
+// Converting the result to JSON checks the limits every 1024 values.
+//
+// Once a limit is hit the abort is sticky: the hook panics with a value that
+// is not an error, which go-lua's protected calls do not convert, and it
+// panics again on every later hook call; pcall and xpcall re-raise it. The
+// state is then discarded, since unwinding leaves go-lua's bookkeeping
+// inconsistent. Outcome: ctx cancelled gives Cancelled; the instruction
+// budget, Limits.Timeout or ctx's deadline gives TimedOut. A ctx that is done
+// while waiting for a free state gives the same statuses with Duration 0.
+//
+// Output: a response body above 6 MiB, or a Value above 16 MiB of JSON,
+// fails the run.
+//
+// Not limited yet: memory. go-lua has no allocation accounting, so a script
+// that doubles a string in a loop reaches a fatal (unrecoverable) Go
+// out-of-memory between two hook calls. Lua-level stack overflow is an
+// ordinary Lua error ("stack overflow"); the state is then replaced because
+// go-lua never shrinks its stack.
+//
+// # Concurrency and caching
+//
+// A Pool runs at most Config.Size invocations at once, one per state; Run
+// blocks (respecting ctx) while all states are busy. Each state caches up to
+// Config.CacheSize compiled chunks (LRU, keyed by Function.Name and Version,
+// with Source compared as a safety net); compiling a new version evicts the
+// older ones. States are created lazily and after a discard.
+package executor

@@ -1,0 +1,579 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	lua "github.com/Shopify/go-lua"
+
+	"github.com/picloud/picloud/executor/internal/luajson"
+)
+
+// registryKey names the registry table that holds this package's per-state
+// Lua values. Scripts cannot reach the registry (no debug library).
+const registryKey = "picloud.executor"
+
+// Integer slots in the registry table.
+const (
+	slotBase      = 1 // frozen table of safe globals, the __index of every env
+	slotEnvMeta   = 2 // metatable of per-invocation environments
+	slotLibMetas  = 3 // array of metatables for the library overlays, see libNames
+	slotChunks    = 4 // compiled chunks by chunkCache id
+	slotArrayMeta = 5 // JSON array marker of the current invocation
+)
+
+// hookInterval is how many VM instructions run between two limit checks.
+// The notes measured the count hook at +3 % for 10,000 and +18 % for 100;
+// 1000 keeps the overhead small while bounding how far a script can run
+// past a limit (and the granularity of the instruction budget).
+const hookInterval = 1000
+
+// Limits on what one invocation can produce.
+const (
+	maxLogEntries  = 1000
+	maxLogBytes    = 64 << 10
+	maxBodyBytes   = 6 << 20  // largest Response.Body
+	maxValueBytes  = 16 << 20 // largest Result.Value (a body may grow when JSON-escaped)
+	maxStringBuild = 16 << 20 // largest string built by string.rep or table.concat
+)
+
+// abortSignal is what the hook panics with to stop a script. It deliberately
+// does not implement error: go-lua's protected call only converts error
+// values, so pcall and xpcall cannot swallow it.
+type abortSignal struct{}
+
+// state is one Lua state with its sandbox. It is used by one goroutine at a
+// time; cur is set only while an invocation runs.
+type state struct {
+	l      *lua.State
+	chunks *chunkCache
+	pcg    *rand.PCG
+	rng    *rand.Rand
+	hook   lua.Hook
+	logger *slog.Logger
+	cur    *run
+}
+
+// run is the per-invocation bookkeeping the Go side of the libraries and the
+// hook consult.
+type run struct {
+	ctx      context.Context
+	start    time.Time
+	deadline time.Time
+	ctxLimit bool // deadline comes from ctx, not from Limits.Timeout
+	timeout  time.Duration
+	budget   int64
+	executed int64
+	interval int
+
+	logs      []LogEntry
+	logBytes  int
+	logsFull  bool
+	stop      Status // non-empty once the run must end; sticky
+	stopMsg   string
+	crashInfo string // for the operator log when stop is caused by a Go panic
+}
+
+func newState(cacheSize int, logger *slog.Logger) *state {
+	l := lua.NewState()
+	s := &state{
+		l:      l,
+		chunks: newChunkCache(cacheSize),
+		pcg:    rand.NewPCG(rand.Uint64(), rand.Uint64()),
+		logger: logger,
+	}
+	s.rng = rand.New(s.pcg)
+	s.hook = s.onHook
+	s.buildSandbox()
+	return s
+}
+
+// baseNames are the functions of go-lua's base library that are kept as is.
+// Left out: load, loadfile, dofile (host files, binary chunks), collectgarbage
+// (stop-the-world GC, process heap size); require and unpack do not exist in
+// the base library.
+var baseNames = []string{
+	"assert", "getmetatable", "ipairs", "next", "pairs", "rawequal", "rawget",
+	"rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type",
+	"_VERSION",
+}
+
+// libNames are the library tables every environment gets, in slotLibMetas order.
+var libNames = []string{"string", "table", "math", "bit32", "os", "json", "log"}
+
+func (s *state) buildSandbox() {
+	l := s.l
+	l.NewTable() // 1: registry table of this package
+	const reg = 1
+
+	// go-lua's base library writes into the real global table; take the
+	// safe functions from there and then empty it, so nothing dangerous is
+	// reachable even through a chunk that somehow kept the default _ENV.
+	l.PushGoFunction(lua.BaseOpen)
+	l.Call(0, 1) // 2: real globals
+	l.NewTable() // 3: base
+	for _, name := range baseNames {
+		l.Field(2, name)
+		l.SetField(3, name)
+	}
+	for name, fn := range map[string]lua.Function{
+		"error":  luaError,
+		"pcall":  s.pcall,
+		"xpcall": s.xpcall,
+		"print":  s.logFunc("info"),
+	} {
+		l.PushGoFunction(fn)
+		l.SetField(3, name)
+	}
+	s.guardFunctions(3, "")
+	clearTable(l, 2)
+	l.Remove(2) // base is now 2
+	l.RawSetInt(reg, slotBase)
+
+	// Environments are fresh tables reading through to base; __metatable
+	// hides base so a script cannot reach and modify it.
+	l.NewTable()
+	l.RawGetInt(reg, slotBase)
+	l.SetField(-2, "__index")
+	l.PushBoolean(false)
+	l.SetField(-2, "__metatable")
+	l.RawSetInt(reg, slotEnvMeta)
+
+	l.NewTable() // 2: overlay metatables
+	for i, name := range libNames {
+		s.openLibrary(name) // pushes the real library table
+		real := l.Top()
+		s.guardFunctions(real, name+".")
+		l.NewTable() // overlay metatable
+		l.PushValue(real)
+		l.SetField(-2, "__index")
+		l.PushValue(real)
+		l.PushValue(real)
+		l.PushGoClosure(overlayNext, 1)
+		l.PushGoClosure(overlayPairs, 2)
+		l.SetField(-2, "__pairs")
+		l.PushBoolean(false)
+		l.SetField(-2, "__metatable")
+		l.RawSetInt(2, i+1)
+		l.Pop(1) // real library table
+	}
+	l.RawSetInt(reg, slotLibMetas)
+
+	l.NewTable()
+	l.RawSetInt(reg, slotChunks)
+
+	// The string metatable is shared by every string in the state; without
+	// __metatable, getmetatable("").__index could be changed and the change
+	// would outlive the invocation.
+	l.PushString("")
+	if l.MetaTable(-1) {
+		l.PushBoolean(false)
+		l.SetField(-2, "__metatable")
+		l.Pop(1)
+	}
+	l.Pop(1)
+
+	l.SetField(lua.RegistryIndex, registryKey)
+	l.SetTop(0)
+}
+
+// guardFunctions wraps every Go function in the table at idx with guard.
+func (s *state) guardFunctions(idx int, prefix string) {
+	l := s.l
+	var names []string
+	l.PushNil()
+	for l.Next(idx) {
+		if l.IsGoFunction(-1) && l.TypeOf(-2) == lua.TypeString {
+			name, _ := l.ToString(-2)
+			names = append(names, name)
+		}
+		l.Pop(1)
+	}
+	for _, name := range names {
+		l.Field(idx, name)
+		f := l.ToGoFunction(-1)
+		l.Pop(1)
+		l.PushGoFunction(s.guard(prefix+name, f))
+		l.SetField(idx, name)
+	}
+}
+
+// guard runs a Go function called from Lua and turns any Go panic other than
+// a Lua error into a sticky abort of the run. Doing it here, at the source,
+// keeps the original panic value and stack: go-lua's protected call would
+// otherwise either hand a runtime error to pcall as an ordinary error or
+// replace a non-error panic value with a type-assertion failure.
+func (s *state) guard(name string, f lua.Function) lua.Function {
+	return func(l *lua.State) int {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if _, ok := v.(abortSignal); !ok {
+				if err, ok := v.(error); !ok || !isLuaError(err) {
+					if r := s.cur; r != nil {
+						r.crash(fmt.Sprintf("%s: panic: %v", name, v), string(debug.Stack()))
+					}
+					v = abortSignal{}
+				}
+			}
+			panic(v)
+		}()
+		return f(l)
+	}
+}
+
+func clearTable(l *lua.State, idx int) {
+	var keys []string
+	l.PushNil()
+	for l.Next(idx) {
+		l.Pop(1)
+		if k, ok := l.ToString(-1); ok && l.TypeOf(-1) == lua.TypeString {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		l.PushNil()
+		l.SetField(idx, k)
+	}
+}
+
+// execute runs one invocation. healthy reports whether the state may be
+// reused: false after an abort or a Go panic, whose unwinding leaves go-lua's
+// internal bookkeeping (hook flag, call depth) in an unknown state.
+func (s *state) execute(ctx context.Context, start time.Time, fn Function, req Request, limits Limits) (res Result, healthy bool) {
+	r := newRun(ctx, start, limits)
+	s.cur = r
+	defer func() {
+		if v := recover(); v != nil {
+			if _, ok := v.(abortSignal); !ok && r.stop == "" {
+				r.crash(fmt.Sprintf("panic: %v", v), string(debug.Stack()))
+			}
+			healthy = false
+		}
+		if r.stop != "" {
+			healthy = false
+			res = Result{Status: r.stop, Error: fn.Name + ": " + r.stopMsg}
+			if r.stop == Failed {
+				s.logger.Error("executor: Go panic in the Lua runtime; state discarded",
+					"function", fn.Name, "version", fn.Version, "error", r.stopMsg, "stack", r.crashInfo)
+			}
+		}
+		s.cur = nil
+		res.Logs = r.logs
+		res.Duration = time.Since(start)
+	}()
+	res, healthy = s.invoke(r, fn, req)
+	if healthy {
+		s.release()
+	}
+	return res, healthy
+}
+
+// release drops the invocation's values from the stack and from the cached
+// chunk's _ENV upvalue, which would otherwise keep the last environment
+// (and whatever the script stored in it) alive until the function runs again.
+func (s *state) release() {
+	l := s.l
+	if l.Top() >= idxChunk && l.IsFunction(idxChunk) {
+		l.PushNil()
+		if _, ok := lua.SetUpValue(l, idxChunk, 1); !ok {
+			l.Pop(1)
+		}
+	}
+	l.SetTop(0)
+}
+
+func newRun(ctx context.Context, start time.Time, limits Limits) *run {
+	r := &run{ctx: ctx, start: start, timeout: limits.Timeout, budget: limits.Instructions}
+	if r.timeout <= 0 {
+		r.timeout = DefaultTimeout
+	}
+	if r.budget <= 0 {
+		r.budget = DefaultInstructions
+	}
+	r.deadline = start.Add(r.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(r.deadline) {
+		r.deadline, r.ctxLimit = d, true
+	}
+	r.interval = int(min(int64(hookInterval), r.budget))
+	return r
+}
+
+// check applies the limits and records the first one exceeded. It reports
+// whether the run must stop.
+func (r *run) check() bool {
+	if r.stop != "" {
+		return true
+	}
+	if r.executed >= r.budget {
+		r.stop, r.stopMsg = TimedOut, fmt.Sprintf("instruction budget exhausted (%d VM instructions)", r.budget)
+		return true
+	}
+	select {
+	case <-r.ctx.Done():
+		if errors.Is(r.ctx.Err(), context.DeadlineExceeded) {
+			r.stop, r.stopMsg = TimedOut, "timed out: "+context.Cause(r.ctx).Error()
+		} else {
+			r.stop, r.stopMsg = Cancelled, "cancelled: "+context.Cause(r.ctx).Error()
+		}
+		return true
+	default:
+	}
+	if !time.Now().Before(r.deadline) {
+		if r.ctxLimit {
+			r.stop, r.stopMsg = TimedOut, "timed out: context deadline exceeded"
+		} else {
+			r.stop, r.stopMsg = TimedOut, fmt.Sprintf("timed out after %v", r.timeout)
+		}
+		return true
+	}
+	return false
+}
+
+func (r *run) crash(msg, detail string) {
+	if r.stop == "" {
+		r.stop, r.stopMsg, r.crashInfo = Failed, "internal error in the Lua runtime: "+msg, detail
+	}
+}
+
+// errStopped is returned by run.tick to conversions that run in Go.
+var errStopped = errors.New("run stopped")
+
+func (r *run) tick() error {
+	if r.check() {
+		return errStopped
+	}
+	return nil
+}
+
+// onHook is the count hook. Once a limit is hit every later call panics
+// again, so even code that somehow survived one abort cannot keep running.
+func (s *state) onHook(_ *lua.State, _ lua.Debug) {
+	r := s.cur
+	if r == nil {
+		return
+	}
+	if r.stop == "" {
+		r.executed += int64(r.interval)
+		r.check()
+	}
+	if r.stop != "" {
+		panic(abortSignal{})
+	}
+}
+
+// abortIfStopped re-raises the abort after a protected call inside the
+// script returned, and escalates Go runtime errors that go-lua's protected
+// call turned into ordinary errors: the state they leave behind is suspect.
+func (s *state) abortIfStopped(err error) {
+	r := s.cur
+	if r == nil {
+		return
+	}
+	if err != nil && !isLuaError(err) {
+		r.crash(err.Error(), "")
+	}
+	if r.stop != "" {
+		panic(abortSignal{})
+	}
+}
+
+// isLuaError tells errors raised by Lua semantics from Go runtime panics
+// (index out of range and the like) that go-lua's protect converts too.
+func isLuaError(err error) bool {
+	var re lua.RuntimeError
+	return errors.As(err, &re) || errors.Is(err, lua.ErrorError) || errors.Is(err, lua.MemoryError) || errors.Is(err, lua.SyntaxError)
+}
+
+// protectedCall calls the function below nargs arguments. It returns the Lua
+// error message (popped) if the call raised a Lua error; aborts and crashes
+// surface as panics or in r.stop.
+func (s *state) protectedCall(nargs, nresults int) (string, bool) {
+	l := s.l
+	err := l.ProtectedCall(nargs, nresults, 0)
+	if s.cur.stop != "" {
+		panic(abortSignal{})
+	}
+	if err == nil {
+		return "", true
+	}
+	if !isLuaError(err) {
+		s.cur.crash(err.Error(), "")
+		panic(abortSignal{})
+	}
+	msg, ok := l.ToString(-1)
+	if !ok {
+		msg = err.Error()
+	}
+	l.Pop(1)
+	return msg, false
+}
+
+// Stack layout of an invocation.
+const (
+	idxReg = iota + 1
+	idxArrayMeta
+	idxChunk
+	idxEnv
+)
+
+func (s *state) invoke(r *run, fn Function, req Request) (Result, bool) {
+	l := s.l
+	l.SetTop(0)
+	lua.SetDebugHook(l, s.hook, lua.MaskCount, r.interval)
+	s.pcg.Seed(rand.Uint64(), rand.Uint64()) // no randomseed leaks across invocations
+
+	l.Field(lua.RegistryIndex, registryKey) // idxReg
+	l.NewTable()                            // idxArrayMeta: fresh, so a script may modify it freely
+	l.PushValue(idxArrayMeta)
+	l.RawSetInt(idxReg, slotArrayMeta)
+
+	if serr := s.pushChunk(fn); serr != nil {
+		var se *SyntaxError
+		if errors.As(serr, &se) {
+			return failed(fmt.Sprintf("%s: syntax error: %v", fn.Name, se)), true
+		}
+		// The parser itself crashed: do not trust the state any more.
+		return failed(fmt.Sprintf("%s: %v", fn.Name, serr)), false
+	}
+
+	s.pushEnv()
+	l.PushValue(idxEnv)
+	if _, ok := lua.SetUpValue(l, idxChunk, 1); !ok {
+		l.Pop(1)
+	}
+
+	l.PushValue(idxChunk)
+	if msg, ok := s.protectedCall(0, 0); !ok {
+		return failed(msg), !strings.HasSuffix(msg, "stack overflow")
+	}
+
+	l.PushString("handle")
+	l.RawGet(idxEnv)
+	if t := l.TypeOf(-1); t != lua.TypeFunction {
+		if t == lua.TypeNil {
+			return failed(fn.Name + ": handle is not defined; define function handle(req)"), true
+		}
+		return failed(fmt.Sprintf("%s: handle is a %s, not a function; define function handle(req)", fn.Name, t)), true
+	}
+	if err := s.pushRequest(req); err != nil {
+		return failed(fmt.Sprintf("%s: %v", fn.Name, err)), true
+	}
+	if msg, ok := s.protectedCall(1, 1); !ok {
+		// go-lua never shrinks a grown stack (up to a million slots after
+		// runaway recursion); a fresh state is cheaper than keeping that.
+		return failed(msg), !strings.HasSuffix(msg, "stack overflow")
+	}
+
+	value, resp, err := s.convertResult(l.Top(), idxArrayMeta)
+	if err != nil {
+		if errors.Is(err, errStopped) {
+			panic(abortSignal{})
+		}
+		return failed(fmt.Sprintf("%s: %v", fn.Name, err)), true
+	}
+	return Result{Status: Succeeded, Value: value, Response: resp}, true
+}
+
+func failed(msg string) Result { return Result{Status: Failed, Error: msg} }
+
+// pushChunk pushes the compiled chunk of fn, compiling it on a cache miss.
+func (s *state) pushChunk(fn Function) error {
+	l := s.l
+	l.RawGetInt(idxReg, slotChunks)
+	chunks := l.Top()
+	key := chunkKey{fn.Name, fn.Version}
+	if id, ok := s.chunks.get(key, fn.Source); ok {
+		l.RawGetInt(chunks, id)
+		if l.IsFunction(-1) {
+			l.Remove(chunks)
+			return nil
+		}
+		l.Pop(1)
+	}
+	if err := load(l, fn.Name, fn.Source); err != nil {
+		l.Pop(1)
+		return err
+	}
+	id, evicted := s.chunks.add(key, fn.Source)
+	for _, old := range evicted {
+		l.PushNil()
+		l.RawSetInt(chunks, old)
+	}
+	l.PushValue(-1)
+	l.RawSetInt(chunks, id)
+	l.Remove(chunks)
+	return nil
+}
+
+// pushEnv pushes a fresh global environment: an empty table reading through
+// to the frozen base, plus one overlay per library. An overlay is an empty
+// table whose metatable reads through to the real library, so a script may
+// add or replace fields (common Lua style) without touching the shared
+// library table; everything written vanishes with the environment.
+func (s *state) pushEnv() {
+	l := s.l
+	l.CreateTable(0, len(libNames)+4)
+	env := l.Top()
+	l.RawGetInt(idxReg, slotEnvMeta)
+	l.SetMetaTable(env)
+	l.PushValue(env)
+	l.SetField(env, "_G")
+	l.RawGetInt(idxReg, slotLibMetas)
+	metas := l.Top()
+	for i, name := range libNames {
+		l.NewTable()
+		l.RawGetInt(metas, i+1)
+		l.SetMetaTable(-2)
+		l.SetField(env, name)
+	}
+	l.Pop(1)
+}
+
+func (s *state) pushRequest(req Request) error {
+	l := s.l
+	l.CreateTable(0, 8)
+	t := l.Top()
+	setString := func(k, v string) {
+		l.PushString(v)
+		l.SetField(t, k)
+	}
+	setString("trigger", req.Trigger)
+	setString("method", req.Method)
+	path := req.Path
+	if path == "" {
+		path = "/"
+	}
+	setString("path", path)
+	setString("body", string(req.Body))
+	for _, m := range []struct {
+		name string
+		m    map[string]string
+	}{{"query", req.Query}, {"headers", req.Headers}} {
+		l.CreateTable(0, len(m.m))
+		for k, v := range m.m {
+			if m.name == "headers" {
+				k = strings.ToLower(k) // promised to scripts; free when already lower-case
+			}
+			l.PushString(v)
+			l.SetField(-2, k)
+		}
+		l.SetField(t, m.name)
+	}
+	if len(req.Payload) > 0 {
+		err := luajson.Decode(l, string(req.Payload), luajson.DecodeOptions{ArrayMeta: idxArrayMeta})
+		if err != nil {
+			return fmt.Errorf("request payload: %w", err)
+		}
+		l.SetField(t, "payload")
+	}
+	return nil
+}

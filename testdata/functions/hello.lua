@@ -1,0 +1,8 @@
+-- hello.lua: greets the caller in plain text.
+-- GET /fn/hello?name=Ada returns "Hello, Ada!"; without a name, "Hello, world!".
+-- Logs one line ("greeting <name>") per call.
+function handle(req)
+  local name = req.query.name or "world"
+  print("greeting " .. name)
+  return "Hello, " .. name .. "!"
+end
