@@ -1,0 +1,229 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgxlisten"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/queue/internal/db"
+)
+
+// riverQueue is the one River queue every invocation travels through. River's
+// per-queue costs (a fetch loop, settings reads) multiply with queues, and
+// routing by function happens in the worker, so one queue is enough.
+const riverQueue = "picloud"
+
+// Executor runs one invocation of a function. executor.Pool implements it.
+type Executor interface {
+	Run(ctx context.Context, fn executor.Function, req executor.Request, limits executor.Limits) executor.Result
+}
+
+// Config configures a Client.
+type Config struct {
+	// Executor runs invocations. Without one, the client only enqueues and
+	// waits for results that other processes produce (the api role).
+	Executor Executor
+	// Concurrency is how many invocations the client runs at once; it
+	// defaults to GOMAXPROCS. It should not exceed the executor's capacity.
+	Concurrency int
+	// DefaultTimeout is the wall-clock limit of an invocation; it defaults to
+	// executor.DefaultTimeout.
+	DefaultTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Client is PiCloud's handle on the database: it stores functions, enqueues
+// invocations, waits for their results and, given an Executor, runs them.
+type Client struct {
+	pool     *pgxpool.Pool
+	queries  *db.Queries
+	config   Config
+	logger   *slog.Logger
+	finished *finishHub
+	river    *river.Client[pgx.Tx]
+
+	mu         sync.Mutex
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+}
+
+// NewClient returns a client on pool. Call Start before invoking functions.
+func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
+	if config.Concurrency <= 0 {
+		config.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if config.DefaultTimeout <= 0 {
+		config.DefaultTimeout = executor.DefaultTimeout
+	}
+	if config.Logger == nil {
+		config.Logger = slog.Default()
+	}
+	c := &Client{
+		pool:     pool,
+		queries:  db.New(pool),
+		config:   config,
+		logger:   config.Logger,
+		finished: newFinishHub(),
+	}
+	if config.Executor != nil {
+		rc, err := c.newRiverClient()
+		if err != nil {
+			return nil, err
+		}
+		c.river = rc
+	}
+	return c, nil
+}
+
+func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &invocationWorker{client: c}); err != nil {
+		return nil, fmt.Errorf("register worker: %w", err)
+	}
+	rc, err := river.NewClient(riverpgxv5.New(c.pool), &river.Config{
+		Schema:  Schema,
+		Queues:  map[string]river.QueueConfig{riverQueue: {MaxWorkers: c.config.Concurrency}},
+		Workers: workers,
+		// River waits FetchCooldown (100 ms by default) between two fetches
+		// of a queue, so back-to-back sync calls would queue up behind it.
+		// 1 ms is River's floor and still batches a burst into few fetches.
+		FetchCooldown: time.Millisecond,
+		// Work arrives by NOTIFY from picloud.enqueue_invocation, at commit;
+		// the poll is only a safety net for a wake-up lost while the LISTEN
+		// connection reconnects, so it can be rare.
+		FetchPollInterval: time.Minute,
+		// The executor enforces each invocation's own limits; River's
+		// per-job timeout (1 min by default) would cut long functions short.
+		JobTimeout: -1,
+		// A River job is only the carrier of an invocation; the record lives
+		// in picloud.invocations. Finished jobs need not linger.
+		CompletedJobRetentionPeriod: time.Hour,
+		CancelledJobRetentionPeriod: time.Hour,
+		DiscardedJobRetentionPeriod: 24 * time.Hour,
+		// River reports every start and stop at info level; only its
+		// warnings and errors are news for a PiCloud operator.
+		Logger: slog.New(warnOnly{c.logger.Handler()}).With("component", "river"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return rc, nil
+}
+
+// Start begins listening for finished invocations and, with an Executor,
+// working on queued ones. It returns once the listener is in place, so an
+// invocation made after Start returns cannot finish unnoticed.
+func (c *Client) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopListen != nil {
+		return errors.New("queue client already started")
+	}
+	listenCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	listener := &pgxlisten.Listener{
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			return pgx.ConnectConfig(ctx, c.pool.Config().ConnConfig.Copy())
+		},
+		LogError: func(ctx context.Context, err error) {
+			if ctx.Err() == nil {
+				c.logger.WarnContext(ctx, "listener", "error", err)
+			}
+		},
+		// pgxlisten waits a minute by default; callers waiting for results
+		// should not wait that long after a database restart.
+		ReconnectDelay: 2 * time.Second,
+	}
+	listener.Handle(finishedChannel, c.finished)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = listener.Listen(listenCtx) // returns only when listenCtx ends
+	}()
+	select {
+	case <-c.finished.ready:
+	case <-ctx.Done():
+		stop()
+		<-done
+		return fmt.Errorf("listen for finished invocations: %w", ctx.Err())
+	}
+	c.stopListen, c.listenDone = stop, done
+
+	if c.river != nil {
+		// River runs until the context given to Start ends; the client's
+		// lifetime is Stop's business, not the start-up deadline's.
+		if err := c.river.Start(context.WithoutCancel(ctx)); err != nil {
+			c.stopListening()
+			return fmt.Errorf("start river: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop stops working and listening. Invocations already running finish
+// first, unless ctx ends before they do; then they are cancelled.
+func (c *Client) Stop(ctx context.Context) error {
+	var err error
+	if c.river != nil {
+		if err = c.river.Stop(ctx); err != nil {
+			// The drain ran out of time: cancel what is still running, which
+			// records those invocations as cancelled.
+			cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err = c.river.StopAndCancel(cancelCtx)
+			cancel()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopListening()
+	return err
+}
+
+func (c *Client) stopListening() {
+	if c.stopListen != nil {
+		c.stopListen()
+		<-c.listenDone
+		c.stopListen = nil
+	}
+}
+
+// ErrNotMigrated is returned by Ready while migrations are pending.
+var ErrNotMigrated = errors.New("database schema is not migrated; run picloud migrate")
+
+// Ready reports whether the database is reachable and fully migrated.
+func (c *Client) Ready(ctx context.Context) error {
+	pending, err := Pending(ctx, c.pool)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("%w (pending: %v)", ErrNotMigrated, pending)
+	}
+	return nil
+}
+
+// DefaultTimeout is the wall-clock limit of an invocation that sets none.
+func (c *Client) DefaultTimeout() time.Duration { return c.config.DefaultTimeout }
+
+// warnOnly passes on records of level warn and above.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= slog.LevelWarn && h.Handler.Enabled(ctx, level)
+}
+
+func (h warnOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warnOnly{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }

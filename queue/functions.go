@@ -1,0 +1,128 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/queue/internal/db"
+)
+
+// FunctionNamePattern is the form of a function name: it appears in URLs
+// (/fn/{name}) and as the Lua chunk name in error messages.
+const FunctionNamePattern = `^[a-z][a-z0-9_-]{0,62}$`
+
+var functionName = regexp.MustCompile(FunctionNamePattern)
+
+// InvalidFunctionNameError reports a name that does not match FunctionNamePattern.
+type InvalidFunctionNameError struct{ Name string }
+
+func (e *InvalidFunctionNameError) Error() string {
+	return fmt.Sprintf("invalid function name %q: must match %s", e.Name, FunctionNamePattern)
+}
+
+// PutFunction creates the function or replaces its source. The version
+// increases only when the source changes, so deploying the same file twice is
+// a no-op. The source must compile: a syntax error is returned as
+// *executor.SyntaxError and nothing is stored.
+func (c *Client) PutFunction(ctx context.Context, name, source string) (fn Function, created bool, err error) {
+	if !functionName.MatchString(name) {
+		return Function{}, false, &InvalidFunctionNameError{Name: name}
+	}
+	if err := executor.Compile(name, source); err != nil {
+		return Function{}, false, err
+	}
+	sum := sha256.Sum256([]byte(source))
+	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		q := c.queries.WithTx(tx)
+		locked, err := q.LockFunctionForPut(ctx, name)
+		if err != nil {
+			return fmt.Errorf("lock function: %w", err)
+		}
+		created = locked.Version == 0
+		fn = Function{Name: name, Version: int(locked.Version), Source: source, SHA256: hex.EncodeToString(sum[:]), CreatedAt: locked.CreatedAt}
+		if !created {
+			current, err := q.CurrentSourceHash(ctx, name, locked.Version)
+			if err != nil {
+				return fmt.Errorf("read current version: %w", err)
+			}
+			if bytes.Equal(current, sum[:]) {
+				got, err := q.GetFunction(ctx, name)
+				if err != nil {
+					return fmt.Errorf("read function: %w", err)
+				}
+				fn = functionFromRow(got)
+				return nil
+			}
+		}
+		fn.Version++
+		if _, err := q.InsertFunctionVersion(ctx, db.InsertFunctionVersionParams{
+			Name: name, Version: int32(fn.Version), Source: source, SourceSha256: sum[:],
+		}); err != nil {
+			return fmt.Errorf("store version: %w", err)
+		}
+		if fn.UpdatedAt, err = q.SetFunctionVersion(ctx, int32(fn.Version), name); err != nil {
+			return fmt.Errorf("set version: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Function{}, false, err
+	}
+	return fn, created, nil
+}
+
+// GetFunction returns the function with its source.
+func (c *Client) GetFunction(ctx context.Context, name string) (Function, error) {
+	row, err := c.queries.GetFunction(ctx, name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Function{}, fmt.Errorf("%w: %s", ErrFunctionNotFound, name)
+	}
+	if err != nil {
+		return Function{}, fmt.Errorf("get function: %w", err)
+	}
+	return functionFromRow(row), nil
+}
+
+// ListFunctions returns every function by name, without sources.
+func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
+	rows, err := c.queries.ListFunctions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	fns := make([]Function, len(rows))
+	for i, r := range rows {
+		fns[i] = Function{
+			Name: r.Name, Version: int(r.Version), SHA256: hex.EncodeToString(r.SourceSha256),
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		}
+	}
+	return fns, nil
+}
+
+// DeleteFunction deletes the function and its versions. Its invocations stay;
+// those still queued fail when a worker picks them up.
+func (c *Client) DeleteFunction(ctx context.Context, name string) error {
+	n, err := c.queries.DeleteFunction(ctx, name)
+	if err != nil {
+		return fmt.Errorf("delete function: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s", ErrFunctionNotFound, name)
+	}
+	return nil
+}
+
+func functionFromRow(r db.GetFunctionRow) Function {
+	return Function{
+		Name: r.Name, Version: int(r.Version), Source: r.Source, SHA256: hex.EncodeToString(r.SourceSha256),
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}

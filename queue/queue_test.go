@@ -1,0 +1,291 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/dbtest"
+	"github.com/picloud/picloud/internal/platformtest"
+	"github.com/picloud/picloud/queue"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+
+func emptyDatabase(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dbtest.CreateDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
+	ctx := context.Background()
+	pool := emptyDatabase(t)
+	migrations, err := queue.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := queue.Pending(ctx, pool); err != nil || len(pending) != len(migrations) {
+		t.Fatalf("Pending on an empty database = %v, %v; want all %d", pending, err, len(migrations))
+	}
+
+	// Several processes starting at once: each migration applies exactly once.
+	var mu sync.Mutex
+	var applied []int
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			versions, err := queue.Migrate(ctx, pool)
+			if err != nil {
+				t.Errorf("Migrate: %v", err)
+			}
+			mu.Lock()
+			applied = append(applied, versions...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(applied)
+	var want []int
+	for _, m := range migrations {
+		want = append(want, m.Version)
+	}
+	if !slices.Equal(applied, want) {
+		t.Errorf("concurrent Migrate applied %v, want each of %v once", applied, want)
+	}
+	if again, err := queue.Migrate(ctx, pool); err != nil || len(again) != 0 {
+		t.Errorf("second Migrate = %v, %v; want nothing to do", again, err)
+	}
+	if pending, err := queue.Pending(ctx, pool); err != nil || len(pending) != 0 {
+		t.Errorf("Pending after Migrate = %v, %v", pending, err)
+	}
+}
+
+func startClient(t *testing.T, pool *pgxpool.Pool, exec queue.Executor) *queue.Client {
+	t.Helper()
+	client, err := queue.NewClient(pool, queue.Config{Executor: exec, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := client.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return client
+}
+
+func newExecutor(t *testing.T) *executor.Pool {
+	t.Helper()
+	p := executor.NewPool(executor.Config{Size: 2})
+	t.Cleanup(p.Close)
+	return p
+}
+
+func waitFor(t *testing.T, client *queue.Client, id int64) queue.Invocation {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	inv, err := client.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("Wait(%d): %v", id, err)
+	}
+	return inv
+}
+
+func httpRequest(query string) *queue.HTTPRequest {
+	return &queue.HTTPRequest{Method: "GET", Path: "/", Query: map[string]string{"name": query}, Headers: map[string]string{}}
+}
+
+const helloSource = `function handle(req) print("hi"); return "Hello, " .. req.query.name .. "!" end`
+
+func TestInvokeRunsAndRecords(t *testing.T) {
+	ctx := context.Background()
+	pool := platformtest.Database(t)
+	client := startClient(t, pool, newExecutor(t))
+	if _, _, err := client.PutFunction(ctx, "hello", helloSource); err != nil {
+		t.Fatal(err)
+	}
+
+	id, err := client.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest("Ada")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := waitFor(t, client, id)
+	resp, err := inv.Response()
+	if inv.Status != queue.StatusSucceeded || err != nil || string(resp.Body) != "Hello, Ada!" {
+		t.Fatalf("invocation = %+v, response %+v %v", inv, resp, err)
+	}
+	// What Wait returned from the local worker matches the stored row.
+	stored, err := client.GetInvocation(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedResp, err := stored.Response()
+	if err != nil || !reflect.DeepEqual(storedResp, resp) {
+		t.Errorf("stored response = %+v, %v; Wait returned %+v", storedResp, err, resp)
+	}
+	if stored.Status != inv.Status || len(stored.Logs) != 1 || stored.Logs[0].Message != "hi" ||
+		stored.StartedAt == nil || stored.FinishedAt == nil || stored.Attempt != 1 || stored.Request.Query["name"] != "Ada" {
+		t.Errorf("stored invocation = %+v", stored)
+	}
+}
+
+func TestInvokeUnknownFunction(t *testing.T) {
+	client := startClient(t, platformtest.Database(t), nil)
+	_, err := client.Invoke(context.Background(), queue.InvokeParams{Function: "nope", Trigger: queue.TriggerHTTP, Request: httpRequest("x")})
+	if !errors.Is(err, queue.ErrFunctionNotFound) {
+		t.Errorf("Invoke(nope) = %v, want ErrFunctionNotFound", err)
+	}
+}
+
+// TestWaitAcrossClients is the api/worker split: the waiting client has no
+// executor and learns of the finish only through the database's NOTIFY.
+func TestWaitAcrossClients(t *testing.T) {
+	ctx := context.Background()
+	pool := platformtest.Database(t)
+	apiNode := startClient(t, pool, nil)
+	startClient(t, pool, newExecutor(t))
+	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		name := fmt.Sprint("n", i)
+		id, err := apiNode.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := waitFor(t, apiNode, id)
+		if resp, _ := inv.Response(); string(resp.Body) != "Hello, "+name+"!" {
+			t.Fatalf("invocation %d = %+v", id, inv)
+		}
+	}
+}
+
+// TestEnqueueIsTransactional: an invocation enqueued in a transaction that
+// rolls back leaves no row and runs nothing.
+func TestEnqueueIsTransactional(t *testing.T) {
+	ctx := context.Background()
+	pool := platformtest.Database(t)
+	client := startClient(t, pool, newExecutor(t))
+	if _, _, err := client.PutFunction(ctx, "hello", helloSource); err != nil {
+		t.Fatal(err)
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT picloud.enqueue_invocation('hello', 'sql', NULL, NULL, '{}', 1000)"); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if err == nil || err.Error() != "roll back" {
+		t.Fatal(err)
+	}
+	var invocations, jobs int
+	if err := pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM picloud.invocations), (SELECT count(*) FROM picloud.river_job)").Scan(&invocations, &jobs); err != nil {
+		t.Fatal(err)
+	}
+	if invocations != 0 || jobs != 0 {
+		t.Errorf("after rollback: %d invocations, %d jobs; want none", invocations, jobs)
+	}
+
+	_, err = pool.Exec(ctx, "SELECT picloud.enqueue_invocation('nope', 'sql', NULL, NULL, '{}', 1000)")
+	if err == nil || !strings.Contains(err.Error(), `function "nope" does not exist`) || !strings.Contains(err.Error(), "PC404") {
+		t.Errorf("enqueue of an unknown function: %v, want a PC404 error naming it", err)
+	}
+}
+
+func TestQueuedInvocationOfDeletedFunctionFails(t *testing.T) {
+	ctx := context.Background()
+	pool := platformtest.Database(t)
+	apiNode := startClient(t, pool, nil)
+	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource); err != nil {
+		t.Fatal(err)
+	}
+	id, err := apiNode.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apiNode.DeleteFunction(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	startClient(t, pool, newExecutor(t))
+	inv := waitFor(t, apiNode, id)
+	if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, "deleted") {
+		t.Errorf("invocation = %s %q, want failed because the function was deleted", inv.Status, inv.Error)
+	}
+}
+
+func TestPutFunctionConcurrently(t *testing.T) {
+	ctx := context.Background()
+	client := startClient(t, platformtest.Database(t), nil)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, _, err := client.PutFunction(ctx, "f", fmt.Sprintf("function handle() return %d end", i)); err != nil {
+				t.Errorf("PutFunction: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	fn, err := client.GetFunction(ctx, "f")
+	if err != nil || fn.Version != 8 {
+		t.Errorf("after 8 concurrent distinct PUTs: version %d, %v; want 8", fn.Version, err)
+	}
+}
+
+func TestPutFunctionRejects(t *testing.T) {
+	client := startClient(t, platformtest.Database(t), nil)
+	var nameErr *queue.InvalidFunctionNameError
+	if _, _, err := client.PutFunction(context.Background(), "Bad", "function handle() end"); !errors.As(err, &nameErr) {
+		t.Errorf("bad name: %v", err)
+	}
+	var syntaxErr *executor.SyntaxError
+	if _, _, err := client.PutFunction(context.Background(), "ok", "function handle(\n"); !errors.As(err, &syntaxErr) || syntaxErr.Line != 2 {
+		t.Errorf("syntax error: %v, want *executor.SyntaxError on line 2", err)
+	}
+	if _, err := client.GetFunction(context.Background(), "ok"); !errors.Is(err, queue.ErrFunctionNotFound) {
+		t.Errorf("a function that does not compile was stored: %v", err)
+	}
+}
+
+// TestUnstorableResultFails: a result PostgreSQL refuses (jsonb has no
+// \u0000) ends the invocation as failed instead of leaving it running.
+func TestUnstorableResultFails(t *testing.T) {
+	ctx := context.Background()
+	client := startClient(t, platformtest.Database(t), newExecutor(t))
+	if _, _, err := client.PutFunction(ctx, "nul", `function handle(req) return {text = "a\0b"} end`); err != nil {
+		t.Fatal(err)
+	}
+	id, err := client.Invoke(ctx, queue.InvokeParams{Function: "nul", Trigger: queue.TriggerAPI, Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, client, id)
+	stored, err := client.GetInvocation(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != queue.StatusFailed || !strings.Contains(stored.Error, "could not be stored") {
+		t.Errorf("invocation = %s %q, want failed because the result could not be stored", stored.Status, stored.Error)
+	}
+}

@@ -1,0 +1,14 @@
+-- name: LockMigrations :exec
+-- Serializes concurrent migrators until their session ends. A session lock,
+-- not a transaction lock, because River's migrations must run one
+-- transaction per version (one adds an enum value that the next uses).
+SELECT pg_advisory_lock(@key::bigint);
+
+-- name: SchemaMigrationsExists :one
+SELECT (to_regclass('picloud.schema_migrations') IS NOT NULL)::boolean AS exists;
+
+-- name: AppliedMigrations :many
+SELECT version FROM picloud.schema_migrations ORDER BY version;
+
+-- name: RecordMigration :exec
+INSERT INTO picloud.schema_migrations (version, name) VALUES (@version, @name);
