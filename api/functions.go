@@ -1,0 +1,158 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/queue"
+)
+
+// MaxSourceBytes caps a function's Lua source.
+const MaxSourceBytes = 1 << 20
+
+// FunctionBody is a deployed function.
+type FunctionBody struct {
+	Name      string    `json:"name" example:"hello" doc:"Function name; its endpoint is /fn/{name}."`
+	Version   int       `json:"version" example:"3" doc:"Increases each time the source changes."`
+	SHA256    string    `json:"sha256" doc:"SHA-256 of the source, hex-encoded."`
+	URL       string    `json:"url" example:"/fn/hello" doc:"Path of the function's HTTP endpoint."`
+	Source    string    `json:"source,omitempty" doc:"Lua source; omitted in listings."`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func functionBody(fn queue.Function) FunctionBody {
+	return FunctionBody{
+		Name: fn.Name, Version: fn.Version, SHA256: fn.SHA256, URL: "/fn/" + fn.Name,
+		Source: fn.Source, CreatedAt: fn.CreatedAt, UpdatedAt: fn.UpdatedAt,
+	}
+}
+
+type functionNameParam struct {
+	Name string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Function name: a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'."`
+}
+
+type putFunctionInput struct {
+	Name string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Function name: a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'."`
+	Body struct {
+		Source string `json:"source" maxLength:"1048576" example:"function handle(req)\n  return \"Hello, \" .. (req.query.name or \"world\") .. \"!\"\nend\n" doc:"Lua source defining a global function handle(req)."`
+	}
+}
+
+type functionOutput struct {
+	Status int
+	Body   FunctionBody
+}
+
+type listFunctionsOutput struct {
+	Body struct {
+		Functions []FunctionBody `json:"functions"`
+	}
+}
+
+func (s *Server) registerFunctions() {
+	tags := []string{"functions"}
+	huma.Register(s.api, huma.Operation{
+		OperationID: "put-function",
+		Method:      http.MethodPut,
+		Path:        "/v1/functions/{name}",
+		Summary:     "Create or replace a function",
+		Description: "Stores the Lua source under the name. The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. " +
+			"The version increases only when the source changes. Answers 201 when the function is new, else 200.",
+		Tags:          tags,
+		DefaultStatus: http.StatusOK,
+		Errors:        []int{http.StatusUnprocessableEntity},
+	}, s.putFunction)
+	huma.Register(s.api, huma.Operation{
+		OperationID: "list-functions",
+		Method:      http.MethodGet,
+		Path:        "/v1/functions",
+		Summary:     "List functions",
+		Description: "Every function, by name, without sources.",
+		Tags:        tags,
+	}, s.listFunctions)
+	huma.Register(s.api, huma.Operation{
+		OperationID: "get-function",
+		Method:      http.MethodGet,
+		Path:        "/v1/functions/{name}",
+		Summary:     "Get a function",
+		Description: "The function with its current source.",
+		Tags:        tags,
+		Errors:      []int{http.StatusNotFound},
+	}, s.getFunction)
+	huma.Register(s.api, huma.Operation{
+		OperationID:   "delete-function",
+		Method:        http.MethodDelete,
+		Path:          "/v1/functions/{name}",
+		Summary:       "Delete a function",
+		Description:   "Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them.",
+		Tags:          tags,
+		DefaultStatus: http.StatusNoContent,
+		Errors:        []int{http.StatusNotFound},
+	}, s.deleteFunction)
+}
+
+func (s *Server) putFunction(ctx context.Context, in *putFunctionInput) (*functionOutput, error) {
+	fn, created, err := s.config.Queue.PutFunction(ctx, in.Name, in.Body.Source)
+	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
+		return nil, huma.Error422UnprocessableEntity(
+			fmt.Sprintf("the source does not compile: line %d: %s", syntaxErr.Line, syntaxErr.Message),
+			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
+	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return &functionOutput{Status: status, Body: functionBody(fn)}, nil
+}
+
+func (s *Server) listFunctions(ctx context.Context, _ *struct{}) (*listFunctionsOutput, error) {
+	fns, err := s.config.Queue.ListFunctions(ctx)
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	out := &listFunctionsOutput{}
+	out.Body.Functions = make([]FunctionBody, len(fns))
+	for i, fn := range fns {
+		out.Body.Functions[i] = functionBody(fn)
+	}
+	return out, nil
+}
+
+func (s *Server) getFunction(ctx context.Context, in *functionNameParam) (*functionOutput, error) {
+	fn, err := s.config.Queue.GetFunction(ctx, in.Name)
+	if errors.Is(err, queue.ErrFunctionNotFound) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
+	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	return &functionOutput{Status: http.StatusOK, Body: functionBody(fn)}, nil
+}
+
+func (s *Server) deleteFunction(ctx context.Context, in *functionNameParam) (*struct{}, error) {
+	err := s.config.Queue.DeleteFunction(ctx, in.Name)
+	if errors.Is(err, queue.ErrFunctionNotFound) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
+	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	return nil, nil
+}
+
+// internal logs an unexpected error and hides its details from the client,
+// which may not see database internals.
+func (s *Server) internal(ctx context.Context, err error) error {
+	s.logger.ErrorContext(ctx, "request failed", "error", err)
+	return huma.Error500InternalServerError("internal error; the server log has the details")
+}

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/picloud/picloud/queue"
+)
+
+type healthOutput struct {
+	Body struct {
+		Status string `json:"status" example:"ok"`
+	}
+}
+
+// readyTimeout keeps a readiness probe from hanging on a database that does
+// not answer; probes expect an answer in a second or so.
+const readyTimeout = 2 * time.Second
+
+func (s *Server) registerHealth() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "healthz",
+		Method:      http.MethodGet,
+		Path:        "/healthz",
+		Summary:     "Liveness",
+		Description: "Answers 200 while the process is up; it does not touch the database.",
+		Tags:        []string{"health"},
+	}, func(context.Context, *struct{}) (*healthOutput, error) {
+		out := &healthOutput{}
+		out.Body.Status = "ok"
+		return out, nil
+	})
+	huma.Register(s.api, huma.Operation{
+		OperationID: "readyz",
+		Method:      http.MethodGet,
+		Path:        "/readyz",
+		Summary:     "Readiness",
+		Description: "Answers 200 when the database is reachable and migrated, else 503.",
+		Tags:        []string{"health"},
+		Errors:      []int{http.StatusServiceUnavailable},
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		if err := s.config.Queue.Ready(ctx); err != nil {
+			if !errors.Is(err, queue.ErrNotMigrated) {
+				s.logger.WarnContext(ctx, "not ready", "error", err)
+				return nil, huma.Error503ServiceUnavailable("database unreachable")
+			}
+			return nil, huma.Error503ServiceUnavailable(err.Error())
+		}
+		out := &healthOutput{}
+		out.Body.Status = "ok"
+		return out, nil
+	})
+}

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/picloud/picloud/queue"
+)
+
+var functionName = regexp.MustCompile(queue.FunctionNamePattern)
+
+// responseHeadersOwnedByServer are headers a function may not set: the
+// server frames the response itself, and a wrong Content-Length or
+// Transfer-Encoding from a script would corrupt it.
+var responseHeadersOwnedByServer = map[string]bool{
+	"content-length":    true,
+	"transfer-encoding": true,
+	"connection":        true,
+	"keep-alive":        true,
+	"upgrade":           true,
+	"trailer":           true,
+	"x-invocation-id":   true,
+}
+
+// ingressMethods are the methods documented for /fn; the handler takes any.
+var ingressMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+func (s *Server) registerIngress() {
+	s.mux.HandleFunc("/fn/{name}", s.serveFunction)
+	s.mux.HandleFunc("/fn/{name}/{rest...}", s.serveFunction)
+	s.documentIngress()
+}
+
+// serveFunction turns the request into an invocation row, waits for a worker
+// to finish it, and answers with the function's response.
+func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	if !functionName.MatchString(name) {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name), nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.config.MaxBodyBytes))
+	if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+		writeProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", maxErr.Limit), nil)
+		return
+	}
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, "reading the request body: "+err.Error(), nil)
+		return
+	}
+	id, err := s.config.Queue.Invoke(ctx, queue.InvokeParams{
+		Function: name,
+		Trigger:  queue.TriggerHTTP,
+		Request:  functionRequest(r, body),
+	})
+	if errors.Is(err, queue.ErrFunctionNotFound) {
+		writeProblem(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name), nil)
+		return
+	}
+	if err != nil {
+		s.logger.ErrorContext(ctx, "invoke", "function", name, "error", err)
+		writeProblem(w, http.StatusInternalServerError, "could not enqueue the invocation; the server log has the details", nil)
+		return
+	}
+	idHeader := http.Header{"X-Invocation-Id": {strconv.FormatInt(id, 10)}}
+
+	waitCtx, cancel := context.WithTimeout(ctx, s.config.Queue.DefaultTimeout()+s.config.QueueGrace)
+	defer cancel()
+	inv, err := s.config.Queue.Wait(waitCtx, id)
+	switch {
+	case ctx.Err() != nil:
+		return // the caller left; the invocation runs on and keeps its row
+	case errors.Is(err, context.DeadlineExceeded):
+		writeProblem(w, http.StatusGatewayTimeout, fmt.Sprintf("invocation %d has not finished yet; its status is at /v1/invocations/%d", id, id), idHeader)
+		return
+	case err != nil:
+		s.logger.ErrorContext(ctx, "wait for invocation", "invocation", id, "error", err)
+		writeProblem(w, http.StatusInternalServerError, "could not read the invocation's outcome; the server log has the details", idHeader)
+		return
+	}
+
+	switch inv.Status {
+	case queue.StatusSucceeded:
+		resp, err := inv.Response()
+		if err != nil {
+			s.logger.ErrorContext(ctx, "decode response", "invocation", id, "error", err)
+			writeProblem(w, http.StatusInternalServerError, "the invocation's response is unreadable", idHeader)
+			return
+		}
+		for k, v := range resp.Headers {
+			if !responseHeadersOwnedByServer[strings.ToLower(k)] {
+				w.Header().Set(k, v)
+			}
+		}
+		w.Header()["X-Invocation-Id"] = idHeader["X-Invocation-Id"]
+		w.WriteHeader(resp.Status)
+		_, _ = w.Write(resp.Body)
+	case queue.StatusTimedOut:
+		writeProblem(w, http.StatusGatewayTimeout, inv.Error, idHeader)
+	case queue.StatusCancelled:
+		writeProblem(w, http.StatusServiceUnavailable, "the invocation was cancelled: "+inv.Error, idHeader)
+	default:
+		writeProblem(w, http.StatusInternalServerError, inv.Error, idHeader)
+	}
+}
+
+// functionRequest is what the script sees as req: single-valued query and
+// header maps, because that is what nearly every handler wants; repeated
+// headers are joined with ", " as HTTP allows, repeated query keys keep the
+// first value.
+func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
+	req := &queue.HTTPRequest{
+		Method:  r.Method,
+		Path:    "/" + r.PathValue("rest"),
+		Query:   make(map[string]string),
+		Headers: make(map[string]string, len(r.Header)+1),
+		Body:    body,
+	}
+	for k, v := range r.URL.Query() {
+		req.Query[k] = v[0]
+	}
+	for k, v := range r.Header {
+		req.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	req.Headers["host"] = r.Host
+	return req
+}
+
+// documentIngress adds /fn to the OpenAPI document. It is a plain handler,
+// not a huma operation, because it takes any method and any body and answers
+// with whatever the function returns.
+func (s *Server) documentIngress() {
+	registry := s.api.OpenAPI().Components.Schemas
+	problem := &huma.Response{
+		Description: "A problem document (RFC 9457).",
+		Headers:     map[string]*huma.Param{"X-Invocation-Id": invocationIDHeader()},
+		Content: map[string]*huma.MediaType{
+			"application/problem+json": {Schema: registry.Schema(reflect.TypeFor[huma.ErrorModel](), true, "")},
+		},
+	}
+	for _, method := range ingressMethods {
+		op := &huma.Operation{
+			OperationID: "call-function-" + strings.ToLower(method),
+			Method:      method,
+			Path:        "/fn/{name}",
+			Summary:     "Call a function (" + method + ")",
+			Description: "Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths " +
+				"(/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.",
+			Tags: []string{"ingress"},
+			Parameters: []*huma.Param{{
+				Name: "name", In: "path", Required: true,
+				Schema: &huma.Schema{Type: huma.TypeString, Pattern: queue.FunctionNamePattern},
+			}},
+			Responses: map[string]*huma.Response{
+				"200": {
+					Description: "The function's response; status, headers and body are the function's own.",
+					Headers:     map[string]*huma.Param{"X-Invocation-Id": invocationIDHeader()},
+					Content:     map[string]*huma.MediaType{"*/*": {Schema: &huma.Schema{}}},
+				},
+				"204": {Description: "The function returned nil.", Headers: map[string]*huma.Param{"X-Invocation-Id": invocationIDHeader()}},
+				"404": problem,
+				"413": problem,
+				"500": {Description: "The function failed; detail carries the Lua error with its line.", Headers: problem.Headers, Content: problem.Content},
+				"504": {Description: "The function ran past its time or instruction limit.", Headers: problem.Headers, Content: problem.Content},
+			},
+		}
+		if method != http.MethodGet && method != http.MethodDelete {
+			op.RequestBody = &huma.RequestBody{
+				Description: "Passed to the function as req.body.",
+				Content:     map[string]*huma.MediaType{"*/*": {Schema: &huma.Schema{}}},
+			}
+		}
+		s.api.OpenAPI().AddOperation(op)
+	}
+}
+
+func invocationIDHeader() *huma.Param {
+	return &huma.Param{Description: "Id of the invocation row, for GET /v1/invocations/{id}.", Schema: &huma.Schema{Type: huma.TypeInteger, Format: "int64"}}
+}

@@ -1,0 +1,123 @@
+// Package platformtest boots PiCloud in-process for the project's own tests:
+// a fresh migrated database per test, and the whole platform (executor,
+// queue, API) on a free port.
+//
+// Test packages that use it call dbtest.Main from TestMain.
+package platformtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/dbtest"
+	"github.com/picloud/picloud/queue"
+)
+
+// Database returns a pool on a fresh database with every migration applied.
+// The database is a copy of a template migrated once per schema, so it costs
+// a CREATE DATABASE rather than a migration run.
+func Database(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	url := dbtest.CreateDatabase(t, dbtest.WithTemplate(schemaKey(t), func(ctx context.Context, url string) error {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		_, err = queue.Migrate(ctx, pool)
+		return err
+	}))
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// schemaKey names the template after the migrations' content, River's
+// included, so a changed migration never reuses a stale template.
+func schemaKey(t testing.TB) string {
+	t.Helper()
+	h := sha256.New()
+	migrations, err := queue.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations {
+		h.Write([]byte(m.SQL))
+	}
+	migrator, err := rivermigrate.New(riverpgxv5.New(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrator.AllVersions() {
+		h.Write([]byte(m.SQLUp))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Platform is a running in-process PiCloud.
+type Platform struct {
+	URL    string
+	Pool   *pgxpool.Pool
+	Client *queue.Client
+}
+
+// Options tune Start.
+type Options struct {
+	// Concurrency defaults to 2.
+	Concurrency int
+}
+
+// Start runs the whole platform against a fresh database until the test ends.
+func Start(t testing.TB, opts Options) *Platform {
+	t.Helper()
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 2
+	}
+	pool := Database(t)
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	sandboxes := executor.NewPool(executor.Config{Size: opts.Concurrency, Logger: logger})
+	client, err := queue.NewClient(pool, queue.Config{Executor: sandboxes, Concurrency: opts.Concurrency, Logger: logger})
+	if err != nil {
+		t.Fatalf("queue client: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		t.Fatalf("start queue client: %v", err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Queue: client, Logger: logger}))
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := client.Stop(ctx); err != nil {
+			t.Errorf("stop queue client: %v", err)
+		}
+		sandboxes.Close()
+	})
+	return &Platform{URL: srv.URL, Pool: pool, Client: client}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
