@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/picloud/picloud/internal/pgcluster"
+)
+
+// devDatabase is the database dev creates in its private cluster.
+const devDatabase = "picloud"
+
+type devCmd struct {
+	DatabaseURL string `name:"database-url" env:"DATABASE_URL" help:"PostgreSQL connection URL; without it, dev runs a private cluster in --data-dir."`
+	DataDir     string `default:".picloud" env:"PICLOUD_DATA_DIR" type:"path" help:"Directory for the private cluster's data (kept across restarts)."`
+	platformFlags
+}
+
+func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
+	databaseURL := c.DatabaseURL
+	if databaseURL == "" {
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(c.DataDir, "pg"), Logger: logger})
+		if err != nil {
+			return err // names the ways to fix it
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := cluster.Stop(stopCtx); err != nil {
+				logger.Warn("stop PostgreSQL", "error", err)
+			}
+		}()
+		if err := cluster.EnsureDatabase(ctx, devDatabase); err != nil {
+			return err
+		}
+		databaseURL = cluster.URL(devDatabase)
+		logger.Info("private PostgreSQL running", "data_dir", cluster.DataDir(), "url", databaseURL)
+	}
+	err := runPlatform(ctx, logger, databaseURL, c.platformFlags, func(baseURL string) {
+		fmt.Fprintf(os.Stderr, `
+PiCloud is running at %[1]s
+
+  Deploy a function:  curl -X PUT %[1]s/v1/functions/hello -H 'content-type: application/json' \
+                        -d "{\"source\": $(jq -Rs . < testdata/functions/hello.lua)}"
+  Call it:            curl '%[1]s/fn/hello?name=Ada'
+  API docs:           %[1]s/docs
+
+Press Ctrl+C to stop.
+
+`, baseURL)
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

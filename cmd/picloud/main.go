@@ -1,0 +1,56 @@
+// Command picloud runs the PiCloud platform: upload a Lua script, get an
+// HTTP endpoint, on one binary and one PostgreSQL database.
+//
+// Subcommands pick the role: dev (all-in-one with a private database),
+// serve (all-in-one against DATABASE_URL), migrate and openapi.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+type cli struct {
+	Log logFlags `embed:"" prefix:"log-"`
+
+	Dev     devCmd     `cmd:"" help:"Run everything in one process on a private PostgreSQL cluster (or DATABASE_URL), for a laptop."`
+	Serve   serveCmd   `cmd:"" help:"Run everything in one process against DATABASE_URL."`
+	Migrate migrateCmd `cmd:"" help:"Apply database migrations; idempotent and safe when several processes run it at once."`
+	OpenAPI openapiCmd `cmd:"" name:"openapi" help:"Write the OpenAPI documents (3.1 and 3.0)."`
+}
+
+type logFlags struct {
+	Level  slog.Level `default:"info" env:"PICLOUD_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
+	Format string     `default:"text" enum:"text,json" env:"PICLOUD_LOG_FORMAT" help:"Log format: text or json."`
+}
+
+func (f logFlags) logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: f.Level}
+	if f.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func main() {
+	var c cli
+	kctx := kong.Parse(&c,
+		kong.Name("picloud"),
+		kong.Description("PiCloud: upload a Lua script, get an HTTP endpoint."),
+		kong.UsageOnError(),
+	)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	kctx.Bind(c.Log.logger())
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "picloud:", err)
+		os.Exit(1)
+	}
+}
