@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -370,7 +371,7 @@ func (s *state) jsonEncode(l *lua.State) int {
 	}
 	b, err := luajson.Encode(l, 1, opts)
 	if err != nil {
-		if err == errStopped {
+		if errors.Is(err, errStopped) {
 			panic(abortSignal{})
 		}
 		lua.Errorf(l, "%s", "json.encode: "+err.Error())

@@ -40,17 +40,26 @@ func (f logFlags) logger() *slog.Logger {
 
 func main() {
 	var c cli
-	kctx := kong.Parse(&c,
-		kong.Name("picloud"),
-		kong.Description("PiCloud: upload a Lua script, get an HTTP endpoint."),
-		kong.UsageOnError(),
-	)
+	kctx := kong.Parse(&c, kongOptions()...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	kctx.BindTo(ctx, (*context.Context)(nil))
-	kctx.Bind(c.Log.logger())
-	if err := kctx.Run(); err != nil {
+	if err := run(ctx, kctx, c.Log.logger()); err != nil {
 		fmt.Fprintln(os.Stderr, "picloud:", err)
 		os.Exit(1)
 	}
+}
+
+func kongOptions() []kong.Option {
+	return []kong.Option{
+		kong.Name("picloud"),
+		kong.Description("PiCloud: upload a Lua script, get an HTTP endpoint."),
+		kong.UsageOnError(),
+	}
+}
+
+// run runs the parsed command until ctx ends.
+func run(ctx context.Context, kctx *kong.Context, logger *slog.Logger) error {
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	kctx.Bind(logger)
+	return kctx.Run()
 }

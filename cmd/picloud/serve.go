@@ -31,6 +31,9 @@ type serveCmd struct {
 }
 
 func (c *serveCmd) Run(ctx context.Context, logger *slog.Logger) error {
+	if err := requireDatabaseURL(c.DatabaseURL); err != nil {
+		return err
+	}
 	return runPlatform(ctx, logger, c.DatabaseURL, c.platformFlags, nil)
 }
 
@@ -136,6 +139,9 @@ type migrateCmd struct {
 }
 
 func (c *migrateCmd) Run(ctx context.Context, logger *slog.Logger) error {
+	if err := requireDatabaseURL(c.DatabaseURL); err != nil {
+		return err
+	}
 	pool, err := openPool(ctx, c.DatabaseURL, 2)
 	if err != nil {
 		return err
@@ -149,6 +155,16 @@ func (c *migrateCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		logger.Info("database is up to date")
 	} else {
 		logger.Info("migrations applied", "versions", applied)
+	}
+	return nil
+}
+
+// requireDatabaseURL refuses an empty URL, which an exported but empty
+// DATABASE_URL produces: pgx would read it as "the local defaults" and
+// quietly connect to whatever server listens there.
+func requireDatabaseURL(url string) error {
+	if url == "" {
+		return errors.New("no database: set DATABASE_URL or pass --database-url (or use picloud dev, which starts its own)")
 	}
 	return nil
 }

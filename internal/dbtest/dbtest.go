@@ -429,7 +429,11 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn, tmpl *template) error 
 	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", lockSpace, key); err != nil {
 		return fmt.Errorf("advisory lock: %w", err)
 	}
-	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1, $2)", lockSpace, key)
+	defer func() {
+		// The lock dies with the session anyway; unlocking early only lets
+		// another process build sooner.
+		_, _ = admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1, $2)", lockSpace, key)
+	}()
 
 	var ready bool
 	err := admin.QueryRow(ctx, "SELECT datistemplate FROM pg_database WHERE datname = $1", tmpl.name).Scan(&ready)
@@ -451,7 +455,7 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn, tmpl *template) error 
 	start := time.Now()
 	if err := tmpl.build(ctx, server.url(tmpl.name)); err != nil {
 		if derr := dropDatabase(context.Background(), admin, tmpl.name); derr != nil {
-			return fmt.Errorf("build: %w (and removing it failed: %v)", err, derr)
+			return fmt.Errorf("build: %w (and removing it failed: %w)", err, derr)
 		}
 		return fmt.Errorf("build: %w", err)
 	}

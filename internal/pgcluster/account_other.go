@@ -16,7 +16,6 @@ func serverAccount() (account, error) {
 	return account{}, errors.New("pgcluster: a private cluster is only supported on Unix-like systems; set DATABASE_URL to an existing PostgreSQL server")
 }
 
-func (account) switches() bool                               { return false }
 func (account) apply(*exec.Cmd)                              {}
 func (account) chown(string) error                           { return nil }
 func (account) checkOwned(string) error                      { return nil }

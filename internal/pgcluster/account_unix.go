@@ -47,8 +47,6 @@ func serverAccount() (account, error) {
 	return account{cred: cred, uid: int(uid), gid: int(gid), name: "postgres"}, nil
 }
 
-func (a account) switches() bool { return a.cred != nil }
-
 func (a account) apply(cmd *exec.Cmd) {
 	if a.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.cred}

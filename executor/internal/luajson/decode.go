@@ -321,13 +321,11 @@ func (d *decoder) str() (string, error) {
 			if utf16.IsSurrogate(r) {
 				// A valid pair is \uD8xx\uDCxx; anything else becomes
 				// U+FFFD, as encoding/json does.
-				r2 := rune(-1)
 				if len(s)-d.pos >= 6 && s[d.pos] == '\\' && s[d.pos+1] == 'u' {
 					save := d.pos
 					d.pos += 2
-					if v, ok := d.hex4(); ok {
-						r2 = v
-					} else {
+					r2, ok := d.hex4()
+					if !ok {
 						return "", d.errorf("invalid \\u escape")
 					}
 					if combined := utf16.DecodeRune(r, r2); combined != utf8.RuneError {

@@ -145,7 +145,7 @@ func TestEncodeLimits(t *testing.T) {
 		}
 		return nil
 	}})
-	if err != stop || calls != 3 {
+	if !errors.Is(err, stop) || calls != 3 {
 		t.Errorf("Tick: err %v after %d calls", err, calls)
 	}
 
