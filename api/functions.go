@@ -69,6 +69,12 @@ func (s *Server) registerFunctions() {
 		DefaultStatus: http.StatusOK,
 		Errors:        []int{http.StatusUnprocessableEntity},
 	}, s.putFunction)
+	// huma documents only DefaultStatus; the 201 of a new function shares
+	// its body.
+	put := s.api.OpenAPI().Paths["/v1/functions/{name}"].Put
+	created := *put.Responses["200"]
+	created.Description = "Created"
+	put.Responses["201"] = &created
 	huma.Register(s.api, huma.Operation{
 		OperationID: "list-functions",
 		Method:      http.MethodGet,

@@ -1,0 +1,57 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/queue"
+)
+
+// An all-in-one node: it stores a function, invokes it and waits for the
+// result. A node without an Executor only enqueues and waits, while other
+// nodes run the work.
+func Example() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := queue.Migrate(ctx, pool); err != nil {
+		log.Fatal(err)
+	}
+
+	sandboxes := executor.NewPool(executor.Config{Size: 2})
+	defer sandboxes.Close()
+	client, err := queue.NewClient(pool, queue.Config{Executor: sandboxes, Concurrency: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer client.Stop(ctx)
+
+	if _, _, err := client.PutFunction(ctx, "hello", `function handle(req) return "Hello, " .. req.query.name .. "!" end`); err != nil {
+		log.Fatal(err)
+	}
+	id, err := client.Invoke(ctx, queue.InvokeParams{
+		Function: "hello",
+		Trigger:  queue.TriggerHTTP,
+		Request:  &queue.HTTPRequest{Method: "GET", Path: "/", Query: map[string]string{"name": "Ada"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	inv, err := client.Wait(ctx, id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp, _ := inv.Response()
+	fmt.Println(inv.Status, resp.Status, string(resp.Body))
+}
