@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -15,8 +14,6 @@ import (
 
 	"github.com/picloud/picloud/queue"
 )
-
-var functionName = regexp.MustCompile(queue.FunctionNamePattern)
 
 // responseHeadersOwnedByServer are headers a function may not set: the
 // server frames the response itself, and a wrong Content-Length or
@@ -45,7 +42,7 @@ func (s *Server) registerIngress() {
 func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("name")
-	if !functionName.MatchString(name) {
+	if !queue.ValidFunctionName(name) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name), nil)
 		return
 	}

@@ -21,6 +21,9 @@ const FunctionNamePattern = `^[a-z][a-z0-9_-]{0,62}$`
 
 var functionName = regexp.MustCompile(FunctionNamePattern)
 
+// ValidFunctionName reports whether name matches FunctionNamePattern.
+func ValidFunctionName(name string) bool { return functionName.MatchString(name) }
+
 // InvalidFunctionNameError reports a name that does not match FunctionNamePattern.
 type InvalidFunctionNameError struct{ Name string }
 
@@ -33,7 +36,7 @@ func (e *InvalidFunctionNameError) Error() string {
 // a no-op. The source must compile: a syntax error is returned as
 // *executor.SyntaxError and nothing is stored.
 func (c *Client) PutFunction(ctx context.Context, name, source string) (fn Function, created bool, err error) {
-	if !functionName.MatchString(name) {
+	if !ValidFunctionName(name) {
 		return Function{}, false, &InvalidFunctionNameError{Name: name}
 	}
 	if err := executor.Compile(name, source); err != nil {
