@@ -23,14 +23,43 @@ type FunctionBody struct {
 	SHA256    string    `json:"sha256" doc:"SHA-256 of the source, hex-encoded."`
 	URL       string    `json:"url" example:"/fn/hello" doc:"Path of the function's HTTP endpoint."`
 	Source    string    `json:"source,omitempty" doc:"Lua source; omitted in listings."`
+	FunctionOptionsBody
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// FunctionOptionsBody are the settings of a function's invocations.
+type FunctionOptionsBody struct {
+	TimeoutMS      int  `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" example:"10000" doc:"Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent."`
+	MaxAttempts    int  `json:"max_attempts,omitempty" minimum:"1" maximum:"100" default:"1" doc:"Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once."`
+	MaxConcurrency int  `json:"max_concurrency,omitempty" minimum:"1" doc:"How many invocations of the function may run at once across all workers; unlimited when absent."`
+	RetryBackoffMS *int `json:"retry_backoff_ms,omitempty" minimum:"0" maximum:"3600000" doc:"Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour."`
+}
+
+func (o FunctionOptionsBody) options() queue.FunctionOptions {
+	opts := queue.FunctionOptions{
+		Timeout:        time.Duration(o.TimeoutMS) * time.Millisecond,
+		MaxAttempts:    o.MaxAttempts,
+		MaxConcurrency: o.MaxConcurrency,
+		RetryBackoff:   time.Second,
+	}
+	if o.RetryBackoffMS != nil {
+		opts.RetryBackoff = time.Duration(*o.RetryBackoffMS) * time.Millisecond
+	}
+	return opts
+}
+
 func functionBody(fn queue.Function) FunctionBody {
+	backoff := int(fn.Options.RetryBackoff.Milliseconds())
 	return FunctionBody{
-		Name: fn.Name, Version: fn.Version, SHA256: fn.SHA256, URL: "/fn/" + fn.Name,
-		Source: fn.Source, CreatedAt: fn.CreatedAt, UpdatedAt: fn.UpdatedAt,
+		Name: fn.Name, Version: fn.Version, SHA256: fn.SHA256, URL: "/fn/" + fn.Name, Source: fn.Source,
+		FunctionOptionsBody: FunctionOptionsBody{
+			TimeoutMS:      int(fn.Options.Timeout.Milliseconds()),
+			MaxAttempts:    fn.Options.MaxAttempts,
+			MaxConcurrency: fn.Options.MaxConcurrency,
+			RetryBackoffMS: &backoff,
+		},
+		CreatedAt: fn.CreatedAt, UpdatedAt: fn.UpdatedAt,
 	}
 }
 
@@ -42,6 +71,7 @@ type putFunctionInput struct {
 	Name string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Function name: a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'."`
 	Body struct {
 		Source string `json:"source" maxLength:"1048576" example:"function handle(req)\n  return \"Hello, \" .. (req.query.name or \"world\") .. \"!\"\nend\n" doc:"Lua source defining a global function handle(req)."`
+		FunctionOptionsBody
 	}
 }
 
@@ -63,7 +93,8 @@ func (s *Server) registerFunctions() {
 		Method:      http.MethodPut,
 		Path:        "/v1/functions/{name}",
 		Summary:     "Create or replace a function",
-		Description: "Stores the Lua source under the name. The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. " +
+		Description: "Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). " +
+			"The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. " +
 			"The version increases only when the source changes. Answers 201 when the function is new, else 200.",
 		Tags:          tags,
 		DefaultStatus: http.StatusOK,
@@ -105,11 +136,14 @@ func (s *Server) registerFunctions() {
 }
 
 func (s *Server) putFunction(ctx context.Context, in *putFunctionInput) (*functionOutput, error) {
-	fn, created, err := s.config.Queue.PutFunction(ctx, in.Name, in.Body.Source)
+	fn, created, err := s.config.Queue.PutFunction(ctx, in.Name, in.Body.Source, in.Body.options())
 	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
 		return nil, huma.Error422UnprocessableEntity(
 			fmt.Sprintf("the source does not compile: line %d: %s", syntaxErr.Line, syntaxErr.Message),
 			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
+	}
+	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
+		return nil, huma.Error422UnprocessableEntity(optErr.Error())
 	}
 	if err != nil {
 		return nil, s.internal(ctx, err)

@@ -55,10 +55,12 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusBadRequest, "reading the request body: "+err.Error(), nil)
 		return
 	}
-	id, err := s.config.Queue.Invoke(ctx, queue.InvokeParams{
+	enq, err := s.config.Queue.Invoke(ctx, queue.InvokeParams{
 		Function: name,
 		Trigger:  queue.TriggerHTTP,
 		Request:  functionRequest(r, body),
+		// The caller is waiting for the answer: one attempt, no backoff.
+		MaxAttempts: 1,
 	})
 	if errors.Is(err, queue.ErrFunctionNotFound) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name), nil)
@@ -69,11 +71,12 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusInternalServerError, "could not enqueue the invocation; the server log has the details", nil)
 		return
 	}
+	id := enq.ID
 	idHeader := http.Header{"X-Invocation-Id": {strconv.FormatInt(id, 10)}}
 
-	waitCtx, cancel := context.WithTimeout(ctx, s.config.Queue.DefaultTimeout()+s.config.QueueGrace)
+	waitCtx, cancel := context.WithTimeout(ctx, enq.Timeout+s.config.QueueGrace)
 	defer cancel()
-	inv, err := s.config.Queue.Wait(waitCtx, id)
+	inv, err := s.config.Queue.WaitEnqueued(waitCtx, enq)
 	switch {
 	case ctx.Err() != nil:
 		return // the caller left; the invocation runs on and keeps its row

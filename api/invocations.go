@@ -1,12 +1,15 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -17,25 +20,28 @@ import (
 
 // InvocationBody is one invocation: the row in picloud.invocations.
 type InvocationBody struct {
-	ID              int64             `json:"id" example:"42"`
-	Function        string            `json:"function" example:"hello"`
-	FunctionVersion int               `json:"function_version" doc:"Version of the function this invocation runs."`
-	Trigger         string            `json:"trigger" enum:"http,api,sql,schedule" doc:"What created the invocation."`
-	Status          string            `json:"status" enum:"queued,running,succeeded,failed,timed_out,cancelled"`
-	Request         *RequestBody      `json:"request,omitempty" doc:"The HTTP request, for trigger http."`
-	Payload         json.RawMessage   `json:"payload,omitempty" doc:"The JSON payload, for triggers other than http."`
-	Result          json.RawMessage   `json:"result,omitempty" doc:"For trigger http the HTTP response {status, headers, body} (body_base64 instead of body when it is not UTF-8); otherwise the function's return value."`
-	Error           string            `json:"error,omitempty" doc:"Why the invocation failed, with the Lua line where there is one."`
-	Logs            []LogEntryBody    `json:"logs" doc:"Lines the function printed or logged."`
-	Attempt         int               `json:"attempt"`
-	MaxAttempts     int               `json:"max_attempts"`
-	TimeoutMS       int64             `json:"timeout_ms" doc:"Wall-clock limit of a run."`
-	CreatedAt       time.Time         `json:"created_at"`
-	StartedAt       *time.Time        `json:"started_at" doc:"Start of the latest attempt."`
-	FinishedAt      *time.Time        `json:"finished_at"`
-	WaitMS          *float64          `json:"wait_ms" doc:"Time from creation to start of the latest attempt, in milliseconds."`
-	RunMS           *float64          `json:"run_ms" doc:"Time from start to finish, in milliseconds."`
-	Links           map[string]string `json:"links,omitempty" doc:"Related resources."`
+	ID              int64              `json:"id" example:"42"`
+	Function        string             `json:"function" example:"hello"`
+	FunctionVersion int                `json:"function_version" doc:"Version of the function this invocation runs."`
+	Trigger         string             `json:"trigger" enum:"http,api,sql,schedule" doc:"What created the invocation."`
+	Status          string             `json:"status" enum:"queued,running,succeeded,failed,timed_out,cancelled"`
+	Request         *RequestBody       `json:"request,omitempty" doc:"The HTTP request, for trigger http."`
+	Payload         json.RawMessage    `json:"payload,omitempty" doc:"The JSON payload, for triggers other than http."`
+	Result          json.RawMessage    `json:"result,omitempty" doc:"For trigger http the HTTP response {status, headers, body} (body_base64 instead of body when it is not UTF-8); otherwise the function's return value."`
+	Error           string             `json:"error,omitempty" doc:"Why the latest attempt failed, with the Lua line where there is one."`
+	Errors          []AttemptErrorBody `json:"errors,omitempty" doc:"Every failed attempt's error."`
+	Logs            []LogEntryBody     `json:"logs,omitempty" doc:"Lines the function printed or logged in its latest attempt."`
+	Attempt         int                `json:"attempt" doc:"Attempts started so far."`
+	MaxAttempts     int                `json:"max_attempts"`
+	TimeoutMS       int64              `json:"timeout_ms" doc:"Wall-clock limit of an attempt."`
+	IdempotencyKey  string             `json:"idempotency_key,omitempty"`
+	RunAt           *time.Time         `json:"run_at,omitempty" doc:"When the pending attempt is due, if it was scheduled."`
+	CreatedAt       time.Time          `json:"created_at"`
+	StartedAt       *time.Time         `json:"started_at" doc:"Start of the latest attempt."`
+	FinishedAt      *time.Time         `json:"finished_at"`
+	WaitMS          *float64           `json:"wait_ms" doc:"Time from creation to start of the latest attempt, in milliseconds."`
+	RunMS           *float64           `json:"run_ms" doc:"Time from start to finish, in milliseconds."`
+	Links           map[string]string  `json:"links,omitempty" doc:"Related resources."`
 }
 
 // RequestBody is the HTTP request an invocation answers.
@@ -46,6 +52,13 @@ type RequestBody struct {
 	Headers    map[string]string `json:"headers"`
 	Body       *string           `json:"body,omitempty" doc:"The request body when it is UTF-8 text."`
 	BodyBase64 *string           `json:"body_base64,omitempty" doc:"The request body, base64-encoded, when it is not UTF-8."`
+}
+
+// AttemptErrorBody is why one attempt failed.
+type AttemptErrorBody struct {
+	Attempt int       `json:"attempt"`
+	Error   string    `json:"error"`
+	At      time.Time `json:"at"`
 }
 
 // LogEntryBody is one log line.
@@ -60,13 +73,19 @@ func invocationBody(inv queue.Invocation) InvocationBody {
 		ID: inv.ID, Function: inv.Function, FunctionVersion: inv.FunctionVersion,
 		Trigger: string(inv.Trigger), Status: string(inv.Status),
 		Payload: inv.Payload, Result: inv.Result, Error: inv.Error,
-		Logs:    make([]LogEntryBody, len(inv.Logs)),
 		Attempt: inv.Attempt, MaxAttempts: inv.MaxAttempts, TimeoutMS: inv.Timeout.Milliseconds(),
+		IdempotencyKey: inv.IdempotencyKey, RunAt: inv.RunAt,
 		CreatedAt: inv.CreatedAt, StartedAt: inv.StartedAt, FinishedAt: inv.FinishedAt,
 		Links: map[string]string{"self": fmt.Sprintf("/v1/invocations/%d", inv.ID), "function": "/v1/functions/" + inv.Function},
 	}
-	for i, l := range inv.Logs {
-		b.Logs[i] = LogEntryBody(l)
+	if inv.Logs != nil {
+		b.Logs = make([]LogEntryBody, len(inv.Logs))
+		for i, l := range inv.Logs {
+			b.Logs[i] = LogEntryBody(l)
+		}
+	}
+	for _, e := range inv.Errors {
+		b.Errors = append(b.Errors, AttemptErrorBody(e))
 	}
 	if inv.StartedAt != nil {
 		b.WaitMS = milliseconds(inv.StartedAt.Sub(inv.CreatedAt))
@@ -95,30 +114,218 @@ func milliseconds(d time.Duration) *float64 {
 }
 
 type getInvocationInput struct {
-	ID int64 `path:"id" minimum:"1" example:"42" doc:"Invocation id, as in the X-Invocation-Id header of a /fn response."`
+	ID   int64  `path:"id" minimum:"1" example:"42" doc:"Invocation id, as in the X-Invocation-Id header of a /fn response."`
+	Wait string `query:"wait" pattern:"^([0-9]+(\\.[0-9]+)?(ms|s|m))?$" example:"10s" doc:"Long-poll: wait up to this long (e.g. 500ms, 10s, 1m; at most 5m) for the invocation to finish before answering."`
 }
+
+// maxLongPoll caps ?wait=; proxies and load balancers rarely keep a quiet
+// request open longer.
+const maxLongPoll = 5 * time.Minute
 
 type invocationOutput struct {
 	Body InvocationBody
 }
 
+type invokeInput struct {
+	Name              string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Function name."`
+	IdempotencyHeader string `header:"Idempotency-Key" maxLength:"255" doc:"Same as idempotency_key in the body; the body wins when both are set."`
+	Body              struct {
+		Payload        any        `json:"payload,omitempty" doc:"Any JSON value; the script sees it as req.payload."`
+		Async          bool       `json:"async,omitempty" doc:"Answer 202 at once instead of waiting for the result."`
+		IdempotencyKey string     `json:"idempotency_key,omitempty" maxLength:"255" doc:"A repeated call with the same key for the same function, within 24 h, returns the first invocation instead of running again."`
+		RunAt          *time.Time `json:"run_at,omitempty" doc:"Run at this time instead of now; needs async."`
+		TimeoutMS      int        `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" doc:"Wall-clock limit of an attempt, overriding the function's."`
+	}
+}
+
+type invokeOutput struct {
+	Status   int
+	Location string `header:"Location" doc:"The invocation, for async calls."`
+	Body     InvocationBody
+}
+
+type listInvocationsInput struct {
+	Function string `query:"function" doc:"Only this function's invocations."`
+	Status   string `query:"status" enum:"queued,running,succeeded,failed,timed_out,cancelled" doc:"Only invocations in this status."`
+	Limit    int    `query:"limit" minimum:"1" maximum:"500" default:"50" doc:"Page size."`
+	Cursor   string `query:"cursor" doc:"The next_cursor of the previous page."`
+}
+
+type listInvocationsOutput struct {
+	Link string `header:"Link" doc:"The next page: <url>; rel=\"next\"."`
+	Body struct {
+		Invocations []InvocationBody `json:"invocations" doc:"Newest first, without request, payload, result and logs."`
+		NextCursor  string           `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent on the last page."`
+	}
+}
+
+type cancelInput struct {
+	ID int64 `path:"id" minimum:"1" doc:"Invocation id."`
+}
+
 func (s *Server) registerInvocations() {
+	tags := []string{"invocations"}
 	huma.Register(s.api, huma.Operation{
 		OperationID: "get-invocation",
 		Method:      http.MethodGet,
 		Path:        "/v1/invocations/{id}",
 		Summary:     "Get an invocation",
-		Description: "The invocation row: status, timings, request, result, error and logs.",
-		Tags:        []string{"invocations"},
+		Description: "The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way.",
+		Tags:        tags,
 		Errors:      []int{http.StatusNotFound},
 	}, s.getInvocation)
+	huma.Register(s.api, huma.Operation{
+		OperationID: "invoke-function",
+		Method:      http.MethodPost,
+		Path:        "/v1/functions/{name}/invocations",
+		Summary:     "Invoke a function",
+		Description: "Runs the function with a JSON payload (req.payload; req.trigger is \"api\"). By default the call waits and answers 200 with the finished invocation; " +
+			"with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.",
+		Tags:          tags,
+		DefaultStatus: http.StatusOK,
+		Errors:        []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusGatewayTimeout},
+	}, s.invoke)
+	accepted := *s.api.OpenAPI().Paths["/v1/functions/{name}/invocations"].Post.Responses["200"]
+	accepted.Description = "Accepted (async): the invocation is queued."
+	s.api.OpenAPI().Paths["/v1/functions/{name}/invocations"].Post.Responses["202"] = &accepted
+	huma.Register(s.api, huma.Operation{
+		OperationID: "list-invocations",
+		Method:      http.MethodGet,
+		Path:        "/v1/invocations",
+		Summary:     "List invocations",
+		Description: "Newest first, a page at a time: follow next_cursor, or the Link header with rel=\"next\".",
+		Tags:        tags,
+	}, s.listInvocations)
+	huma.Register(s.api, huma.Operation{
+		OperationID: "cancel-invocation",
+		Method:      http.MethodPost,
+		Path:        "/v1/invocations/{id}/cancel",
+		Summary:     "Cancel an invocation",
+		Description: "A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled; 409 when it had already finished.",
+		Tags:        tags,
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}, s.cancelInvocation)
 }
 
 func (s *Server) getInvocation(ctx context.Context, in *getInvocationInput) (*invocationOutput, error) {
-	inv, err := s.config.Queue.GetInvocation(ctx, in.ID)
+	var inv queue.Invocation
+	var err error
+	if in.Wait == "" {
+		inv, err = s.config.Queue.GetInvocation(ctx, in.ID)
+	} else {
+		wait, perr := time.ParseDuration(in.Wait)
+		if perr != nil || wait > maxLongPoll {
+			return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("wait must be a duration of at most %v, like 10s", maxLongPoll))
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, wait)
+		inv, err = s.config.Queue.Wait(waitCtx, in.ID)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			inv, err = s.config.Queue.GetInvocation(ctx, in.ID)
+		}
+	}
 	if errors.Is(err, queue.ErrInvocationNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("invocation %d does not exist", in.ID))
 	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	return &invocationOutput{Body: invocationBody(inv)}, nil
+}
+
+func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, error) {
+	b := &in.Body
+	if b.RunAt != nil && !b.Async {
+		return nil, huma.Error422UnprocessableEntity("run_at needs async: true; a synchronous call answers with the result")
+	}
+	payload, err := json.Marshal(b.Payload)
+	if err != nil {
+		return nil, huma.Error422UnprocessableEntity("payload: " + err.Error())
+	}
+	params := queue.InvokeParams{
+		Function:       in.Name,
+		Trigger:        queue.TriggerAPI,
+		Payload:        payload,
+		Timeout:        time.Duration(b.TimeoutMS) * time.Millisecond,
+		IdempotencyKey: cmp.Or(b.IdempotencyKey, in.IdempotencyHeader),
+	}
+	if b.RunAt != nil {
+		params.RunAt = *b.RunAt
+	}
+	if !b.Async {
+		params.MaxAttempts = 1 // the caller waits: no backoff
+	}
+	enq, err := s.config.Queue.Invoke(ctx, params)
+	if errors.Is(err, queue.ErrFunctionNotFound) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
+	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	location := fmt.Sprintf("/v1/invocations/%d", enq.ID)
+	if b.Async {
+		inv, err := s.config.Queue.GetInvocation(ctx, enq.ID)
+		if err != nil {
+			return nil, s.internal(ctx, err)
+		}
+		return &invokeOutput{Status: http.StatusAccepted, Location: location, Body: invocationBody(inv)}, nil
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, enq.Timeout+s.config.QueueGrace)
+	defer cancel()
+	inv, err := s.config.Queue.WaitEnqueued(waitCtx, enq)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return nil, huma.Error504GatewayTimeout(fmt.Sprintf("invocation %d has not finished yet; its status is at %s", enq.ID, location))
+	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	return &invokeOutput{Status: http.StatusOK, Location: location, Body: invocationBody(inv)}, nil
+}
+
+func (s *Server) listInvocations(ctx context.Context, in *listInvocationsInput) (*listInvocationsOutput, error) {
+	params := queue.ListParams{Function: in.Function, Status: queue.Status(in.Status), Limit: in.Limit}
+	if in.Cursor != "" {
+		before, err := strconv.ParseInt(in.Cursor, 10, 64)
+		if err != nil || before <= 0 {
+			return nil, huma.Error422UnprocessableEntity("cursor: not a cursor from a previous page")
+		}
+		params.Before = before
+	}
+	invs, more, err := s.config.Queue.ListInvocations(ctx, params)
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	out := &listInvocationsOutput{}
+	out.Body.Invocations = make([]InvocationBody, len(invs))
+	for i, inv := range invs {
+		out.Body.Invocations[i] = invocationBody(inv)
+	}
+	if more {
+		out.Body.NextCursor = strconv.FormatInt(invs[len(invs)-1].ID, 10)
+		next := url.Values{"cursor": {out.Body.NextCursor}, "limit": {strconv.Itoa(in.Limit)}}
+		if in.Function != "" {
+			next.Set("function", in.Function)
+		}
+		if in.Status != "" {
+			next.Set("status", in.Status)
+		}
+		out.Link = fmt.Sprintf(`</v1/invocations?%s>; rel="next"`, next.Encode())
+	}
+	return out, nil
+}
+
+func (s *Server) cancelInvocation(ctx context.Context, in *cancelInput) (*invocationOutput, error) {
+	status, err := s.config.Queue.Cancel(ctx, in.ID)
+	if errors.Is(err, queue.ErrInvocationNotFound) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("invocation %d does not exist", in.ID))
+	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	if status != queue.StatusCancelled {
+		return nil, huma.Error409Conflict(fmt.Sprintf("invocation %d already finished: %s", in.ID, status))
+	}
+	inv, err := s.config.Queue.GetInvocation(ctx, in.ID)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}

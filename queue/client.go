@@ -37,10 +37,7 @@ type Config struct {
 	// Concurrency is how many invocations the client runs at once; it
 	// defaults to GOMAXPROCS. It should not exceed the executor's capacity.
 	Concurrency int
-	// DefaultTimeout is the wall-clock limit of an invocation; it defaults to
-	// executor.DefaultTimeout.
-	DefaultTimeout time.Duration
-	Logger         *slog.Logger
+	Logger *slog.Logger
 }
 
 // Client is PiCloud's handle on the database: it stores functions, enqueues
@@ -51,6 +48,8 @@ type Client struct {
 	config   Config
 	logger   *slog.Logger
 	finished *finishHub
+	timers   *timers
+	running  runningSet
 	river    *river.Client[pgx.Tx]
 
 	mu         sync.Mutex
@@ -63,9 +62,6 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	if config.Concurrency <= 0 {
 		config.Concurrency = runtime.GOMAXPROCS(0)
 	}
-	if config.DefaultTimeout <= 0 {
-		config.DefaultTimeout = executor.DefaultTimeout
-	}
 	if config.Logger == nil {
 		config.Logger = slog.Default()
 	}
@@ -75,6 +71,7 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 		config:   config,
 		logger:   config.Logger,
 		finished: newFinishHub(),
+		timers:   newTimers(),
 	}
 	if config.Executor != nil {
 		rc, err := c.newRiverClient()
@@ -144,11 +141,23 @@ func (c *Client) Start(ctx context.Context) error {
 		// should not wait that long after a database restart.
 		ReconnectDelay: 2 * time.Second,
 	}
-	listener.Handle(finishedChannel, c.finished)
+	listener.Handle(finishedChannel, finishedHandler{c})
+	if c.river != nil {
+		listener.Handle(dueChannel, dueHandler{c})
+		listener.Handle(settingsChannel, settingsHandler{c})
+		listener.Handle(cancelChannel, cancelHandler{c})
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = listener.Listen(listenCtx) // returns only when listenCtx ends
+	})
+	if c.river != nil {
+		wg.Go(func() { c.runTimers(listenCtx) })
+	}
 	done := make(chan struct{})
 	go func() {
-		defer close(done)
-		_ = listener.Listen(listenCtx) // returns only when listenCtx ends
+		wg.Wait()
+		close(done)
 	}()
 	select {
 	case <-c.finished.ready:
@@ -211,9 +220,6 @@ func (c *Client) Ready(ctx context.Context) error {
 	}
 	return nil
 }
-
-// DefaultTimeout is the wall-clock limit of an invocation that sets none.
-func (c *Client) DefaultTimeout() time.Duration { return c.config.DefaultTimeout }
 
 // warnOnly passes on records of level warn and above.
 type warnOnly struct{ slog.Handler }

@@ -37,10 +37,10 @@ func Example() {
 	}
 	defer client.Stop(ctx)
 
-	if _, _, err := client.PutFunction(ctx, "hello", `function handle(req) return "Hello, " .. req.query.name .. "!" end`); err != nil {
+	if _, _, err := client.PutFunction(ctx, "hello", `function handle(req) return "Hello, " .. req.query.name .. "!" end`, queue.FunctionOptions{}); err != nil {
 		log.Fatal(err)
 	}
-	id, err := client.Invoke(ctx, queue.InvokeParams{
+	enq, err := client.Invoke(ctx, queue.InvokeParams{
 		Function: "hello",
 		Trigger:  queue.TriggerHTTP,
 		Request:  &queue.HTTPRequest{Method: "GET", Path: "/", Query: map[string]string{"name": "Ada"}},
@@ -48,7 +48,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	inv, err := client.Wait(ctx, id)
+	inv, err := client.WaitEnqueued(ctx, enq)
 	if err != nil {
 		log.Fatal(err)
 	}

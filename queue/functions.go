@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,13 +32,41 @@ func (e *InvalidFunctionNameError) Error() string {
 	return fmt.Sprintf("invalid function name %q: must match %s", e.Name, FunctionNamePattern)
 }
 
-// PutFunction creates the function or replaces its source. The version
-// increases only when the source changes, so deploying the same file twice is
-// a no-op. The source must compile: a syntax error is returned as
+// InvalidOptionsError reports function options out of range.
+type InvalidOptionsError struct{ Reason string }
+
+func (e *InvalidOptionsError) Error() string { return "invalid function options: " + e.Reason }
+
+// MaxTimeout is the longest an attempt may run.
+const MaxTimeout = 15 * time.Minute
+
+func (o FunctionOptions) validate() error {
+	switch {
+	case o.Timeout < 0 || o.Timeout > MaxTimeout:
+		return &InvalidOptionsError{fmt.Sprintf("timeout must be between 1 ms and %v", MaxTimeout)}
+	case o.MaxAttempts < 0 || o.MaxAttempts > 100:
+		return &InvalidOptionsError{"max_attempts must be between 1 and 100"}
+	case o.MaxConcurrency < 0:
+		return &InvalidOptionsError{"max_concurrency must be positive"}
+	case o.RetryBackoff < 0 || o.RetryBackoff > time.Hour:
+		return &InvalidOptionsError{"retry_backoff must be between 0 and 1 h"}
+	}
+	return nil
+}
+
+// PutFunction creates the function or replaces its source and options. The
+// version increases only when the source changes, so deploying the same file
+// twice is a no-op. The source must compile: a syntax error is returned as
 // *executor.SyntaxError and nothing is stored.
-func (c *Client) PutFunction(ctx context.Context, name, source string) (fn Function, created bool, err error) {
+func (c *Client) PutFunction(ctx context.Context, name, source string, opts FunctionOptions) (fn Function, created bool, err error) {
 	if !ValidFunctionName(name) {
 		return Function{}, false, &InvalidFunctionNameError{Name: name}
+	}
+	if err := opts.validate(); err != nil {
+		return Function{}, false, err
+	}
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = 1
 	}
 	if err := executor.Compile(name, source); err != nil {
 		return Function{}, false, err
@@ -50,29 +79,35 @@ func (c *Client) PutFunction(ctx context.Context, name, source string) (fn Funct
 			return fmt.Errorf("lock function: %w", err)
 		}
 		created = locked.Version == 0
-		fn = Function{Name: name, Version: int(locked.Version), Source: source, SHA256: hex.EncodeToString(sum[:]), CreatedAt: locked.CreatedAt}
+		fn = Function{
+			Name: name, Version: int(locked.Version), Source: source, SHA256: hex.EncodeToString(sum[:]),
+			Options: opts, CreatedAt: locked.CreatedAt,
+		}
+		sameSource := false
 		if !created {
 			current, err := q.CurrentSourceHash(ctx, name, locked.Version)
 			if err != nil {
 				return fmt.Errorf("read current version: %w", err)
 			}
-			if bytes.Equal(current, sum[:]) {
-				got, err := q.GetFunction(ctx, name)
-				if err != nil {
-					return fmt.Errorf("read function: %w", err)
-				}
-				fn = functionFromRow(got)
-				return nil
+			sameSource = bytes.Equal(current, sum[:])
+		}
+		if !sameSource {
+			fn.Version++
+			if _, err := q.InsertFunctionVersion(ctx, db.InsertFunctionVersionParams{
+				Name: name, Version: int32(fn.Version), Source: source, SourceSha256: sum[:],
+			}); err != nil {
+				return fmt.Errorf("store version: %w", err)
 			}
 		}
-		fn.Version++
-		if _, err := q.InsertFunctionVersion(ctx, db.InsertFunctionVersionParams{
-			Name: name, Version: int32(fn.Version), Source: source, SourceSha256: sum[:],
+		if fn.UpdatedAt, err = q.UpdateFunction(ctx, db.UpdateFunctionParams{
+			Name:           name,
+			Version:        int32(fn.Version),
+			TimeoutMs:      optionalMillis(opts.Timeout),
+			MaxAttempts:    int32(opts.MaxAttempts),
+			MaxConcurrency: optionalInt(opts.MaxConcurrency),
+			RetryBackoffMs: int32(opts.RetryBackoff.Milliseconds()),
 		}); err != nil {
-			return fmt.Errorf("store version: %w", err)
-		}
-		if fn.UpdatedAt, err = q.SetFunctionVersion(ctx, int32(fn.Version), name); err != nil {
-			return fmt.Errorf("set version: %w", err)
+			return fmt.Errorf("update function: %w", err)
 		}
 		return nil
 	})
@@ -104,6 +139,7 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 	for i, r := range rows {
 		fns[i] = Function{
 			Name: r.Name, Version: int(r.Version), SHA256: hex.EncodeToString(r.SourceSha256),
+			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs),
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		}
 	}
@@ -126,6 +162,35 @@ func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 func functionFromRow(r db.GetFunctionRow) Function {
 	return Function{
 		Name: r.Name, Version: int(r.Version), Source: r.Source, SHA256: hex.EncodeToString(r.SourceSha256),
+		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
+}
+
+func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32) FunctionOptions {
+	o := FunctionOptions{MaxAttempts: int(maxAttempts), RetryBackoff: time.Duration(retryBackoffMS) * time.Millisecond}
+	if timeoutMS != nil {
+		o.Timeout = time.Duration(*timeoutMS) * time.Millisecond
+	}
+	if maxConcurrency != nil {
+		o.MaxConcurrency = int(*maxConcurrency)
+	}
+	return o
+}
+
+// optionalMillis maps zero, "not set", to SQL null.
+func optionalMillis(d time.Duration) *int32 {
+	if d <= 0 {
+		return nil
+	}
+	ms := int32(max(d.Milliseconds(), 1))
+	return &ms
+}
+
+func optionalInt(n int) *int32 {
+	if n <= 0 {
+		return nil
+	}
+	v := int32(n)
+	return &v
 }

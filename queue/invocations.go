@@ -13,8 +13,11 @@ import (
 	"github.com/picloud/picloud/queue/internal/db"
 )
 
-// sqlStateFunctionNotFound is raised by picloud.enqueue_invocation.
-const sqlStateFunctionNotFound = "PC404"
+// SQLSTATEs raised by PiCloud's SQL functions.
+const (
+	sqlStateFunctionNotFound   = "PC404"
+	sqlStateInvocationNotFound = "PC405"
+)
 
 // InvokeParams describes an invocation to enqueue.
 type InvokeParams struct {
@@ -23,42 +26,62 @@ type InvokeParams struct {
 	// Request is required for TriggerHTTP.
 	Request *HTTPRequest
 	Payload json.RawMessage
-	// Timeout is the wall-clock limit; zero means the client's default.
+	// Timeout overrides the function's; zero keeps it.
+	Timeout time.Duration
+	// MaxAttempts overrides the function's; zero keeps it.
+	MaxAttempts int
+	// IdempotencyKey, when set, makes a repeated Invoke with the same key
+	// for the same function return the first invocation instead of running
+	// again, for as long as picloud.settings.idempotency_window.
+	IdempotencyKey string
+	// RunAt schedules the invocation; zero means at once.
+	RunAt time.Time
+}
+
+// Enqueued is what Invoke knows of the invocation it enqueued (or found by
+// its idempotency key).
+type Enqueued struct {
+	ID      int64
+	Status  Status
 	Timeout time.Duration
 }
 
-// Invoke writes the invocation row and wakes a worker; it returns the new
-// invocation's id. An unknown function gives ErrFunctionNotFound.
-func (c *Client) Invoke(ctx context.Context, p InvokeParams) (int64, error) {
+// Invoke writes the invocation row and wakes a worker. An unknown function
+// gives ErrFunctionNotFound. Called with an idempotency key whose
+// invocation exists, it returns that invocation and enqueues nothing.
+func (c *Client) Invoke(ctx context.Context, p InvokeParams) (Enqueued, error) {
+	if p.Timeout < 0 || p.Timeout > MaxTimeout {
+		return Enqueued{}, &InvalidOptionsError{fmt.Sprintf("timeout must be between 1 ms and %v", MaxTimeout)}
+	}
 	params := db.EnqueueInvocationParams{
-		Function:  p.Function,
-		Trigger:   string(p.Trigger),
-		Payload:   p.Payload,
-		TimeoutMs: int32(c.timeout(p.Timeout).Milliseconds()),
+		Function:    p.Function,
+		Trigger:     string(p.Trigger),
+		Payload:     p.Payload,
+		TimeoutMs:   optionalMillis(p.Timeout),
+		MaxAttempts: optionalInt(p.MaxAttempts),
+	}
+	if p.IdempotencyKey != "" {
+		params.IdempotencyKey = &p.IdempotencyKey
+	}
+	if !p.RunAt.IsZero() {
+		params.RunAt = &p.RunAt
 	}
 	if p.Request != nil {
 		request, err := json.Marshal(p.Request)
 		if err != nil {
-			return 0, fmt.Errorf("encode request: %w", err)
+			return Enqueued{}, fmt.Errorf("encode request: %w", err)
 		}
 		params.Request = request
 		params.RequestBody = p.Request.Body
 	}
-	id, err := c.queries.EnqueueInvocation(ctx, params)
+	row, err := c.queries.EnqueueInvocation(ctx, params)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateFunctionNotFound {
-		return 0, fmt.Errorf("%w: %s", ErrFunctionNotFound, p.Function)
+		return Enqueued{}, fmt.Errorf("%w: %s", ErrFunctionNotFound, p.Function)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("enqueue invocation: %w", err)
+		return Enqueued{}, fmt.Errorf("enqueue invocation: %w", err)
 	}
-	return id, nil
-}
-
-func (c *Client) timeout(d time.Duration) time.Duration {
-	if d <= 0 {
-		return c.config.DefaultTimeout
-	}
-	return d
+	return Enqueued{ID: row.ID, Status: Status(row.Status), Timeout: time.Duration(row.TimeoutMs) * time.Millisecond}, nil
 }
 
 // recheckAfter is how long Wait trusts notifications alone before it reads
@@ -71,10 +94,29 @@ const recheckAfter = 5 * time.Second
 // returns ctx's error. It is woken by the database's announcement of the
 // finish, not by polling.
 func (c *Client) Wait(ctx context.Context, id int64) (Invocation, error) {
+	return c.wait(ctx, id, true)
+}
+
+// WaitEnqueued is Wait for an invocation that Invoke just returned: unless
+// it was already final (an idempotent repeat), it cannot have been announced
+// before Invoke returned, so the first read of the row is skipped.
+func (c *Client) WaitEnqueued(ctx context.Context, e Enqueued) (Invocation, error) {
+	return c.wait(ctx, e.ID, e.Status.Final())
+}
+
+func (c *Client) wait(ctx context.Context, id int64, readFirst bool) (Invocation, error) {
 	recheck := time.NewTimer(recheckAfter)
 	defer recheck.Stop()
 	for {
 		ch, finished := c.finished.register(id)
+		if !finished && readFirst {
+			inv, err := c.GetInvocation(ctx, id)
+			if err != nil || inv.Status.Final() {
+				c.finished.unregister(id, ch)
+				return inv, err
+			}
+		}
+		readFirst = true
 		if !finished {
 			select {
 			case inv := <-ch:
@@ -116,12 +158,16 @@ func (c *Client) GetInvocation(ctx context.Context, id int64) (Invocation, error
 		Attempt:         int(row.Attempt),
 		MaxAttempts:     int(row.MaxAttempts),
 		Timeout:         time.Duration(row.TimeoutMs) * time.Millisecond,
+		RunAt:           row.RunAt,
 		CreatedAt:       row.CreatedAt,
 		StartedAt:       row.StartedAt,
 		FinishedAt:      row.FinishedAt,
 	}
 	if row.Error != nil {
 		inv.Error = *row.Error
+	}
+	if row.IdempotencyKey != nil {
+		inv.IdempotencyKey = *row.IdempotencyKey
 	}
 	if row.Request != nil {
 		inv.Request = &HTTPRequest{}
@@ -133,5 +179,75 @@ func (c *Client) GetInvocation(ctx context.Context, id int64) (Invocation, error
 	if err := json.Unmarshal(row.Logs, &inv.Logs); err != nil {
 		return Invocation{}, fmt.Errorf("decode logs of invocation %d: %w", id, err)
 	}
+	if err := json.Unmarshal(row.Errors, &inv.Errors); err != nil {
+		return Invocation{}, fmt.Errorf("decode errors of invocation %d: %w", id, err)
+	}
 	return inv, nil
+}
+
+// ListParams filters ListInvocations. Zero values match everything.
+type ListParams struct {
+	Function string
+	Status   Status
+	// Before lists invocations older than this id: the cursor of the next
+	// page is the last id of the previous one.
+	Before int64
+	// Limit defaults to 50.
+	Limit int
+}
+
+// ListInvocations returns invocations newest first, without their request,
+// payload, result and logs. more reports whether another page follows.
+func (c *Client) ListInvocations(ctx context.Context, p ListParams) (invs []Invocation, more bool, err error) {
+	if p.Limit <= 0 {
+		p.Limit = 50
+	}
+	params := db.ListInvocationsParams{MaxRows: int32(p.Limit + 1)}
+	if p.Function != "" {
+		params.Function = &p.Function
+	}
+	if p.Status != "" {
+		status := string(p.Status)
+		params.Status = &status
+	}
+	if p.Before > 0 {
+		params.BeforeID = &p.Before
+	}
+	rows, err := c.queries.ListInvocations(ctx, params)
+	if err != nil {
+		return nil, false, fmt.Errorf("list invocations: %w", err)
+	}
+	if len(rows) > p.Limit {
+		rows, more = rows[:p.Limit], true
+	}
+	invs = make([]Invocation, len(rows))
+	for i, r := range rows {
+		invs[i] = Invocation{
+			ID: r.ID, Function: r.Function, FunctionVersion: int(r.FunctionVersion),
+			Trigger: Trigger(r.Trigger), Status: Status(r.Status),
+			Attempt: int(r.Attempt), MaxAttempts: int(r.MaxAttempts), Timeout: time.Duration(r.TimeoutMs) * time.Millisecond,
+			RunAt: r.RunAt, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		}
+		if r.Error != nil {
+			invs[i].Error = *r.Error
+		}
+		if r.IdempotencyKey != nil {
+			invs[i].IdempotencyKey = *r.IdempotencyKey
+		}
+	}
+	return invs, more, nil
+}
+
+// Cancel stops an invocation: a queued one never runs, a running one is
+// stopped in its sandbox by the worker that runs it. It returns the status
+// afterwards: cancelled, or the final status the invocation already had.
+func (c *Client) Cancel(ctx context.Context, id int64) (Status, error) {
+	status, err := c.queries.CancelInvocation(ctx, id)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateInvocationNotFound {
+		return "", fmt.Errorf("%w: %d", ErrInvocationNotFound, id)
+	}
+	if err != nil {
+		return "", fmt.Errorf("cancel invocation: %w", err)
+	}
+	return Status(status), nil
 }

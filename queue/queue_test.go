@@ -123,14 +123,15 @@ func TestInvokeRunsAndRecords(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, newExecutor(t))
-	if _, _, err := client.PutFunction(ctx, "hello", helloSource); err != nil {
+	if _, _, err := client.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	id, err := client.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest("Ada")})
+	enq, err := client.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest("Ada")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := enq.ID
 	inv := waitFor(t, client, id)
 	resp, err := inv.Response()
 	if inv.Status != queue.StatusSucceeded || err != nil || string(resp.Body) != "Hello, Ada!" {
@@ -166,15 +167,16 @@ func TestWaitAcrossClients(t *testing.T) {
 	pool := platformtest.Database(t)
 	apiNode := startClient(t, pool, nil)
 	startClient(t, pool, newExecutor(t))
-	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource); err != nil {
+	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
 		name := fmt.Sprint("n", i)
-		id, err := apiNode.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest(name)})
+		enq, err := apiNode.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest(name)})
 		if err != nil {
 			t.Fatal(err)
 		}
+		id := enq.ID
 		inv := waitFor(t, apiNode, id)
 		if resp, _ := inv.Response(); string(resp.Body) != "Hello, "+name+"!" {
 			t.Fatalf("invocation %d = %+v", id, inv)
@@ -188,11 +190,11 @@ func TestEnqueueIsTransactional(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, newExecutor(t))
-	if _, _, err := client.PutFunction(ctx, "hello", helloSource); err != nil {
+	if _, _, err := client.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT picloud.enqueue_invocation('hello', 'sql', NULL, NULL, '{}', 1000)"); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT picloud.invoke('hello')"); err != nil {
 			return err
 		}
 		return errors.New("roll back")
@@ -208,7 +210,7 @@ func TestEnqueueIsTransactional(t *testing.T) {
 		t.Errorf("after rollback: %d invocations, %d jobs; want none", invocations, jobs)
 	}
 
-	_, err = pool.Exec(ctx, "SELECT picloud.enqueue_invocation('nope', 'sql', NULL, NULL, '{}', 1000)")
+	_, err = pool.Exec(ctx, "SELECT picloud.invoke('nope')")
 	if err == nil || !strings.Contains(err.Error(), `function "nope" does not exist`) || !strings.Contains(err.Error(), "PC404") {
 		t.Errorf("enqueue of an unknown function: %v, want a PC404 error naming it", err)
 	}
@@ -218,13 +220,14 @@ func TestQueuedInvocationOfDeletedFunctionFails(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	apiNode := startClient(t, pool, nil)
-	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource); err != nil {
+	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	id, err := apiNode.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest("x")})
+	enq, err := apiNode.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest("x")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := enq.ID
 	if err := apiNode.DeleteFunction(ctx, "hello"); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +244,7 @@ func TestPutFunctionConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			if _, _, err := client.PutFunction(ctx, "f", fmt.Sprintf("function handle() return %d end", i)); err != nil {
+			if _, _, err := client.PutFunction(ctx, "f", fmt.Sprintf("function handle() return %d end", i), queue.FunctionOptions{}); err != nil {
 				t.Errorf("PutFunction: %v", err)
 			}
 		})
@@ -256,11 +259,11 @@ func TestPutFunctionConcurrently(t *testing.T) {
 func TestPutFunctionRejects(t *testing.T) {
 	client := startClient(t, platformtest.Database(t), nil)
 	var nameErr *queue.InvalidFunctionNameError
-	if _, _, err := client.PutFunction(context.Background(), "Bad", "function handle() end"); !errors.As(err, &nameErr) {
+	if _, _, err := client.PutFunction(context.Background(), "Bad", "function handle() end", queue.FunctionOptions{}); !errors.As(err, &nameErr) {
 		t.Errorf("bad name: %v", err)
 	}
 	var syntaxErr *executor.SyntaxError
-	if _, _, err := client.PutFunction(context.Background(), "ok", "function handle(\n"); !errors.As(err, &syntaxErr) || syntaxErr.Line != 2 {
+	if _, _, err := client.PutFunction(context.Background(), "ok", "function handle(\n", queue.FunctionOptions{}); !errors.As(err, &syntaxErr) || syntaxErr.Line != 2 {
 		t.Errorf("syntax error: %v, want *executor.SyntaxError on line 2", err)
 	}
 	if _, err := client.GetFunction(context.Background(), "ok"); !errors.Is(err, queue.ErrFunctionNotFound) {
@@ -273,13 +276,14 @@ func TestPutFunctionRejects(t *testing.T) {
 func TestUnstorableResultFails(t *testing.T) {
 	ctx := context.Background()
 	client := startClient(t, platformtest.Database(t), newExecutor(t))
-	if _, _, err := client.PutFunction(ctx, "nul", `function handle(req) return {text = "a\0b"} end`); err != nil {
+	if _, _, err := client.PutFunction(ctx, "nul", `function handle(req) return {text = "a\0b"} end`, queue.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	id, err := client.Invoke(ctx, queue.InvokeParams{Function: "nul", Trigger: queue.TriggerAPI, Payload: []byte(`{}`)})
+	enq, err := client.Invoke(ctx, queue.InvokeParams{Function: "nul", Trigger: queue.TriggerAPI, Payload: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := enq.ID
 	waitFor(t, client, id)
 	stored, err := client.GetInvocation(ctx, id)
 	if err != nil {

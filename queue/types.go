@@ -53,8 +53,27 @@ type Function struct {
 	// Source is empty in listings.
 	Source    string
 	SHA256    string
+	Options   FunctionOptions
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// FunctionOptions tune how a function's invocations run. Zero values mean:
+// the platform's default timeout, one attempt, no concurrency limit, and
+// retries without delay.
+type FunctionOptions struct {
+	// Timeout is the wall-clock limit of one attempt.
+	Timeout time.Duration
+	// MaxAttempts applies to asynchronous invocations (async API calls, SQL,
+	// schedules). A synchronous caller is answered after one attempt: it is
+	// waiting, and a retry's backoff would hold it.
+	MaxAttempts int
+	// MaxConcurrency caps how many invocations of the function run at once,
+	// across all workers.
+	MaxConcurrency int
+	// RetryBackoff is the delay before the second attempt; each further
+	// attempt doubles it (with 20% jitter, at most an hour).
+	RetryBackoff time.Duration
 }
 
 // HTTPRequest is the request that an HTTP-triggered invocation answers.
@@ -135,15 +154,27 @@ type Invocation struct {
 	Request *HTTPRequest
 	Payload json.RawMessage
 	// Result is an HTTPResponse for TriggerHTTP, else the return value.
-	Result      json.RawMessage
-	Error       string
-	Logs        []LogEntry
-	Attempt     int
-	MaxAttempts int
-	Timeout     time.Duration
-	CreatedAt   time.Time
-	StartedAt   *time.Time
-	FinishedAt  *time.Time
+	Result json.RawMessage
+	// Error is the latest attempt's error; Errors has every failed attempt's.
+	Error          string
+	Errors         []AttemptError
+	Logs           []LogEntry
+	Attempt        int
+	MaxAttempts    int
+	Timeout        time.Duration
+	IdempotencyKey string
+	// RunAt is when the pending attempt is due; nil means at once.
+	RunAt      *time.Time
+	CreatedAt  time.Time
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+}
+
+// AttemptError is why one attempt failed.
+type AttemptError struct {
+	Attempt int       `json:"attempt"`
+	Error   string    `json:"error"`
+	At      time.Time `json:"at"`
 }
 
 // Response decodes Result as the HTTP response of an HTTP-triggered invocation.

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,8 +18,8 @@ import (
 	"github.com/picloud/picloud/queue/internal/db"
 )
 
-// invocationArgs is the River job that carries an invocation to a worker.
-// picloud.enqueue_invocation inserts these rows with plain SQL.
+// invocationArgs is the River job that carries one attempt of an invocation
+// to a worker. picloud.schedule_attempt inserts these rows with plain SQL.
 type invocationArgs struct {
 	InvocationID int64 `json:"invocation_id"`
 }
@@ -29,22 +31,34 @@ type invocationWorker struct {
 	client *Client
 }
 
+// errCancelledByRequest is the cause of a run stopped through Cancel.
+var errCancelledByRequest = errors.New("cancelled by request")
+
 // finishTimeout bounds the write of an outcome, which must happen even when
 // the job's context was cancelled by a shutdown.
 const finishTimeout = 10 * time.Second
 
-// Work runs one invocation and records its outcome.
+// maxRetryBackoff caps the exponential backoff between attempts.
+const maxRetryBackoff = time.Hour
+
+// Work runs one attempt of an invocation and records its outcome.
 //
 // The outcome is written, and announced, by this method itself rather than by
 // River's completer: River batches job completions every 250 ms, which would
 // delay every synchronous caller. The River job row is completed later in
 // River's batch; if the process dies in between, the job is delivered again,
-// finds its invocation finished and does nothing.
+// finds its invocation final and does nothing.
+//
+// Retries are PiCloud's, not River's: a failed attempt with attempts left
+// schedules a new job (picloud.retry_invocation), because River makes a
+// retried job available again only on its leader's 5-second scheduler tick
+// and wakes no producer, while a retry here must start within milliseconds of
+// its due time, and the invocation row must keep every attempt's error.
 func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationArgs]) error {
 	c := w.client
 	started, err := c.queries.StartInvocation(ctx, job.Args.InvocationID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // already finished or cancelled
+		return nil // final already, or parked until a concurrency slot frees
 	}
 	if err != nil {
 		return fmt.Errorf("start invocation %d: %w", job.Args.InvocationID, err)
@@ -52,12 +66,17 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	inv := invocationFromStart(started)
 	logger := c.logger.With("invocation", inv.ID, "function", inv.Function)
 
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c.running.add(inv.ID, cancel)
+	defer c.running.remove(inv.ID)
+
 	var res executor.Result
 	if started.Source == nil {
 		res = executor.Result{Status: executor.Failed, Error: fmt.Sprintf("function %q was deleted before this invocation ran", inv.Function)}
 	} else {
 		fn := executor.Function{Name: inv.Function, Version: int(started.FunctionVersionID), Source: *started.Source}
-		res = c.config.Executor.Run(ctx, fn, executorRequest(inv), executor.Limits{Timeout: inv.Timeout})
+		res = c.config.Executor.Run(runCtx, fn, executorRequest(inv), executor.Limits{Timeout: inv.Timeout})
 	}
 
 	inv.Status = Status(res.Status)
@@ -66,6 +85,31 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	for i, l := range res.Logs {
 		inv.Logs[i] = LogEntry(l)
 	}
+	logs, err := json.Marshal(inv.Logs)
+	if err != nil {
+		return fmt.Errorf("encode logs of invocation %d: %w", inv.ID, err)
+	}
+	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancelFinish()
+
+	switch {
+	case res.Status == executor.Cancelled && errors.Is(context.Cause(runCtx), errCancelledByRequest):
+		// picloud.cancel already finished the row.
+		return nil
+	case res.Status == executor.Cancelled:
+		// The worker is shutting down: hand the invocation back for
+		// another worker rather than lose it.
+		return w.retry(finishCtx, inv, "the worker stopped during the run", logs, time.Now())
+	case (res.Status == executor.Failed || res.Status == executor.TimedOut) && inv.Attempt < inv.MaxAttempts:
+		var base time.Duration
+		if started.RetryBackoffMs != nil { // nil once the function is deleted
+			base = time.Duration(*started.RetryBackoffMs) * time.Millisecond
+		}
+		backoff := retryBackoff(base, inv.Attempt)
+		logger.DebugContext(ctx, "attempt failed; retrying", "attempt", inv.Attempt, "backoff", backoff, "error", res.Error)
+		return w.retry(finishCtx, inv, res.Error, logs, time.Now().Add(backoff))
+	}
+
 	if res.Status == executor.Succeeded {
 		if inv.Trigger == TriggerHTTP {
 			if inv.Result, err = json.Marshal(HTTPResponse(res.Response)); err != nil {
@@ -75,13 +119,6 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 			inv.Result = res.Value
 		}
 	}
-	logs, err := json.Marshal(inv.Logs)
-	if err != nil {
-		return fmt.Errorf("encode logs of invocation %d: %w", inv.ID, err)
-	}
-
-	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-	defer cancel()
 	params := db.FinishInvocationParams{ID: inv.ID, Status: string(inv.Status), Result: inv.Result, Logs: logs}
 	if inv.Error != "" {
 		params.Error = &inv.Error
@@ -105,6 +142,75 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	logger.DebugContext(ctx, "invocation finished", "status", inv.Status, "duration", res.Duration)
 	c.finished.finish(inv.ID, &inv)
 	return nil
+}
+
+func (w *invocationWorker) retry(ctx context.Context, inv Invocation, reason string, logs []byte, due time.Time) error {
+	_, err := w.client.queries.RetryInvocation(ctx, db.RetryInvocationParams{ID: inv.ID, Error: reason, Logs: logs, Due: due})
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("retry invocation %d: %w", inv.ID, err)
+	}
+	w.client.timers.hintDue(due)
+	return nil
+}
+
+// retryBackoff is the delay before the attempt after attempt n: base,
+// doubled per attempt, with ±20% jitter so that invocations failing together
+// do not retry together.
+func retryBackoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxRetryBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxRetryBackoff)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// unstorable reports a database error caused by the values written rather
+// than by the database's state: a data exception (class 22) or a program
+// limit (class 54).
+func unstorable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54"))
+}
+
+// runningSet holds the cancel functions of the invocations this process
+// runs, so that a picloud_cancel notification can stop one.
+type runningSet struct {
+	mu   sync.Mutex
+	byID map[int64]context.CancelCauseFunc
+}
+
+func (s *runningSet) add(id int64, cancel context.CancelCauseFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID == nil {
+		s.byID = make(map[int64]context.CancelCauseFunc)
+	}
+	s.byID[id] = cancel
+}
+
+func (s *runningSet) remove(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, id)
+}
+
+func (s *runningSet) cancelRun(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cancel, ok := s.byID[id]; ok {
+		cancel(errCancelledByRequest)
+	}
+}
+
+func (s *runningSet) ids() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, len(s.byID))
+	for id := range s.byID {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func invocationFromStart(r db.StartInvocationRow) Invocation {
@@ -137,12 +243,4 @@ func executorRequest(inv Invocation) executor.Request {
 		req.Method, req.Path, req.Query, req.Headers, req.Body = r.Method, r.Path, r.Query, r.Headers, r.Body
 	}
 	return req
-}
-
-// unstorable reports a database error caused by the values written rather
-// than by the database's state: a data exception (class 22) or a program
-// limit (class 54).
-func unstorable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54"))
 }

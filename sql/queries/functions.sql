@@ -16,20 +16,32 @@ INSERT INTO picloud.function_versions (function, version, source, source_sha256)
 VALUES (@name, @version, @source, @source_sha256)
 RETURNING id, created_at;
 
--- name: SetFunctionVersion :one
+-- name: UpdateFunction :one
+-- Sets the version and the options; updated_at moves only when something
+-- changed, so a repeated identical PUT leaves the row as it was.
 UPDATE picloud.functions
-SET version = @version, updated_at = clock_timestamp()
+SET version = @version,
+    timeout_ms = sqlc.narg('timeout_ms'),
+    max_attempts = @max_attempts,
+    max_concurrency = sqlc.narg('max_concurrency'),
+    retry_backoff_ms = @retry_backoff_ms,
+    updated_at = CASE
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms)
+             IS DISTINCT FROM (@version, sqlc.narg('timeout_ms')::integer, @max_attempts, sqlc.narg('max_concurrency')::integer, @retry_backoff_ms)
+        THEN clock_timestamp() ELSE updated_at END
 WHERE name = @name
 RETURNING updated_at;
 
 -- name: GetFunction :one
-SELECT f.name, f.version, f.created_at, f.updated_at, v.source, v.source_sha256
+SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
+       f.retry_backoff_ms, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = @name;
 
 -- name: ListFunctions :many
-SELECT f.name, f.version, f.created_at, f.updated_at, v.source_sha256
+SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
+       f.retry_backoff_ms, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name;

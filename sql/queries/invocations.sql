@@ -1,41 +1,69 @@
 -- name: EnqueueInvocation :one
-SELECT picloud.enqueue_invocation(
+SELECT i.id, i.status, i.timeout_ms
+FROM picloud.enqueue_invocation(
     @function::text,
     @trigger::text,
     sqlc.narg('request')::jsonb,
     sqlc.narg('request_body')::bytea,
     sqlc.narg('payload')::jsonb,
-    @timeout_ms::integer
-)::bigint AS id;
+    sqlc.narg('timeout_ms')::integer,
+    sqlc.narg('max_attempts')::integer,
+    sqlc.narg('idempotency_key')::text,
+    sqlc.narg('run_at')::timestamptz
+) i;
 
 -- name: StartInvocation :one
--- Claims the invocation for a run and returns what the run needs. A row that
--- is already finished (or cancelled) is not returned, so a redelivered job
--- does not run twice. The source is missing when the function was deleted
--- after the invocation was queued.
-WITH started AS (
-    UPDATE picloud.invocations i
-    SET status = 'running', started_at = clock_timestamp(), attempt = i.attempt + 1
-    WHERE i.id = @id AND i.status IN ('queued', 'running')
-    RETURNING i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
-              i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at
-)
-SELECT s.id, s.function, s.function_version, s.function_version_id, s.trigger, s.request, s.request_body,
-       s.payload, s.attempt, s.max_attempts, s.timeout_ms, s.created_at, s.started_at,
-       v.source
-FROM started s
-LEFT JOIN picloud.function_versions v ON v.id = s.function_version_id;
+-- Claims the invocation for a run and returns what the run needs; no row
+-- when it is final or parked (see picloud.start_invocation). The source is
+-- missing when the function was deleted after the invocation was queued.
+SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
+       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at,
+       f.retry_backoff_ms, v.source
+FROM picloud.start_invocation(@id) i
+LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
+LEFT JOIN picloud.functions f ON f.name = i.function;
 
 -- name: FinishInvocation :one
--- The trigger invocations_announce_finished sends the NOTIFY.
-UPDATE picloud.invocations
-SET status = @status, result = sqlc.narg('result'), error = sqlc.narg('error'),
-    logs = @logs, finished_at = clock_timestamp()
-WHERE id = @id AND status = 'running'
-RETURNING started_at, finished_at;
+-- No row when the invocation stopped running meanwhile (cancelled).
+SELECT i.started_at, i.finished_at
+FROM picloud.finish_invocation(@id, @status, sqlc.narg('result'), sqlc.narg('error'), @logs) i;
+
+-- name: RetryInvocation :one
+SELECT i.id FROM picloud.retry_invocation(@id, @error, @logs, @due) i;
+
+-- name: CancelInvocation :one
+SELECT picloud.cancel(@id)::text AS status;
+
+-- name: CancelledAmong :many
+-- Which of the invocations this node runs were cancelled; read after the
+-- listener reconnects, when picloud_cancel notifications may have been lost.
+SELECT id FROM picloud.invocations WHERE id = ANY(@ids::bigint[]) AND status = 'cancelled';
+
+-- name: PromoteDue :one
+-- Seconds until the next scheduled attempt is due, by the database's clock
+-- so that the application's clock skew stays out of it; -1 when none is.
+SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+FROM picloud.promote_due() AS next_due;
+
+-- name: Sweep :one
+-- Seconds until the next finished invocation falls out of retention; -1
+-- when none is finished.
+SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+FROM picloud.sweep() AS next_due;
 
 -- name: GetInvocation :one
-SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, logs,
-       attempt, max_attempts, timeout_ms, created_at, started_at, finished_at
+SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, errors,
+       logs, attempt, max_attempts, timeout_ms, idempotency_key, run_at, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE id = @id;
+
+-- name: ListInvocations :many
+-- Newest first. A null filter matches everything; before_id is the cursor.
+SELECT id, function, function_version, trigger, status, error, attempt, max_attempts, timeout_ms,
+       idempotency_key, run_at, created_at, started_at, finished_at
+FROM picloud.invocations
+WHERE (sqlc.narg('function')::text IS NULL OR function = sqlc.narg('function'))
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('before_id')::bigint IS NULL OR id < sqlc.narg('before_id'))
+ORDER BY id DESC
+LIMIT @max_rows;

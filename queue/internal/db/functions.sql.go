@@ -36,19 +36,24 @@ func (q *Queries) DeleteFunction(ctx context.Context, name string) (int64, error
 }
 
 const getFunction = `-- name: GetFunction :one
-SELECT f.name, f.version, f.created_at, f.updated_at, v.source, v.source_sha256
+SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
+       f.retry_backoff_ms, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = $1
 `
 
 type GetFunctionRow struct {
-	Name         string
-	Version      int32
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	Source       string
-	SourceSha256 []byte
+	Name           string
+	Version        int32
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	TimeoutMs      *int32
+	MaxAttempts    int32
+	MaxConcurrency *int32
+	RetryBackoffMs int32
+	Source         string
+	SourceSha256   []byte
 }
 
 func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow, error) {
@@ -59,6 +64,10 @@ func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow,
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.TimeoutMs,
+		&i.MaxAttempts,
+		&i.MaxConcurrency,
+		&i.RetryBackoffMs,
 		&i.Source,
 		&i.SourceSha256,
 	)
@@ -96,18 +105,23 @@ func (q *Queries) InsertFunctionVersion(ctx context.Context, arg InsertFunctionV
 }
 
 const listFunctions = `-- name: ListFunctions :many
-SELECT f.name, f.version, f.created_at, f.updated_at, v.source_sha256
+SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
+       f.retry_backoff_ms, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name
 `
 
 type ListFunctionsRow struct {
-	Name         string
-	Version      int32
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	SourceSha256 []byte
+	Name           string
+	Version        int32
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	TimeoutMs      *int32
+	MaxAttempts    int32
+	MaxConcurrency *int32
+	RetryBackoffMs int32
+	SourceSha256   []byte
 }
 
 func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error) {
@@ -124,6 +138,10 @@ func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error)
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.TimeoutMs,
+			&i.MaxAttempts,
+			&i.MaxConcurrency,
+			&i.RetryBackoffMs,
 			&i.SourceSha256,
 		); err != nil {
 			return nil, err
@@ -157,15 +175,41 @@ func (q *Queries) LockFunctionForPut(ctx context.Context, name string) (LockFunc
 	return i, err
 }
 
-const setFunctionVersion = `-- name: SetFunctionVersion :one
+const updateFunction = `-- name: UpdateFunction :one
 UPDATE picloud.functions
-SET version = $1, updated_at = clock_timestamp()
-WHERE name = $2
+SET version = $1,
+    timeout_ms = $2,
+    max_attempts = $3,
+    max_concurrency = $4,
+    retry_backoff_ms = $5,
+    updated_at = CASE
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms)
+             IS DISTINCT FROM ($1, $2::integer, $3, $4::integer, $5)
+        THEN clock_timestamp() ELSE updated_at END
+WHERE name = $6
 RETURNING updated_at
 `
 
-func (q *Queries) SetFunctionVersion(ctx context.Context, version int32, name string) (time.Time, error) {
-	row := q.db.QueryRow(ctx, setFunctionVersion, version, name)
+type UpdateFunctionParams struct {
+	Version        int32
+	TimeoutMs      *int32
+	MaxAttempts    int32
+	MaxConcurrency *int32
+	RetryBackoffMs int32
+	Name           string
+}
+
+// Sets the version and the options; updated_at moves only when something
+// changed, so a repeated identical PUT leaves the row as it was.
+func (q *Queries) UpdateFunction(ctx context.Context, arg UpdateFunctionParams) (time.Time, error) {
+	row := q.db.QueryRow(ctx, updateFunction,
+		arg.Version,
+		arg.TimeoutMs,
+		arg.MaxAttempts,
+		arg.MaxConcurrency,
+		arg.RetryBackoffMs,
+		arg.Name,
+	)
 	var updated_at time.Time
 	err := row.Scan(&updated_at)
 	return updated_at, err

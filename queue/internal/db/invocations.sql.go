@@ -10,27 +10,77 @@ import (
 	"time"
 )
 
+const cancelInvocation = `-- name: CancelInvocation :one
+SELECT picloud.cancel($1)::text AS status
+`
+
+func (q *Queries) CancelInvocation(ctx context.Context, id int64) (string, error) {
+	row := q.db.QueryRow(ctx, cancelInvocation, id)
+	var status string
+	err := row.Scan(&status)
+	return status, err
+}
+
+const cancelledAmong = `-- name: CancelledAmong :many
+SELECT id FROM picloud.invocations WHERE id = ANY($1::bigint[]) AND status = 'cancelled'
+`
+
+// Which of the invocations this node runs were cancelled; read after the
+// listener reconnects, when picloud_cancel notifications may have been lost.
+func (q *Queries) CancelledAmong(ctx context.Context, ids []int64) ([]int64, error) {
+	rows, err := q.db.Query(ctx, cancelledAmong, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const enqueueInvocation = `-- name: EnqueueInvocation :one
-SELECT picloud.enqueue_invocation(
+SELECT i.id, i.status, i.timeout_ms
+FROM picloud.enqueue_invocation(
     $1::text,
     $2::text,
     $3::jsonb,
     $4::bytea,
     $5::jsonb,
-    $6::integer
-)::bigint AS id
+    $6::integer,
+    $7::integer,
+    $8::text,
+    $9::timestamptz
+) i
 `
 
 type EnqueueInvocationParams struct {
-	Function    string
-	Trigger     string
-	Request     []byte
-	RequestBody []byte
-	Payload     []byte
-	TimeoutMs   int32
+	Function       string
+	Trigger        string
+	Request        []byte
+	RequestBody    []byte
+	Payload        []byte
+	TimeoutMs      *int32
+	MaxAttempts    *int32
+	IdempotencyKey *string
+	RunAt          *time.Time
 }
 
-func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationParams) (int64, error) {
+type EnqueueInvocationRow struct {
+	ID        int64
+	Status    string
+	TimeoutMs int32
+}
+
+func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationParams) (EnqueueInvocationRow, error) {
 	row := q.db.QueryRow(ctx, enqueueInvocation,
 		arg.Function,
 		arg.Trigger,
@@ -38,26 +88,26 @@ func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationPa
 		arg.RequestBody,
 		arg.Payload,
 		arg.TimeoutMs,
+		arg.MaxAttempts,
+		arg.IdempotencyKey,
+		arg.RunAt,
 	)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
+	var i EnqueueInvocationRow
+	err := row.Scan(&i.ID, &i.Status, &i.TimeoutMs)
+	return i, err
 }
 
 const finishInvocation = `-- name: FinishInvocation :one
-UPDATE picloud.invocations
-SET status = $1, result = $2, error = $3,
-    logs = $4, finished_at = clock_timestamp()
-WHERE id = $5 AND status = 'running'
-RETURNING started_at, finished_at
+SELECT i.started_at, i.finished_at
+FROM picloud.finish_invocation($1, $2, $3, $4, $5) i
 `
 
 type FinishInvocationParams struct {
+	ID     int64
 	Status string
 	Result []byte
 	Error  *string
 	Logs   []byte
-	ID     int64
 }
 
 type FinishInvocationRow struct {
@@ -65,14 +115,14 @@ type FinishInvocationRow struct {
 	FinishedAt *time.Time
 }
 
-// The trigger invocations_announce_finished sends the NOTIFY.
+// No row when the invocation stopped running meanwhile (cancelled).
 func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationParams) (FinishInvocationRow, error) {
 	row := q.db.QueryRow(ctx, finishInvocation,
+		arg.ID,
 		arg.Status,
 		arg.Result,
 		arg.Error,
 		arg.Logs,
-		arg.ID,
 	)
 	var i FinishInvocationRow
 	err := row.Scan(&i.StartedAt, &i.FinishedAt)
@@ -80,8 +130,8 @@ func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationPara
 }
 
 const getInvocation = `-- name: GetInvocation :one
-SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, logs,
-       attempt, max_attempts, timeout_ms, created_at, started_at, finished_at
+SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, errors,
+       logs, attempt, max_attempts, timeout_ms, idempotency_key, run_at, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE id = $1
 `
@@ -97,10 +147,13 @@ type GetInvocationRow struct {
 	Payload         []byte
 	Result          []byte
 	Error           *string
+	Errors          []byte
 	Logs            []byte
 	Attempt         int32
 	MaxAttempts     int32
 	TimeoutMs       int32
+	IdempotencyKey  *string
+	RunAt           *time.Time
 	CreatedAt       time.Time
 	StartedAt       *time.Time
 	FinishedAt      *time.Time
@@ -120,10 +173,13 @@ func (q *Queries) GetInvocation(ctx context.Context, id int64) (GetInvocationRow
 		&i.Payload,
 		&i.Result,
 		&i.Error,
+		&i.Errors,
 		&i.Logs,
 		&i.Attempt,
 		&i.MaxAttempts,
 		&i.TimeoutMs,
+		&i.IdempotencyKey,
+		&i.RunAt,
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
@@ -131,19 +187,126 @@ func (q *Queries) GetInvocation(ctx context.Context, id int64) (GetInvocationRow
 	return i, err
 }
 
+const listInvocations = `-- name: ListInvocations :many
+SELECT id, function, function_version, trigger, status, error, attempt, max_attempts, timeout_ms,
+       idempotency_key, run_at, created_at, started_at, finished_at
+FROM picloud.invocations
+WHERE ($1::text IS NULL OR function = $1)
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::bigint IS NULL OR id < $3)
+ORDER BY id DESC
+LIMIT $4
+`
+
+type ListInvocationsParams struct {
+	Function *string
+	Status   *string
+	BeforeID *int64
+	MaxRows  int32
+}
+
+type ListInvocationsRow struct {
+	ID              int64
+	Function        string
+	FunctionVersion int32
+	Trigger         string
+	Status          string
+	Error           *string
+	Attempt         int32
+	MaxAttempts     int32
+	TimeoutMs       int32
+	IdempotencyKey  *string
+	RunAt           *time.Time
+	CreatedAt       time.Time
+	StartedAt       *time.Time
+	FinishedAt      *time.Time
+}
+
+// Newest first. A null filter matches everything; before_id is the cursor.
+func (q *Queries) ListInvocations(ctx context.Context, arg ListInvocationsParams) ([]ListInvocationsRow, error) {
+	rows, err := q.db.Query(ctx, listInvocations,
+		arg.Function,
+		arg.Status,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListInvocationsRow
+	for rows.Next() {
+		var i ListInvocationsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Function,
+			&i.FunctionVersion,
+			&i.Trigger,
+			&i.Status,
+			&i.Error,
+			&i.Attempt,
+			&i.MaxAttempts,
+			&i.TimeoutMs,
+			&i.IdempotencyKey,
+			&i.RunAt,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const promoteDue = `-- name: PromoteDue :one
+SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+FROM picloud.promote_due() AS next_due
+`
+
+// Seconds until the next scheduled attempt is due, by the database's clock
+// so that the application's clock skew stays out of it; -1 when none is.
+func (q *Queries) PromoteDue(ctx context.Context) (float64, error) {
+	row := q.db.QueryRow(ctx, promoteDue)
+	var wait_seconds float64
+	err := row.Scan(&wait_seconds)
+	return wait_seconds, err
+}
+
+const retryInvocation = `-- name: RetryInvocation :one
+SELECT i.id FROM picloud.retry_invocation($1, $2, $3, $4) i
+`
+
+type RetryInvocationParams struct {
+	ID    int64
+	Error string
+	Logs  []byte
+	Due   time.Time
+}
+
+func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams) (int64, error) {
+	row := q.db.QueryRow(ctx, retryInvocation,
+		arg.ID,
+		arg.Error,
+		arg.Logs,
+		arg.Due,
+	)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
 const startInvocation = `-- name: StartInvocation :one
-WITH started AS (
-    UPDATE picloud.invocations i
-    SET status = 'running', started_at = clock_timestamp(), attempt = i.attempt + 1
-    WHERE i.id = $1 AND i.status IN ('queued', 'running')
-    RETURNING i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
-              i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at
-)
-SELECT s.id, s.function, s.function_version, s.function_version_id, s.trigger, s.request, s.request_body,
-       s.payload, s.attempt, s.max_attempts, s.timeout_ms, s.created_at, s.started_at,
-       v.source
-FROM started s
-LEFT JOIN picloud.function_versions v ON v.id = s.function_version_id
+SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
+       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at,
+       f.retry_backoff_ms, v.source
+FROM picloud.start_invocation($1) i
+LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
+LEFT JOIN picloud.functions f ON f.name = i.function
 `
 
 type StartInvocationRow struct {
@@ -160,13 +323,13 @@ type StartInvocationRow struct {
 	TimeoutMs         int32
 	CreatedAt         time.Time
 	StartedAt         *time.Time
+	RetryBackoffMs    *int32
 	Source            *string
 }
 
-// Claims the invocation for a run and returns what the run needs. A row that
-// is already finished (or cancelled) is not returned, so a redelivered job
-// does not run twice. The source is missing when the function was deleted
-// after the invocation was queued.
+// Claims the invocation for a run and returns what the run needs; no row
+// when it is final or parked (see picloud.start_invocation). The source is
+// missing when the function was deleted after the invocation was queued.
 func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocationRow, error) {
 	row := q.db.QueryRow(ctx, startInvocation, id)
 	var i StartInvocationRow
@@ -184,7 +347,22 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 		&i.TimeoutMs,
 		&i.CreatedAt,
 		&i.StartedAt,
+		&i.RetryBackoffMs,
 		&i.Source,
 	)
 	return i, err
+}
+
+const sweep = `-- name: Sweep :one
+SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+FROM picloud.sweep() AS next_due
+`
+
+// Seconds until the next finished invocation falls out of retention; -1
+// when none is finished.
+func (q *Queries) Sweep(ctx context.Context) (float64, error) {
+	row := q.db.QueryRow(ctx, sweep)
+	var wait_seconds float64
+	err := row.Scan(&wait_seconds)
+	return wait_seconds, err
 }

@@ -6,13 +6,19 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type PicloudFunction struct {
-	Name      string
-	Version   int32
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Name           string
+	Version        int32
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	TimeoutMs      *int32
+	MaxAttempts    int32
+	MaxConcurrency *int32
+	RetryBackoffMs int32
 }
 
 type PicloudFunctionVersion struct {
@@ -22,6 +28,13 @@ type PicloudFunctionVersion struct {
 	Source       string
 	SourceSha256 []byte
 	CreatedAt    time.Time
+}
+
+type PicloudIdempotencyKey struct {
+	Function     string
+	Key          string
+	InvocationID int64
+	ExpiresAt    time.Time
 }
 
 type PicloudInvocation struct {
@@ -43,10 +56,20 @@ type PicloudInvocation struct {
 	CreatedAt         time.Time
 	StartedAt         *time.Time
 	FinishedAt        *time.Time
+	IdempotencyKey    *string
+	RunAt             *time.Time
+	Errors            []byte
+	Parked            bool
 }
 
 type PicloudSchemaMigration struct {
 	Version   int32
 	Name      string
 	AppliedAt time.Time
+}
+
+type PicloudSetting struct {
+	Singleton         bool
+	Retention         pgtype.Interval
+	IdempotencyWindow pgtype.Interval
 }
