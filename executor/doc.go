@@ -12,7 +12,8 @@
 // from a fresh global environment, see below). req has the fields trigger,
 // method, path ("/" when empty), query and headers (tables of strings,
 // header names lower-case), body (a string, possibly binary, "" when
-// empty) and payload (Request.Payload decoded from JSON, or nil).
+// empty), payload (Request.Payload decoded from JSON, or nil) and attempt
+// (1 for the first attempt, 2 for the first retry, and so on).
 //
 // The first value handle returns becomes Result.Value (its JSON) and the HTTP
 // Response:

@@ -28,6 +28,7 @@ type Request struct {
 	Headers map[string]string // req.headers (lower-case name -> string)
 	Body    []byte            // req.body (Lua string, may be binary)
 	Payload json.RawMessage   // nil unless set; exposed decoded as req.payload (Lua value)
+	Attempt int               // req.attempt: 1 for the first attempt, 2 for the first retry, ...
 }
 
 // Limits bounds one invocation.

@@ -540,7 +540,7 @@ func (s *state) pushEnv() {
 
 func (s *state) pushRequest(req Request) error {
 	l := s.l
-	l.CreateTable(0, 8)
+	l.CreateTable(0, 9)
 	t := l.Top()
 	setString := func(k, v string) {
 		l.PushString(v)
@@ -554,6 +554,8 @@ func (s *state) pushRequest(req Request) error {
 	}
 	setString("path", path)
 	setString("body", string(req.Body))
+	l.PushInteger(max(req.Attempt, 1))
+	l.SetField(t, "attempt")
 	for _, m := range []struct {
 		name string
 		m    map[string]string

@@ -37,7 +37,7 @@ type Config struct {
 	// Concurrency is how many invocations the client runs at once; it
 	// defaults to GOMAXPROCS. It should not exceed the executor's capacity.
 	Concurrency int
-	Logger *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Client is PiCloud's handle on the database: it stores functions, enqueues

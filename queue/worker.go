@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,6 +125,14 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		params.Error = &inv.Error
 	}
 	finished, err := c.queries.FinishInvocation(finishCtx, params)
+	if untranslatable(err) {
+		// jsonb has no \u0000; Lua strings may hold NUL bytes. Store them as
+		// U+FFFD, as the executor already does with invalid UTF-8.
+		if params.Result, err = replaceNUL(params.Result); err == nil {
+			inv.Result = params.Result
+			finished, err = c.queries.FinishInvocation(finishCtx, params)
+		}
+	}
 	if unstorable(err) {
 		// The outcome breaks a database limit (jsonb refuses \u0000 in
 		// strings, and values over 255 MB): record the failure instead, so
@@ -139,6 +148,9 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		return fmt.Errorf("finish invocation %d: %w", inv.ID, err)
 	}
 	inv.StartedAt, inv.FinishedAt = finished.StartedAt, finished.FinishedAt
+	if err := json.Unmarshal(finished.Errors, &inv.Errors); err != nil {
+		return fmt.Errorf("decode errors of invocation %d: %w", inv.ID, err)
+	}
 	logger.DebugContext(ctx, "invocation finished", "status", inv.Status, "duration", res.Duration)
 	c.finished.finish(inv.ID, &inv)
 	return nil
@@ -163,6 +175,43 @@ func retryBackoff(base time.Duration, n int) time.Duration {
 	}
 	d = min(d, maxRetryBackoff)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// untranslatable reports PostgreSQL refusing a character, which for jsonb
+// means \u0000.
+func untranslatable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "22P05"
+}
+
+// replaceNUL rewrites every NUL character in the JSON's strings (keys
+// included) as U+FFFD.
+func replaceNUL(doc json.RawMessage) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var walk func(any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			return strings.ReplaceAll(v, "\x00", "\uFFFD")
+		case []any:
+			for i := range v {
+				v[i] = walk(v[i])
+			}
+		case map[string]any:
+			out := make(map[string]any, len(v))
+			for k, e := range v {
+				out[walk(k).(string)] = walk(e)
+			}
+			return out
+		}
+		return v
+	}
+	return json.Marshal(walk(v))
 }
 
 // unstorable reports a database error caused by the values written rather
@@ -238,7 +287,7 @@ func invocationFromStart(r db.StartInvocationRow) Invocation {
 }
 
 func executorRequest(inv Invocation) executor.Request {
-	req := executor.Request{Trigger: string(inv.Trigger), Payload: inv.Payload}
+	req := executor.Request{Trigger: string(inv.Trigger), Payload: inv.Payload, Attempt: inv.Attempt}
 	if r := inv.Request; r != nil {
 		req.Method, req.Path, req.Query, req.Headers, req.Body = r.Method, r.Path, r.Query, r.Headers, r.Body
 	}

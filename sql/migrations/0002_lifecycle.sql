@@ -306,7 +306,12 @@ END;
 $$;
 
 -- promote_due makes scheduled attempts that are due available, wakes River's
--- producers if it did, and returns when the next one is due (null: none).
+-- producers, and returns when the next attempt is due (null: none).
+--
+-- River's leader also promotes scheduled jobs, up to 5 s early and without
+-- a wake-up: such a job is 'available' with a future scheduled_at, which
+-- River's fetch skips until it is due. So the next due time counts those
+-- too, and the wake-up is sent whenever the timer fires, whoever promoted.
 CREATE FUNCTION picloud.promote_due() RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -314,11 +319,10 @@ BEGIN
     SET state = 'available'
     WHERE state IN ('scheduled', 'retryable') AND queue = 'picloud' AND priority = 1
       AND scheduled_at <= clock_timestamp();
-    IF FOUND THEN
-        PERFORM pg_notify('picloud.river_insert', '{"queue":"picloud"}');
-    END IF;
+    PERFORM pg_notify('picloud.river_insert', '{"queue":"picloud"}');
     RETURN (SELECT min(scheduled_at) FROM picloud.river_job
-            WHERE state IN ('scheduled', 'retryable') AND queue = 'picloud' AND priority = 1);
+            WHERE state IN ('scheduled', 'retryable', 'available') AND queue = 'picloud' AND priority = 1
+              AND scheduled_at > clock_timestamp());
 END;
 $$;
 

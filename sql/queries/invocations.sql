@@ -25,7 +25,7 @@ LEFT JOIN picloud.functions f ON f.name = i.function;
 
 -- name: FinishInvocation :one
 -- No row when the invocation stopped running meanwhile (cancelled).
-SELECT i.started_at, i.finished_at
+SELECT i.started_at, i.finished_at, i.errors
 FROM picloud.finish_invocation(@id, @status, sqlc.narg('result'), sqlc.narg('error'), @logs) i;
 
 -- name: RetryInvocation :one

@@ -98,7 +98,7 @@ func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationPa
 }
 
 const finishInvocation = `-- name: FinishInvocation :one
-SELECT i.started_at, i.finished_at
+SELECT i.started_at, i.finished_at, i.errors
 FROM picloud.finish_invocation($1, $2, $3, $4, $5) i
 `
 
@@ -113,6 +113,7 @@ type FinishInvocationParams struct {
 type FinishInvocationRow struct {
 	StartedAt  *time.Time
 	FinishedAt *time.Time
+	Errors     []byte
 }
 
 // No row when the invocation stopped running meanwhile (cancelled).
@@ -125,7 +126,7 @@ func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationPara
 		arg.Logs,
 	)
 	var i FinishInvocationRow
-	err := row.Scan(&i.StartedAt, &i.FinishedAt)
+	err := row.Scan(&i.StartedAt, &i.FinishedAt, &i.Errors)
 	return i, err
 }
 
