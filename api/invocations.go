@@ -201,7 +201,7 @@ func (s *Server) registerInvocations() {
 		Method:      http.MethodPost,
 		Path:        "/v1/invocations/{id}/cancel",
 		Summary:     "Cancel an invocation",
-		Description: "A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled; 409 when it had already finished.",
+		Description: "A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise.",
 		Tags:        tags,
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
 	}, s.cancelInvocation)
@@ -238,9 +238,12 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 	if b.RunAt != nil && !b.Async {
 		return nil, huma.Error422UnprocessableEntity("run_at needs async: true; a synchronous call answers with the result")
 	}
-	payload, err := json.Marshal(b.Payload)
-	if err != nil {
-		return nil, huma.Error422UnprocessableEntity("payload: " + err.Error())
+	var payload json.RawMessage
+	if b.Payload != nil {
+		var err error
+		if payload, err = json.Marshal(b.Payload); err != nil {
+			return nil, huma.Error422UnprocessableEntity("payload: " + err.Error())
+		}
 	}
 	params := queue.InvokeParams{
 		Function:       in.Name,

@@ -1,0 +1,194 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picloud/picloud/internal/platformtest"
+)
+
+const payloadEcho = `function handle(req) return {trigger = req.trigger, payload = req.payload, attempt = req.attempt} end`
+
+func TestInvokeAPI(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
+	do(t, http.MethodPut, p.URL+"/v1/functions/echo", map[string]string{"source": payloadEcho})
+	invokeURL := p.URL + "/v1/functions/echo/invocations"
+
+	t.Run("sync answers with the finished invocation", func(t *testing.T) {
+		res := do(t, http.MethodPost, invokeURL, map[string]any{"payload": map[string]any{"n": 1}})
+		if res.status != http.StatusOK {
+			t.Fatalf("%d %s", res.status, res.body)
+		}
+		inv := res.json(t)
+		result, _ := inv["result"].(map[string]any)
+		if inv["status"] != "succeeded" || inv["trigger"] != "api" || result["trigger"] != "api" ||
+			result["payload"].(map[string]any)["n"] != float64(1) {
+			t.Errorf("invocation = %v", inv)
+		}
+	})
+
+	t.Run("async answers 202 with a Location", func(t *testing.T) {
+		res := do(t, http.MethodPost, invokeURL, map[string]any{"payload": "x", "async": true})
+		if res.status != http.StatusAccepted {
+			t.Fatalf("%d %s", res.status, res.body)
+		}
+		inv := res.json(t)
+		loc := res.header.Get("Location")
+		if loc != fmt.Sprintf("/v1/invocations/%v", inv["id"]) {
+			t.Errorf("Location = %q for %v", loc, inv["id"])
+		}
+		done := do(t, http.MethodGet, p.URL+loc+"?wait=10s", nil).json(t)
+		if done["status"] != "succeeded" {
+			t.Errorf("after wait: %v", done)
+		}
+	})
+
+	t.Run("idempotency key in header or body", func(t *testing.T) {
+		first := do(t, http.MethodPost, invokeURL, map[string]any{"async": true}, "Idempotency-Key", "abc").json(t)
+		again := do(t, http.MethodPost, invokeURL, map[string]any{"async": true, "idempotency_key": "abc"}).json(t)
+		sync := do(t, http.MethodPost, invokeURL, map[string]any{}, "Idempotency-Key", "abc")
+		if first["id"] != again["id"] || sync.json(t)["id"] != first["id"] || first["idempotency_key"] != "abc" {
+			t.Errorf("ids %v %v %v", first["id"], again["id"], sync.json(t)["id"])
+		}
+		if sync.status != http.StatusOK || sync.json(t)["status"] != "succeeded" {
+			t.Errorf("sync repeat = %d %s", sync.status, sync.body)
+		}
+	})
+
+	t.Run("run_at", func(t *testing.T) {
+		at := time.Now().Add(300 * time.Millisecond).UTC()
+		res := do(t, http.MethodPost, invokeURL, map[string]any{"async": true, "run_at": at.Format(time.RFC3339Nano)})
+		inv := res.json(t)
+		if res.status != http.StatusAccepted || inv["status"] != "queued" || inv["run_at"] == nil {
+			t.Fatalf("%d %v", res.status, inv)
+		}
+		done := do(t, http.MethodGet, fmt.Sprintf("%s/v1/invocations/%v?wait=10s", p.URL, inv["id"]), nil).json(t)
+		started, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(done["started_at"]))
+		if done["status"] != "succeeded" || started.Before(at) {
+			t.Errorf("scheduled invocation = %v, started %v before run_at %v", done["status"], started, at)
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		assertProblem(t, do(t, http.MethodPost, p.URL+"/v1/functions/nope/invocations", map[string]any{}), http.StatusNotFound, `"nope"`)
+		assertProblem(t, do(t, http.MethodPost, invokeURL, map[string]any{"run_at": time.Now().Format(time.RFC3339)}), http.StatusUnprocessableEntity, "async")
+		assertProblem(t, do(t, http.MethodPost, invokeURL, map[string]any{"timeout_ms": 0, "async": "yes"}), http.StatusUnprocessableEntity, "")
+		assertProblem(t, do(t, http.MethodGet, p.URL+"/v1/invocations/1?wait=forever", nil), http.StatusUnprocessableEntity, "")
+		assertProblem(t, do(t, http.MethodGet, p.URL+"/v1/invocations/1?wait=10m", nil), http.StatusUnprocessableEntity, "at most")
+	})
+}
+
+func TestFunctionOptionsAPI(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
+	flaky := `function handle(req) if req.attempt < 2 then error("flaky") end return req.attempt end`
+	res := do(t, http.MethodPut, p.URL+"/v1/functions/flaky", map[string]any{
+		"source": flaky, "max_attempts": 3, "retry_backoff_ms": 10, "timeout_ms": 2000, "max_concurrency": 4,
+	})
+	fn := res.json(t)
+	if res.status != http.StatusCreated || fn["max_attempts"] != float64(3) || fn["retry_backoff_ms"] != float64(10) ||
+		fn["timeout_ms"] != float64(2000) || fn["max_concurrency"] != float64(4) {
+		t.Fatalf("%d %v", res.status, fn)
+	}
+	async := do(t, http.MethodPost, p.URL+"/v1/functions/flaky/invocations", map[string]any{"async": true}).json(t)
+	done := do(t, http.MethodGet, fmt.Sprintf("%s/v1/invocations/%v?wait=10s", p.URL, async["id"]), nil).json(t)
+	errs, _ := done["errors"].([]any)
+	if done["status"] != "succeeded" || done["attempt"] != float64(2) || len(errs) != 1 || done["timeout_ms"] != float64(2000) {
+		t.Errorf("async invocation with retries = %v", done)
+	}
+	sync := do(t, http.MethodPost, p.URL+"/v1/functions/flaky/invocations", map[string]any{}).json(t)
+	if sync["status"] != "failed" || sync["attempt"] != float64(1) {
+		t.Errorf("a sync call retried: %v", sync)
+	}
+	if res := do(t, http.MethodGet, p.URL+"/fn/flaky", nil); res.status != http.StatusInternalServerError {
+		t.Errorf("/fn retried: %d %s", res.status, res.body)
+	}
+
+	// Options are replaced by the next PUT, without a new version.
+	res = do(t, http.MethodPut, p.URL+"/v1/functions/flaky", map[string]any{"source": flaky})
+	fn = res.json(t)
+	if fn["version"] != float64(1) || fn["max_attempts"] != float64(1) || fn["max_concurrency"] != nil || fn["retry_backoff_ms"] != float64(1000) {
+		t.Errorf("after a PUT without options: %v", fn)
+	}
+	for _, bad := range []map[string]any{
+		{"source": flaky, "max_attempts": 0},
+		{"source": flaky, "max_attempts": 101},
+		{"source": flaky, "timeout_ms": 900001},
+		{"source": flaky, "max_concurrency": -1},
+		{"source": flaky, "retry_backoff_ms": -1},
+	} {
+		assertProblem(t, do(t, http.MethodPut, p.URL+"/v1/functions/flaky", bad), http.StatusUnprocessableEntity, "")
+	}
+}
+
+func TestListAndCancelAPI(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
+	do(t, http.MethodPut, p.URL+"/v1/functions/a", map[string]string{"source": payloadEcho})
+	do(t, http.MethodPut, p.URL+"/v1/functions/b", map[string]string{"source": payloadEcho})
+	for range 3 {
+		do(t, http.MethodPost, p.URL+"/v1/functions/a/invocations", map[string]any{})
+		do(t, http.MethodPost, p.URL+"/v1/functions/b/invocations", map[string]any{})
+	}
+
+	t.Run("pages newest first", func(t *testing.T) {
+		var ids []float64
+		next := p.URL + "/v1/invocations?limit=4"
+		for pages := 0; next != ""; pages++ {
+			if pages > 3 {
+				t.Fatal("too many pages")
+			}
+			res := do(t, http.MethodGet, next, nil)
+			body := res.json(t)
+			for _, inv := range body["invocations"].([]any) {
+				ids = append(ids, inv.(map[string]any)["id"].(float64))
+			}
+			next = ""
+			if link := res.header.Get("Link"); link != "" {
+				if !strings.HasSuffix(link, `>; rel="next"`) || body["next_cursor"] == nil {
+					t.Fatalf("Link = %q, next_cursor %v", link, body["next_cursor"])
+				}
+				next = p.URL + strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+			}
+		}
+		if len(ids) != 6 {
+			t.Fatalf("listed %v, want 6 invocations", ids)
+		}
+		for i := 1; i < len(ids); i++ {
+			if ids[i] >= ids[i-1] {
+				t.Errorf("not newest first: %v", ids)
+			}
+		}
+	})
+
+	t.Run("filters", func(t *testing.T) {
+		body := do(t, http.MethodGet, p.URL+"/v1/invocations?function=b&status=succeeded", nil).json(t)
+		invs := body["invocations"].([]any)
+		for _, inv := range invs {
+			if m := inv.(map[string]any); m["function"] != "b" || m["status"] != "succeeded" {
+				t.Errorf("filtered list has %v", m)
+			}
+		}
+		if len(invs) != 3 {
+			t.Errorf("%d invocations of b, want 3", len(invs))
+		}
+		assertProblem(t, do(t, http.MethodGet, p.URL+"/v1/invocations?status=weird", nil), http.StatusUnprocessableEntity, "")
+		assertProblem(t, do(t, http.MethodGet, p.URL+"/v1/invocations?cursor=xyz", nil), http.StatusUnprocessableEntity, "cursor")
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		at := time.Now().Add(time.Hour).Format(time.RFC3339)
+		queued := do(t, http.MethodPost, p.URL+"/v1/functions/a/invocations", map[string]any{"async": true, "run_at": at}).json(t)
+		res := do(t, http.MethodPost, fmt.Sprintf("%s/v1/invocations/%v/cancel", p.URL, queued["id"]), nil)
+		if res.status != http.StatusOK || res.json(t)["status"] != "cancelled" {
+			t.Fatalf("cancel: %d %s", res.status, res.body)
+		}
+		if again := do(t, http.MethodPost, fmt.Sprintf("%s/v1/invocations/%v/cancel", p.URL, queued["id"]), nil); again.status != http.StatusOK {
+			t.Errorf("a repeated cancel: %d %s, want 200 (cancel is idempotent)", again.status, again.body)
+		}
+		done := do(t, http.MethodPost, p.URL+"/v1/functions/a/invocations", map[string]any{}).json(t)
+		assertProblem(t, do(t, http.MethodPost, fmt.Sprintf("%s/v1/invocations/%v/cancel", p.URL, done["id"]), nil), http.StatusConflict, "succeeded")
+		assertProblem(t, do(t, http.MethodPost, p.URL+"/v1/invocations/999999/cancel", nil), http.StatusNotFound, "999999")
+	})
+}
