@@ -109,6 +109,9 @@ func (c *Client) PutFunction(ctx context.Context, name, source string, opts Func
 		}); err != nil {
 			return fmt.Errorf("update function: %w", err)
 		}
+		if err := q.AdmitParked(ctx, name); err != nil {
+			return fmt.Errorf("admit parked invocations: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

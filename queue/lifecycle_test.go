@@ -458,3 +458,21 @@ func TestConcurrentCallersShareNothing(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRaisingTheLimitAdmitsParked: parked invocations run as soon as the
+// limit is lifted, not when the running one ends.
+func TestRaisingTheLimitAdmitsParked(t *testing.T) {
+	client, _ := worker(t, nil)
+	source := `function handle(req) while os.clock() < (req.payload.seconds or 0) do end return "done" end`
+	put(t, client, "f", source, queue.FunctionOptions{MaxConcurrency: 1, Timeout: time.Minute})
+	long := invoke(t, client, queue.InvokeParams{Function: "f", Payload: []byte(`{"seconds": 3}`)})
+	time.Sleep(200 * time.Millisecond) // let it take the slot
+	short := invoke(t, client, queue.InvokeParams{Function: "f", Payload: []byte(`{}`)})
+	time.Sleep(200 * time.Millisecond) // let it park
+	put(t, client, "f", source, queue.FunctionOptions{Timeout: time.Minute})
+	quick := waitFor(t, client, short.ID)
+	slow := waitFor(t, client, long.ID)
+	if quick.Status != queue.StatusSucceeded || !quick.FinishedAt.Before(*slow.FinishedAt) {
+		t.Errorf("the parked invocation finished at %v, after the long one (%v): lifting the limit did not admit it", quick.FinishedAt, slow.FinishedAt)
+	}
+}

@@ -26,11 +26,23 @@ ALTER TABLE picloud.invocations
     -- it has no River job until a running invocation of the function ends.
     ADD COLUMN parked boolean NOT NULL DEFAULT false;
 
--- Counting running invocations of a function (max_concurrency) must not
--- scan its history.
-CREATE INDEX invocations_running ON picloud.invocations (function) WHERE status = 'running';
 CREATE INDEX invocations_parked ON picloud.invocations (function, id) WHERE parked;
 CREATE INDEX invocations_finished_at ON picloud.invocations (finished_at) WHERE finished_at IS NOT NULL;
+
+-- Every invocation row is updated twice (start, finish). Room on the page
+-- lets the start, which changes no indexed column, be a HOT update that
+-- writes no index entry.
+ALTER TABLE picloud.invocations SET (fillfactor = 80);
+
+-- The invocations holding a slot of a function with max_concurrency. A
+-- small table of its own, rather than an index on invocations.status, so
+-- that functions without a limit pay nothing for the feature: such an index
+-- would make every status change of every invocation update it.
+CREATE TABLE picloud.running_slots (
+    invocation_id bigint PRIMARY KEY,
+    function      text NOT NULL
+);
+CREATE INDEX running_slots_function ON picloud.running_slots (function);
 
 -- Platform settings that SQL functions need as much as the Go side, kept in
 -- one row so there is a single source of truth. Changing them notifies the
@@ -160,7 +172,7 @@ $$;
 -- earlier delivery of its job) or must wait for a concurrency slot, in which
 -- case it is parked.
 --
--- The function row lock serializes the count of running invocations with
+-- The function row lock serializes the count of held slots with
 -- every other start and with release_slot, so max_concurrency holds across
 -- any number of workers. Each statement of a plpgsql function sees rows
 -- committed before it began, so the count after the lock is current.
@@ -179,10 +191,13 @@ BEGIN
     SELECT f.max_concurrency INTO v_limit FROM picloud.functions f WHERE f.name = v_function;
     IF v_limit IS NOT NULL THEN
         PERFORM 1 FROM picloud.functions f WHERE f.name = v_function FOR UPDATE;
-        IF (SELECT count(*) FROM picloud.invocations i WHERE i.function = v_function AND i.status = 'running' AND i.id <> p_id) >= v_limit THEN
+        IF NOT EXISTS (SELECT 1 FROM picloud.running_slots WHERE invocation_id = p_id)
+           AND (SELECT count(*) FROM picloud.running_slots WHERE function = v_function) >= v_limit THEN
             UPDATE picloud.invocations SET parked = true WHERE id = p_id AND status = 'queued';
             RETURN;
         END IF;
+        INSERT INTO picloud.running_slots (invocation_id, function) VALUES (p_id, v_function)
+        ON CONFLICT (invocation_id) DO NOTHING;
     END IF;
     RETURN QUERY
         UPDATE picloud.invocations
@@ -192,38 +207,50 @@ BEGIN
 END;
 $$;
 
--- release_slot runs after an invocation of p_function stops running: the
--- oldest parked invocation, if any and if a slot is free, gets its job.
-CREATE FUNCTION picloud.release_slot(p_function text) RETURNS void
+-- admit_parked gives jobs to as many parked invocations of p_function,
+-- oldest first, as its free slots allow (all of them once it has no limit).
+-- It runs when a slot is released and when the function's limit changes.
+CREATE FUNCTION picloud.admit_parked(p_function text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_limit integer;
+    v_free  bigint;
     v_next  bigint;
 BEGIN
     SELECT f.max_concurrency INTO v_limit FROM picloud.functions f WHERE f.name = p_function FOR UPDATE;
     IF v_limit IS NULL THEN
-        -- No limit (any more): nobody parks, but release what was parked.
-        FOR v_next IN
-            UPDATE picloud.invocations SET parked = false
-            WHERE function = p_function AND parked AND status = 'queued'
-            RETURNING id
-        LOOP
-            PERFORM picloud.schedule_attempt(v_next, NULL);
-        END LOOP;
-        RETURN;
+        v_free := NULL; -- no limit: LIMIT NULL admits everyone
+    ELSE
+        v_free := v_limit - (SELECT count(*) FROM picloud.running_slots WHERE function = p_function);
+        IF v_free <= 0 THEN
+            RETURN;
+        END IF;
     END IF;
-    IF (SELECT count(*) FROM picloud.invocations i WHERE i.function = p_function AND i.status = 'running') >= v_limit THEN
-        RETURN;
-    END IF;
-    SELECT i.id INTO v_next
-    FROM picloud.invocations i
-    WHERE i.function = p_function AND i.parked AND i.status = 'queued'
-    ORDER BY i.id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED;
-    IF FOUND THEN
-        UPDATE picloud.invocations SET parked = false WHERE id = v_next;
+    FOR v_next IN
+        WITH admitted AS (
+            SELECT i.id FROM picloud.invocations i
+            WHERE i.function = p_function AND i.parked AND i.status = 'queued'
+            ORDER BY i.id
+            LIMIT v_free
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE picloud.invocations i SET parked = false FROM admitted WHERE i.id = admitted.id
+        RETURNING i.id
+    LOOP
         PERFORM picloud.schedule_attempt(v_next, NULL);
+    END LOOP;
+END;
+$$;
+
+-- release_slot runs after invocation p_id stops running. Only an
+-- invocation that held a slot (its function had a limit when it started)
+-- can free one, so a function without a limit pays one index probe here.
+CREATE FUNCTION picloud.release_slot(p_function text, p_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM picloud.running_slots WHERE invocation_id = p_id;
+    IF FOUND THEN
+        PERFORM picloud.admit_parked(p_function);
     END IF;
 END;
 $$;
@@ -250,7 +277,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    PERFORM picloud.release_slot(v_row.function);
+    PERFORM picloud.release_slot(v_row.function, p_id);
     RETURN NEXT v_row;
 END;
 $$;
@@ -271,7 +298,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    PERFORM picloud.release_slot(v_row.function);
+    PERFORM picloud.release_slot(v_row.function, p_id);
     PERFORM picloud.schedule_attempt(p_id, p_due);
     RETURN NEXT v_row;
 END;
@@ -299,7 +326,7 @@ BEGIN
     WHERE id = p_id;
     IF v_before = 'running' THEN
         PERFORM pg_notify('picloud_cancel', p_id::text);
-        PERFORM picloud.release_slot(v_function);
+        PERFORM picloud.release_slot(v_function, p_id);
     END IF;
     RETURN 'cancelled';
 END;

@@ -48,3 +48,8 @@ ORDER BY f.name;
 
 -- name: DeleteFunction :execrows
 DELETE FROM picloud.functions WHERE name = @name;
+
+-- name: AdmitParked :exec
+-- After a change of max_concurrency: a raised or removed limit lets parked
+-- invocations run.
+SELECT picloud.admit_parked(@name::text);

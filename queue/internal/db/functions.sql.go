@@ -10,6 +10,17 @@ import (
 	"time"
 )
 
+const admitParked = `-- name: AdmitParked :exec
+SELECT picloud.admit_parked($1::text)
+`
+
+// After a change of max_concurrency: a raised or removed limit lets parked
+// invocations run.
+func (q *Queries) AdmitParked(ctx context.Context, name string) error {
+	_, err := q.db.Exec(ctx, admitParked, name)
+	return err
+}
+
 const currentSourceHash = `-- name: CurrentSourceHash :one
 SELECT source_sha256
 FROM picloud.function_versions

@@ -62,6 +62,11 @@ type PicloudInvocation struct {
 	Parked            bool
 }
 
+type PicloudRunningSlot struct {
+	InvocationID int64
+	Function     string
+}
+
 type PicloudSchemaMigration struct {
 	Version   int32
 	Name      string
