@@ -18,11 +18,11 @@ const MaxSourceBytes = 1 << 20
 
 // FunctionBody is a deployed function.
 type FunctionBody struct {
-	Name      string    `json:"name" example:"hello" doc:"Function name; its endpoint is /fn/{name}."`
-	Version   int       `json:"version" example:"3" doc:"Increases each time the source changes."`
-	SHA256    string    `json:"sha256" doc:"SHA-256 of the source, hex-encoded."`
-	URL       string    `json:"url" example:"/fn/hello" doc:"Path of the function's HTTP endpoint."`
-	Source    string    `json:"source,omitempty" doc:"Lua source; omitted in listings."`
+	Name    string `json:"name" example:"hello" doc:"Function name; its endpoint is /fn/{name}."`
+	Version int    `json:"version" example:"3" doc:"Increases each time the source changes."`
+	SHA256  string `json:"sha256" doc:"SHA-256 of the source, hex-encoded."`
+	URL     string `json:"url" example:"/fn/hello" doc:"Path of the function's HTTP endpoint."`
+	Source  string `json:"source,omitempty" doc:"Lua source; omitted in listings."`
 	FunctionOptionsBody
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
