@@ -354,6 +354,25 @@ func (r *run) tick() error {
 	return nil
 }
 
+// charge counts n instructions' worth of work that a library function does
+// in Go on the script's behalf (pattern matching, building large strings)
+// against the budget, and aborts the run once a limit is hit. Long Go loops
+// call it every few thousand steps, so that the VM's count hook, which
+// cannot fire inside them, is not the only check.
+func (s *state) charge(n int64) {
+	r := s.cur
+	if r == nil {
+		return
+	}
+	if r.stop == "" {
+		r.executed += n
+		r.check()
+	}
+	if r.stop != "" {
+		panic(abortSignal{})
+	}
+}
+
 // onHook is the count hook. Once a limit is hit every later call panics
 // again, so even code that somehow survived one abort cannot keep running.
 func (s *state) onHook(_ *lua.State, _ lua.Debug) {
