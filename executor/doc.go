@@ -58,8 +58,11 @@
 // "hello:3: attempt to call a nil value". Errors the executor reports itself
 // start with "<name>: ", for example "hello: handle is not defined; define
 // function handle(req)" or "hello: syntax error: line 2: ...". Error values
-// that are not strings become "(error object is a table value)" (or the
-// table's __tostring), since go-lua can only carry strings.
+// that are not strings reach pcall and xpcall unchanged, as in Lua (local ok,
+// e = pcall(error, {code = 42}) gives e.code == 42; pcall(error) gives false,
+// nil); uncaught, they fail the run with the position and "(error object is
+// a table value)" or the table's __tostring, e.g. "hello:3: (error object is
+// a table value)".
 //
 // # Sandbox
 //
@@ -67,10 +70,10 @@
 // pairs, pcall, print, rawequal, rawget, rawlen, rawset, select,
 // setmetatable, tonumber, tostring, type, xpcall and _VERSION; the string,
 // table, math and bit32 libraries; os.time, os.clock, os.date and
-// os.difftime; json and log. Not available: load, loadstring, loadfile,
+// os.difftime; json and log; base64, hex, crypto, uuid and time (see
+// Libraries below). Not available: load, loadstring, loadfile,
 // dofile, require, collectgarbage, io, debug, package, coroutine and the rest
-// of os. go-lua itself lacks string.match/gmatch/gsub, and string.find only
-// does plain searches.
+// of os.
 //
 // Differences from stock go-lua, each closing a hole found in experiments:
 // code is loaded in text mode only (binary chunks can crash the process);
@@ -84,12 +87,15 @@
 // plus %s, and "*t"); os.date and os.time work in UTC whether or not the
 // format starts with "!", because there is no user time zone;
 // string.rep fails beyond 16 MiB (go-lua: fatal out-of-memory);
-// table.concat is linear (go-lua: quadratic) and also capped at 16 MiB.
+// table.concat is linear (go-lua: quadratic) and also capped at 16 MiB;
+// the string library is completed and corrected (see Libraries); tostring,
+// print, log.*, table.concat, string.format and error write numbers as Lua
+// 5.2 does, inf, -inf, nan and -nan included (go-lua: +Inf, -Inf, NaN).
 //
 // Isolation between invocations that reuse a pooled state: each invocation
 // gets a new global table whose metatable reads through to a frozen table
-// of the base functions, and new overlay tables for string, table, math,
-// bit32, os, json and log that read through to the real libraries. Scripts
+// of the base functions, and new overlay tables for every library (string,
+// table, math, ..., time) that read through to the real libraries. Scripts
 // may add or replace fields (function string.trim(s) ... end works), but
 // everything written disappears with the invocation; assigning nil to a
 // library field does not hide the original. The metatables involved, and the
@@ -99,10 +105,71 @@
 // the new environment as its _ENV upvalue before each run.
 //
 // Every Go function reachable from Lua runs under a guard: a Go panic in it
-// (go-lua has some, e.g. select("") or string.format("%")) fails the run as
+// (go-lua has some, e.g. select("")) fails the run as
 // "internal error in the Lua runtime", even inside pcall, and the state is
 // discarded and rebuilt. The operator log (Config.Logger) gets the panic and
 // stack.
+//
+// # Libraries
+//
+// The string library is Lua 5.2's, complete: go-lua lacks match, gmatch and
+// gsub and its find ignores patterns, so these four are implemented here
+// (package internal/luapattern) with patterns exactly as in the Lua 5.2
+// manual, §6.4.1: classes %a %c %d %g %l %p %s %u %w %x (upper case for the
+// complement) and ".", sets with ranges and classes, "^" sets, quantifiers
+// * + - ?, anchors, captures, position captures "()", back-references
+// %1-%9, %b and %f. Characters are bytes and classes those of the C locale
+// (ASCII only: "é" is two bytes, neither of them %a). find takes init
+// (negative counts from the end) and plain; gsub takes a string (%0-%9,
+// %%), a table or a function, and a maximum count, and returns the count
+// too. Errors are Lua's: "malformed pattern (ends with '%')", "invalid
+// capture index %2", "unfinished capture", "pattern too complex" (more than
+// 200 nested pattern items), "too many captures" (32). Also replaced:
+// reverse (bytes, not runes), lower and upper (ASCII only, other bytes
+// unchanged; go-lua mapped Unicode and mangled invalid UTF-8), and format:
+// C's conversions (c d i o u x X e E f g G a A q s) with at most two digits
+// of width and of precision, %g with C's default precision 6, %s through
+// tostring with widths counted in bytes, %q as Lua 5.2 quotes, and a Lua
+// error (not a crash) for a malformed format. Unlike C Lua, %s keeps bytes
+// after a NUL.
+//
+//	local user, host = ("ada@example.com"):match("^([^@]+)@(.+)$")
+//	local html = ("Hi {{name}}!"):gsub("{{(%w+)}}", {name = "Ada"})
+//	for k, v in ("a=1, b=2"):gmatch("(%w+)=(%w+)") do print(k, v) end
+//
+// Helper libraries (read-only overlays like the others). Results larger than
+// 16 MiB fail the call; decoding errors are Lua errors ("base64.decode:
+// invalid input (...)").
+//
+//   - base64.encode(s), base64.decode(s): standard alphabet with padding;
+//     base64.urlencode(s), base64.urldecode(s): URL-safe alphabet without
+//     padding (urldecode accepts padding too). Example:
+//     base64.encode("foobar") == "Zm9vYmFy".
+//   - hex.encode(s) (lower case), hex.decode(s) (either case). Example:
+//     hex.encode("\255A") == "ff41".
+//   - crypto.sha256(s), crypto.sha1(s), crypto.md5(s) and
+//     crypto.hmac_sha256(key, s) return lower-case hex digests;
+//     crypto.random_bytes(n) returns n bytes from crypto/rand (n at most
+//     1 MiB). Example: a webhook check,
+//     crypto.hmac_sha256(secret, req.body) == req.headers["x-signature"].
+//   - uuid.v4() (random) and uuid.v7() (Unix milliseconds first, then a
+//     finer fraction of the millisecond, so strictly increasing within the
+//     process), both as canonical lower-case strings. Example: uuid.v4()
+//     gives something like "0e3c7c2e-5d0b-4c1f-9a53-2f8e0d1b7a64".
+//   - time.now() is Unix time in seconds with milliseconds as the fraction;
+//     time.format(epoch?, layout?) writes RFC 3339 in UTC (with .mmm when
+//     the time has milliseconds), or uses a strftime layout as os.date does
+//     (years 1 to 9999); time.parse(s) reads RFC 3339 with any offset and
+//     returns epoch seconds, failing on anything else. Examples:
+//     time.format(1234567890) == "2009-02-13T23:31:30Z",
+//     time.format(0, "%Y-%m-%d") == "1970-01-01" and
+//     time.parse("2009-02-14T01:31:30+02:00") == 1234567890.
+//
+// What cannot be fixed from the library side: the VM converts numbers for
+// ".." itself, so 1/0 .. "" is "+Inf" (tostring(1/0) .. "" gives "inf"),
+// and go-lua's own functions that take strings (string.len, string.sub,
+// string.byte, string.rep, ...) coerce numbers the same way. go-lua's
+// argument errors name the function "?" ("bad argument #2 to '?'").
 //
 // # Limits and how tight they are
 //
@@ -116,6 +183,13 @@
 // table.sort of a million numbers takes about 1.3 s and cannot be
 // interrupted (a Lua comparator can), so a run can overshoot by that much.
 // Converting the result to JSON checks the limits every 1024 values.
+// Pattern matching counts its work in steps (one pattern item tried at one
+// position, or about 16 bytes compared in bulk), charged at one instruction
+// per two steps and checked every 1024 steps, so a backtracking pattern such
+// as ("a"):rep(1e6):find(".-.-.-.-b") ends on the budget or the clock like a
+// Lua loop would; nested pattern items are limited to 200 ("pattern too
+// complex"). The helpers charge one instruction per 16 bytes they process
+// (a KiB costs 64).
 //
 // Once a limit is hit the abort is sticky: the hook panics with a value that
 // is not an error, which go-lua's protected calls do not convert, and it

@@ -29,6 +29,21 @@ type Request struct {
 	Body    []byte            // req.body (Lua string, may be binary)
 	Payload json.RawMessage   // nil unless set; exposed decoded as req.payload (Lua value)
 	Attempt int               // req.attempt: 1 for the first attempt, 2 for the first retry, ...
+	// Env and Secrets are the function's configuration, env.NAME and
+	// secrets.NAME in the script.
+	Env     map[string]string
+	Secrets map[string]string
+	// Host answers the script's calls outside the sandbox (kv, http,
+	// invoking functions); nil leaves those libraries failing with an error.
+	Host Host
+}
+
+// Host answers the calls a script makes outside its sandbox. Method names
+// the call ("kv.get", "http.request", ...); arguments and results are JSON,
+// which is what crosses a sandbox process's pipe. An error becomes a Lua
+// error in the script.
+type Host interface {
+	Call(ctx context.Context, method string, args json.RawMessage) (json.RawMessage, error)
 }
 
 // Limits bounds one invocation.
@@ -86,6 +101,10 @@ type Result struct {
 	Error    string          // human-readable, includes "<name>:<line>:" for Lua errors; empty on success
 	Logs     []LogEntry
 	Duration time.Duration // time spent running (compile+run), not waiting for a free state
+	// NoRetry marks a failure that a retry would repeat at the platform's
+	// expense: the script killed its sandbox process (by exhausting its
+	// memory, most likely).
+	NoRetry bool
 }
 
 // Config configures a Pool.
@@ -93,6 +112,11 @@ type Config struct {
 	Size      int          // number of Lua states = max concurrent runs; 0 means runtime.GOMAXPROCS(0)
 	CacheSize int          // compiled functions cached per state (LRU); 0 means 64
 	Logger    *slog.Logger // nil means slog.Default()
+	// HeapLimit, when set, fails a run once the process's Go heap holds
+	// more than this many bytes of live objects. It measures one
+	// invocation only where the pool runs alone in its process with Size 1:
+	// a sandbox child.
+	HeapLimit int64
 }
 
 const defaultCacheSize = 64
@@ -100,6 +124,7 @@ const defaultCacheSize = 64
 // Pool runs functions on a fixed set of reusable Lua states. It is safe for
 // concurrent use; each state is used by one goroutine at a time.
 type Pool struct {
+	heapLimit int64
 	cacheSize int
 	logger    *slog.Logger
 	// slots holds one entry per state. A nil entry is a state not created
@@ -120,6 +145,7 @@ type Pool struct {
 func NewPool(cfg Config) *Pool {
 	p := &Pool{
 		size:      cfg.Size,
+		heapLimit: cfg.HeapLimit,
 		cacheSize: cfg.CacheSize,
 		logger:    cfg.Logger,
 		closed:    make(chan struct{}),
@@ -184,7 +210,7 @@ func (p *Pool) Run(ctx context.Context, fn Function, req Request, limits Limits)
 		}
 	}
 	var res Result
-	res, healthy = s.execute(ctx, start, fn, req, limits)
+	res, healthy = s.execute(ctx, start, fn, req, limits, p.heapLimit)
 	return res
 }
 

@@ -392,7 +392,7 @@ func TestSandboxFloor(t *testing.T) {
 		"load", "loadstring", "loadfile", "dofile", "require", "collectgarbage", "module", "unpack",
 		"io", "debug", "package", "coroutine",
 		"os.execute", "os.exit", "os.getenv", "os.remove", "os.rename", "os.tmpname", "os.setlocale",
-		"string.dump", "string.gsub",
+		"string.dump",
 	}
 	for _, name := range absent {
 		t.Run(name, func(t *testing.T) {
@@ -435,7 +435,7 @@ func TestSandboxFloor(t *testing.T) {
 		{"math.random range", `(function() for i = 1, 1000 do local r = math.random(3, 5) if r < 3 or r > 5 or r % 1 ~= 0 then return r end end return "ok" end)()`, `"ok"`},
 		{"math.randomseed is deterministic", `(function() math.randomseed(7) local a = math.random() math.randomseed(7) return a == math.random() end)()`, "true"},
 		{"pairs over a library", `(function() local n = 0 for k, v in pairs(math) do n = n + 1 end return n > 20 end)()`, "true"},
-		{"error with a table", `select(2, pcall(error, {}))`, `"(error object is a table value)"`},
+		{"error with a table", `select(2, pcall(error, {}))`, `{}`},
 		{"error with level 0", `select(2, pcall(error, "m", 0))`, `"m"`},
 		{"xpcall handler", `select(2, xpcall(function() error("x") end, function(e) return "handled " .. e end))`, `"handled t:1: x"`},
 		{"xpcall passes arguments", `select(2, xpcall(function(a, b) return a + b end, print, 2, 3))`, "5"},
@@ -688,8 +688,7 @@ func TestGoPanicsAreContained(t *testing.T) {
 	hello := exampleFunction(t, "hello")
 	tests := []struct{ name, src, err string }{
 		{"select empty string", `function handle() return select("") end`, "internal error in the Lua runtime: select: panic: runtime error: index out of range"},
-		{"format lone percent", `function handle() return string.format("%") end`, "internal error in the Lua runtime: string.format: panic: runtime error: index out of range"},
-		{"under pcall", `function handle() local ok = pcall(string.format, "%") return "caught" end`, "internal error in the Lua runtime"},
+		{"select under pcall", `function handle() local ok = pcall(select, "") return "caught" end`, "internal error in the Lua runtime"},
 		{"under xpcall", `function handle() return xpcall(select, print, "") end`, "internal error in the Lua runtime"},
 		{"string panic", `function handle() crash_string() end`, "internal error in the Lua runtime: crash_string: panic: XMove not implemented"},
 		{"string panic under pcall", `function handle() pcall(crash_string) return "caught" end`, "internal error in the Lua runtime"},

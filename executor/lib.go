@@ -24,6 +24,7 @@ func (s *state) openLibrary(name string) {
 	case "string":
 		open(lua.StringOpen)
 		lua.SetFunctions(l, []lua.RegistryFunction{{Name: "rep", Function: stringRep}}, 0)
+		lua.SetFunctions(l, s.stringFunctions(), 0)
 	case "table":
 		open(lua.TableOpen)
 		lua.SetFunctions(l, []lua.RegistryFunction{{Name: "concat", Function: tableConcat}}, 0)
@@ -61,6 +62,22 @@ func (s *state) openLibrary(name string) {
 			l.PushGoFunction(s.logFunc(level))
 			l.SetField(-2, level)
 		}
+	case "base64":
+		lua.NewLibrary(l, s.base64Functions())
+	case "hex":
+		lua.NewLibrary(l, s.hexFunctions())
+	case "crypto":
+		lua.NewLibrary(l, s.cryptoFunctions())
+	case "uuid":
+		lua.NewLibrary(l, uuidFunctions())
+	case "time":
+		lua.NewLibrary(l, timeFunctions())
+	case "kv":
+		lua.NewLibrary(l, s.kvFunctions())
+	case "http":
+		lua.NewLibrary(l, s.httpFunctions())
+	case "picloud":
+		lua.NewLibrary(l, s.picloudFunctions())
 	default:
 		panic("executor: unknown library " + name)
 	}
@@ -111,22 +128,29 @@ func overlayNext(l *lua.State) int {
 }
 
 // luaError replaces go-lua's error, which fails with "bad argument #-1 to
-// '?'" for non-string error values because go-lua can only carry strings.
+// '?'" for non-string error values: those are raised with raiseValue, so
+// pcall returns them unchanged.
 func luaError(l *lua.State) int {
 	level := lua.OptInteger(l, 2, 1)
 	l.SetTop(1)
 	switch t := l.TypeOf(1); t {
-	case lua.TypeString, lua.TypeNumber:
-	default:
-		msg := fmt.Sprintf("(error object is a %s value)", t)
-		if t == lua.TypeTable && lua.MetaField(l, 1, "__tostring") {
-			l.Pop(1)
-			if s, ok := lua.ToStringMeta(l, 1); ok {
-				msg = s
-			}
+	case lua.TypeString:
+	case lua.TypeNumber:
+		if level <= 0 { // stays a number, as in Lua
+			raiseValue(l, checkString(l, 1))
 		}
-		l.SetTop(0)
-		l.PushString(msg)
+		// With a position it becomes a string; in Lua's number format.
+		l.PushString(checkString(l, 1))
+		l.Replace(1)
+	default:
+		msg := describeErrorValue(l, 1)
+		if level > 0 {
+			lua.Where(l, level)
+			where, _ := l.ToString(-1)
+			l.Pop(1)
+			msg = where + msg
+		}
+		raiseValue(l, msg)
 	}
 	if level > 0 {
 		lua.Where(l, level)
@@ -201,7 +225,7 @@ func (s *state) logFunc(level string) lua.Function {
 		room := maxLogBytes - r.logBytes + 1 // +1 so addLog notices the overflow
 		var b []byte
 		for i := 1; i <= l.Top(); i++ {
-			str, ok := lua.ToStringMeta(l, i)
+			str, ok := toStringMeta(l, i)
 			if !ok {
 				lua.Errorf(l, "%s", "'tostring' must return a string to 'print'")
 			}
@@ -294,7 +318,7 @@ func tableConcat(l *lua.State) int {
 		if t := l.TypeOf(-1); t != lua.TypeString && t != lua.TypeNumber {
 			lua.Errorf(l, "%s", fmt.Sprintf("invalid value (at index %d) in table for 'concat'", i))
 		}
-		str, _ := l.ToString(-1)
+		str := checkString(l, -1)
 		l.Pop(1)
 		if i > first {
 			b = append(b, sep...)

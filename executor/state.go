@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -72,6 +74,10 @@ type run struct {
 	executed int64
 	interval int
 
+	heapLimit  int64 // 0: not checked
+	heapSample []metrics.Sample
+	host       Host
+
 	logs      []LogEntry
 	logBytes  int
 	logsFull  bool
@@ -100,12 +106,13 @@ func newState(cacheSize int, logger *slog.Logger) *state {
 // the base library.
 var baseNames = []string{
 	"assert", "getmetatable", "ipairs", "next", "pairs", "rawequal", "rawget",
-	"rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type",
+	"rawlen", "rawset", "select", "setmetatable", "tonumber", "type",
 	"_VERSION",
 }
 
 // libNames are the library tables every environment gets, in slotLibMetas order.
-var libNames = []string{"string", "table", "math", "bit32", "os", "json", "log"}
+var libNames = []string{"string", "table", "math", "bit32", "os", "json", "log",
+	"base64", "hex", "crypto", "uuid", "time", "kv", "http", "picloud"}
 
 func (s *state) buildSandbox() {
 	l := s.l
@@ -123,10 +130,11 @@ func (s *state) buildSandbox() {
 		l.SetField(3, name)
 	}
 	for name, fn := range map[string]lua.Function{
-		"error":  luaError,
-		"pcall":  s.pcall,
-		"xpcall": s.xpcall,
-		"print":  s.logFunc("info"),
+		"error":    luaError,
+		"pcall":    s.pcall,
+		"xpcall":   s.xpcall,
+		"print":    s.logFunc("info"),
+		"tostring": luaTostring,
 	} {
 		l.PushGoFunction(fn)
 		l.SetField(3, name)
@@ -248,8 +256,13 @@ func clearTable(l *lua.State, idx int) {
 // execute runs one invocation. healthy reports whether the state may be
 // reused: false after an abort or a Go panic, whose unwinding leaves go-lua's
 // internal bookkeeping (hook flag, call depth) in an unknown state.
-func (s *state) execute(ctx context.Context, start time.Time, fn Function, req Request, limits Limits) (res Result, healthy bool) {
+func (s *state) execute(ctx context.Context, start time.Time, fn Function, req Request, limits Limits, heapLimit int64) (res Result, healthy bool) {
 	r := newRun(ctx, start, limits)
+	r.host = req.Host
+	if heapLimit > 0 {
+		r.heapLimit = heapLimit
+		r.heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	}
 	s.cur = r
 	defer func() {
 		if v := recover(); v != nil {
@@ -327,6 +340,16 @@ func (r *run) check() bool {
 		return true
 	default:
 	}
+	if r.heapLimit > 0 && r.heapBytes() > uint64(r.heapLimit) {
+		// Garbage counts until collected: collect before deciding. This
+		// runs only near the limit, and only in a sandbox child, where
+		// the whole heap is this invocation's.
+		runtime.GC()
+		if r.heapBytes() > uint64(r.heapLimit) {
+			r.stop, r.stopMsg = Failed, fmt.Sprintf("memory limit exceeded (%d MiB)", r.heapLimit>>20)
+			return true
+		}
+	}
 	if !time.Now().Before(r.deadline) {
 		if r.ctxLimit {
 			r.stop, r.stopMsg = TimedOut, "timed out: context deadline exceeded"
@@ -342,6 +365,13 @@ func (r *run) crash(msg, detail string) {
 	if r.stop == "" {
 		r.stop, r.stopMsg, r.crashInfo = Failed, "internal error in the Lua runtime: "+msg, detail
 	}
+}
+
+// heapBytes is the Go heap's size in objects, read without stopping the
+// world (runtime/metrics, unlike runtime.ReadMemStats).
+func (r *run) heapBytes() uint64 {
+	metrics.Read(r.heapSample)
+	return r.heapSample[0].Value.Uint64()
 }
 
 // errStopped is returned by run.tick to conversions that run in Go.
@@ -430,7 +460,7 @@ func (s *state) protectedCall(nargs, nresults int) (string, bool) {
 	}
 	msg, ok := l.ToString(-1)
 	if !ok {
-		msg = err.Error()
+		msg = errorText(err)
 	}
 	l.Pop(1)
 	return msg, false
@@ -465,6 +495,7 @@ func (s *state) invoke(r *run, fn Function, req Request) (Result, bool) {
 	}
 
 	s.pushEnv()
+	s.setConfigTables(req)
 	l.PushValue(idxEnv)
 	if _, ok := lua.SetUpValue(l, idxChunk, 1); !ok {
 		l.Pop(1)
@@ -555,6 +586,24 @@ func (s *state) pushEnv() {
 		l.SetField(env, name)
 	}
 	l.Pop(1)
+}
+
+// setConfigTables gives the environment at idxEnv the function's
+// configuration as env and secrets: plain tables, fresh per invocation like
+// the environment itself.
+func (s *state) setConfigTables(req Request) {
+	l := s.l
+	for _, t := range []struct {
+		name   string
+		values map[string]string
+	}{{"env", req.Env}, {"secrets", req.Secrets}} {
+		l.CreateTable(0, len(t.values))
+		for k, v := range t.values {
+			l.PushString(v)
+			l.SetField(-2, k)
+		}
+		l.SetField(idxEnv, t.name)
+	}
 }
 
 func (s *state) pushRequest(req Request) error {
