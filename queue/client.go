@@ -38,6 +38,8 @@ type Config struct {
 	// defaults to GOMAXPROCS. It should not exceed the executor's capacity.
 	Concurrency int
 	Logger      *slog.Logger
+	// HTTP bounds the outbound requests scripts make (http.request).
+	HTTP HTTPConfig
 }
 
 // Client is PiCloud's handle on the database: it stores functions, enqueues

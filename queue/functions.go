@@ -22,6 +22,8 @@ const FunctionNamePattern = `^[a-z][a-z0-9_-]{0,62}$`
 
 var functionName = regexp.MustCompile(FunctionNamePattern)
 
+var httpAllowEntry = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$`)
+
 // ValidFunctionName reports whether name matches FunctionNamePattern.
 func ValidFunctionName(name string) bool { return functionName.MatchString(name) }
 
@@ -51,6 +53,11 @@ func (o FunctionOptions) validate() error {
 	case o.RetryBackoff < 0 || o.RetryBackoff > time.Hour:
 		return &InvalidOptionsError{"retry_backoff must be between 0 and 1 h"}
 	}
+	for _, h := range o.HTTPAllow {
+		if !httpAllowEntry.MatchString(h) {
+			return &InvalidOptionsError{fmt.Sprintf("http_allow entry %q is not a host, *.domain, or either with :port", h)}
+		}
+	}
 	return nil
 }
 
@@ -67,6 +74,9 @@ func (c *Client) PutFunction(ctx context.Context, name, source string, opts Func
 	}
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 1
+	}
+	if opts.HTTPAllow == nil {
+		opts.HTTPAllow = []string{} // the column is NOT NULL; nil encodes as NULL
 	}
 	if err := executor.Compile(name, source); err != nil {
 		return Function{}, false, err
@@ -106,6 +116,7 @@ func (c *Client) PutFunction(ctx context.Context, name, source string, opts Func
 			MaxAttempts:    int32(opts.MaxAttempts),
 			MaxConcurrency: optionalInt(opts.MaxConcurrency),
 			RetryBackoffMs: int32(opts.RetryBackoff.Milliseconds()),
+			HttpAllow:      opts.HTTPAllow,
 		}); err != nil {
 			return fmt.Errorf("update function: %w", err)
 		}
@@ -142,7 +153,7 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 	for i, r := range rows {
 		fns[i] = Function{
 			Name: r.Name, Version: int(r.Version), SHA256: hex.EncodeToString(r.SourceSha256),
-			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs),
+			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow),
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		}
 	}
@@ -165,13 +176,13 @@ func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 func functionFromRow(r db.GetFunctionRow) Function {
 	return Function{
 		Name: r.Name, Version: int(r.Version), Source: r.Source, SHA256: hex.EncodeToString(r.SourceSha256),
-		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs),
+		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
-func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32) FunctionOptions {
-	o := FunctionOptions{MaxAttempts: int(maxAttempts), RetryBackoff: time.Duration(retryBackoffMS) * time.Millisecond}
+func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32, httpAllow []string) FunctionOptions {
+	o := FunctionOptions{MaxAttempts: int(maxAttempts), RetryBackoff: time.Duration(retryBackoffMS) * time.Millisecond, HTTPAllow: httpAllow}
 	if timeoutMS != nil {
 		o.Timeout = time.Duration(*timeoutMS) * time.Millisecond
 	}

@@ -159,6 +159,7 @@ func (c *Client) GetInvocation(ctx context.Context, id int64) (Invocation, error
 		MaxAttempts:     int(row.MaxAttempts),
 		Timeout:         time.Duration(row.TimeoutMs) * time.Millisecond,
 		RunAt:           row.RunAt,
+		ParentID:        row.ParentID,
 		CreatedAt:       row.CreatedAt,
 		StartedAt:       row.StartedAt,
 		FinishedAt:      row.FinishedAt,
@@ -226,7 +227,7 @@ func (c *Client) ListInvocations(ctx context.Context, p ListParams) (invs []Invo
 			ID: r.ID, Function: r.Function, FunctionVersion: int(r.FunctionVersion),
 			Trigger: Trigger(r.Trigger), Status: Status(r.Status),
 			Attempt: int(r.Attempt), MaxAttempts: int(r.MaxAttempts), Timeout: time.Duration(r.TimeoutMs) * time.Millisecond,
-			RunAt: r.RunAt, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+			RunAt: r.RunAt, ParentID: r.ParentID, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 		}
 		if r.Error != nil {
 			invs[i].Error = *r.Error

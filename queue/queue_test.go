@@ -22,7 +22,10 @@ import (
 	"github.com/picloud/picloud/queue"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) {
+	executor.RunSandboxIfChild() // the process sandboxes of these tests are this binary
+	os.Exit(dbtest.Main(m))
+}
 
 func emptyDatabase(t *testing.T) *pgxpool.Pool {
 	t.Helper()

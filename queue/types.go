@@ -44,6 +44,8 @@ const (
 	TriggerAPI      Trigger = "api"
 	TriggerSQL      Trigger = "sql"
 	TriggerSchedule Trigger = "schedule"
+	// TriggerFunction is an invocation a script made with picloud.invoke.
+	TriggerFunction Trigger = "function"
 )
 
 // Function is a deployed Lua function.
@@ -74,6 +76,9 @@ type FunctionOptions struct {
 	// RetryBackoff is the delay before the second attempt; each further
 	// attempt doubles it (with 20% jitter, at most an hour).
 	RetryBackoff time.Duration
+	// HTTPAllow lists the hosts http.request may reach: "api.example.com",
+	// "*.example.com" (its subdomains), either with ":port"; empty, none.
+	HTTPAllow []string
 }
 
 // HTTPRequest is the request that an HTTP-triggered invocation answers.
@@ -164,7 +169,9 @@ type Invocation struct {
 	Timeout        time.Duration
 	IdempotencyKey string
 	// RunAt is when the pending attempt is due; nil means at once.
-	RunAt      *time.Time
+	RunAt *time.Time
+	// ParentID is the invocation whose script enqueued this one.
+	ParentID   *int64
 	CreatedAt  time.Time
 	StartedAt  *time.Time
 	FinishedAt *time.Time

@@ -72,13 +72,25 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	c.running.add(inv.ID, cancel)
 	defer c.running.remove(inv.ID)
 
+	host := newInvocationHost(c, inv, started.HttpAllow)
+	var secrets map[string]string
 	var res executor.Result
 	if started.Source == nil {
 		res = executor.Result{Status: executor.Failed, Error: fmt.Sprintf("function %q was deleted before this invocation ran", inv.Function)}
 	} else {
+		req := executorRequest(inv)
+		req.Host = host
+		if err := decodeEnv(started.Env, &req.Env); err != nil {
+			return fmt.Errorf("decode env of invocation %d: %w", inv.ID, err)
+		}
+		if err := decodeEnv(started.Secrets, &req.Secrets); err != nil {
+			return fmt.Errorf("decode secrets of invocation %d: %w", inv.ID, err)
+		}
+		secrets = req.Secrets
 		fn := executor.Function{Name: inv.Function, Version: int(started.FunctionVersionID), Source: *started.Source}
-		res = c.config.Executor.Run(runCtx, fn, executorRequest(inv), executor.Limits{Timeout: inv.Timeout})
+		res = c.config.Executor.Run(runCtx, fn, req, executor.Limits{Timeout: inv.Timeout})
 	}
+	redactSecrets(&res, secrets)
 
 	inv.Status = Status(res.Status)
 	inv.Error = res.Error
@@ -101,7 +113,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		// The worker is shutting down: hand the invocation back for
 		// another worker rather than lose it.
 		return w.retry(finishCtx, inv, "the worker stopped during the run", logs, time.Now())
-	case (res.Status == executor.Failed || res.Status == executor.TimedOut) && inv.Attempt < inv.MaxAttempts:
+	case (res.Status == executor.Failed || res.Status == executor.TimedOut) && inv.Attempt < inv.MaxAttempts && !res.NoRetry:
 		var base time.Duration
 		if started.RetryBackoffMs != nil { // nil once the function is deleted
 			base = time.Duration(*started.RetryBackoffMs) * time.Millisecond
@@ -121,6 +133,11 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		}
 	}
 	params := db.FinishInvocationParams{ID: inv.ID, Status: string(inv.Status), Result: inv.Result, Logs: logs}
+	if res.Status == executor.Succeeded {
+		if params.Kv, params.Invokes, err = host.commitArgs(); err != nil {
+			return fmt.Errorf("encode writes of invocation %d: %w", inv.ID, err)
+		}
+	}
 	if inv.Error != "" {
 		params.Error = &inv.Error
 	}
@@ -212,6 +229,32 @@ func replaceNUL(doc json.RawMessage) (json.RawMessage, error) {
 		return v
 	}
 	return json.Marshal(walk(v))
+}
+
+func decodeEnv(data []byte, into *map[string]string) error {
+	if len(data) == 0 {
+		return nil
+	}
+	return json.Unmarshal(data, into)
+}
+
+// minRedactedSecret is the shortest secret value that is redacted: shorter
+// ones would blank out ordinary words.
+const minRedactedSecret = 4
+
+// redactSecrets keeps secret values out of the invocation's logs and error,
+// which anyone who can read invocations sees.
+func redactSecrets(res *executor.Result, secrets map[string]string) {
+	for name, value := range secrets {
+		if len(value) < minRedactedSecret {
+			continue
+		}
+		mask := "[secret " + name + "]"
+		res.Error = strings.ReplaceAll(res.Error, value, mask)
+		for i := range res.Logs {
+			res.Logs[i].Message = strings.ReplaceAll(res.Logs[i].Message, value, mask)
+		}
+	}
 }
 
 // unstorable reports a database error caused by the values written rather

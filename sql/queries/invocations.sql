@@ -18,7 +18,9 @@ FROM picloud.enqueue_invocation(
 -- missing when the function was deleted after the invocation was queued.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at,
-       f.retry_backoff_ms, v.source
+       f.retry_backoff_ms, f.http_allow, v.source,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation(@id) i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function;
@@ -26,7 +28,8 @@ LEFT JOIN picloud.functions f ON f.name = i.function;
 -- name: FinishInvocation :one
 -- No row when the invocation stopped running meanwhile (cancelled).
 SELECT i.started_at, i.finished_at, i.errors
-FROM picloud.finish_invocation(@id, @status, sqlc.narg('result'), sqlc.narg('error'), @logs) i;
+FROM picloud.finish_invocation(@id, @status, sqlc.narg('result'), sqlc.narg('error'), @logs,
+                               sqlc.narg('kv'), sqlc.narg('invokes')) i;
 
 -- name: RetryInvocation :one
 SELECT i.id FROM picloud.retry_invocation(@id, @error, @logs, @due) i;
@@ -53,14 +56,14 @@ FROM picloud.sweep() AS next_due;
 
 -- name: GetInvocation :one
 SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, errors,
-       logs, attempt, max_attempts, timeout_ms, idempotency_key, run_at, created_at, started_at, finished_at
+       logs, attempt, max_attempts, timeout_ms, idempotency_key, run_at, parent_id, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE id = @id;
 
 -- name: ListInvocations :many
 -- Newest first. A null filter matches everything; before_id is the cursor.
 SELECT id, function, function_version, trigger, status, error, attempt, max_attempts, timeout_ms,
-       idempotency_key, run_at, created_at, started_at, finished_at
+       idempotency_key, run_at, parent_id, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE (sqlc.narg('function')::text IS NULL OR function = sqlc.narg('function'))
   AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))

@@ -48,7 +48,7 @@ func (q *Queries) DeleteFunction(ctx context.Context, name string) (int64, error
 
 const getFunction = `-- name: GetFunction :one
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, v.source, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = $1
@@ -63,6 +63,7 @@ type GetFunctionRow struct {
 	MaxAttempts    int32
 	MaxConcurrency *int32
 	RetryBackoffMs int32
+	HttpAllow      []string
 	Source         string
 	SourceSha256   []byte
 }
@@ -79,6 +80,7 @@ func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow,
 		&i.MaxAttempts,
 		&i.MaxConcurrency,
 		&i.RetryBackoffMs,
+		&i.HttpAllow,
 		&i.Source,
 		&i.SourceSha256,
 	)
@@ -117,7 +119,7 @@ func (q *Queries) InsertFunctionVersion(ctx context.Context, arg InsertFunctionV
 
 const listFunctions = `-- name: ListFunctions :many
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name
@@ -132,6 +134,7 @@ type ListFunctionsRow struct {
 	MaxAttempts    int32
 	MaxConcurrency *int32
 	RetryBackoffMs int32
+	HttpAllow      []string
 	SourceSha256   []byte
 }
 
@@ -153,6 +156,7 @@ func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error)
 			&i.MaxAttempts,
 			&i.MaxConcurrency,
 			&i.RetryBackoffMs,
+			&i.HttpAllow,
 			&i.SourceSha256,
 		); err != nil {
 			return nil, err
@@ -193,11 +197,13 @@ SET version = $1,
     max_attempts = $3,
     max_concurrency = $4,
     retry_backoff_ms = $5,
+    http_allow = $6,
     updated_at = CASE
-        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms)
-             IS DISTINCT FROM ($1, $2::integer, $3, $4::integer, $5)
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow)
+             IS DISTINCT FROM ($1, $2::integer, $3, $4::integer,
+                               $5, $6::text[])
         THEN clock_timestamp() ELSE updated_at END
-WHERE name = $6
+WHERE name = $7
 RETURNING updated_at
 `
 
@@ -207,6 +213,7 @@ type UpdateFunctionParams struct {
 	MaxAttempts    int32
 	MaxConcurrency *int32
 	RetryBackoffMs int32
+	HttpAllow      []string
 	Name           string
 }
 
@@ -219,6 +226,7 @@ func (q *Queries) UpdateFunction(ctx context.Context, arg UpdateFunctionParams) 
 		arg.MaxAttempts,
 		arg.MaxConcurrency,
 		arg.RetryBackoffMs,
+		arg.HttpAllow,
 		arg.Name,
 	)
 	var updated_at time.Time

@@ -99,15 +99,18 @@ func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationPa
 
 const finishInvocation = `-- name: FinishInvocation :one
 SELECT i.started_at, i.finished_at, i.errors
-FROM picloud.finish_invocation($1, $2, $3, $4, $5) i
+FROM picloud.finish_invocation($1, $2, $3, $4, $5,
+                               $6, $7) i
 `
 
 type FinishInvocationParams struct {
-	ID     int64
-	Status string
-	Result []byte
-	Error  *string
-	Logs   []byte
+	ID      int64
+	Status  string
+	Result  []byte
+	Error   *string
+	Logs    []byte
+	Kv      []byte
+	Invokes []byte
 }
 
 type FinishInvocationRow struct {
@@ -124,6 +127,8 @@ func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationPara
 		arg.Result,
 		arg.Error,
 		arg.Logs,
+		arg.Kv,
+		arg.Invokes,
 	)
 	var i FinishInvocationRow
 	err := row.Scan(&i.StartedAt, &i.FinishedAt, &i.Errors)
@@ -132,7 +137,7 @@ func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationPara
 
 const getInvocation = `-- name: GetInvocation :one
 SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, errors,
-       logs, attempt, max_attempts, timeout_ms, idempotency_key, run_at, created_at, started_at, finished_at
+       logs, attempt, max_attempts, timeout_ms, idempotency_key, run_at, parent_id, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE id = $1
 `
@@ -155,6 +160,7 @@ type GetInvocationRow struct {
 	TimeoutMs       int32
 	IdempotencyKey  *string
 	RunAt           *time.Time
+	ParentID        *int64
 	CreatedAt       time.Time
 	StartedAt       *time.Time
 	FinishedAt      *time.Time
@@ -181,6 +187,7 @@ func (q *Queries) GetInvocation(ctx context.Context, id int64) (GetInvocationRow
 		&i.TimeoutMs,
 		&i.IdempotencyKey,
 		&i.RunAt,
+		&i.ParentID,
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
@@ -190,7 +197,7 @@ func (q *Queries) GetInvocation(ctx context.Context, id int64) (GetInvocationRow
 
 const listInvocations = `-- name: ListInvocations :many
 SELECT id, function, function_version, trigger, status, error, attempt, max_attempts, timeout_ms,
-       idempotency_key, run_at, created_at, started_at, finished_at
+       idempotency_key, run_at, parent_id, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE ($1::text IS NULL OR function = $1)
   AND ($2::text IS NULL OR status = $2)
@@ -218,6 +225,7 @@ type ListInvocationsRow struct {
 	TimeoutMs       int32
 	IdempotencyKey  *string
 	RunAt           *time.Time
+	ParentID        *int64
 	CreatedAt       time.Time
 	StartedAt       *time.Time
 	FinishedAt      *time.Time
@@ -250,6 +258,7 @@ func (q *Queries) ListInvocations(ctx context.Context, arg ListInvocationsParams
 			&i.TimeoutMs,
 			&i.IdempotencyKey,
 			&i.RunAt,
+			&i.ParentID,
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
@@ -304,7 +313,9 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 const startInvocation = `-- name: StartInvocation :one
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at,
-       f.retry_backoff_ms, v.source
+       f.retry_backoff_ms, f.http_allow, v.source,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation($1) i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function
@@ -325,7 +336,10 @@ type StartInvocationRow struct {
 	CreatedAt         time.Time
 	StartedAt         *time.Time
 	RetryBackoffMs    *int32
+	HttpAllow         []string
 	Source            *string
+	Env               []byte
+	Secrets           []byte
 }
 
 // Claims the invocation for a run and returns what the run needs; no row
@@ -349,7 +363,10 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.RetryBackoffMs,
+		&i.HttpAllow,
 		&i.Source,
+		&i.Env,
+		&i.Secrets,
 	)
 	return i, err
 }

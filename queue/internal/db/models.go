@@ -19,6 +19,14 @@ type PicloudFunction struct {
 	MaxAttempts    int32
 	MaxConcurrency *int32
 	RetryBackoffMs int32
+	HttpAllow      []string
+}
+
+type PicloudFunctionEnv struct {
+	Function string
+	Name     string
+	Value    string
+	Secret   bool
 }
 
 type PicloudFunctionVersion struct {
@@ -60,6 +68,15 @@ type PicloudInvocation struct {
 	RunAt             *time.Time
 	Errors            []byte
 	Parked            bool
+	ParentID          *int64
+}
+
+type PicloudKv struct {
+	Function  string
+	Key       string
+	Value     []byte
+	ExpiresAt *time.Time
+	UpdatedAt time.Time
 }
 
 type PicloudRunningSlot struct {

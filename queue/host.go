@@ -1,0 +1,349 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/picloud/picloud/queue/internal/db"
+)
+
+// Bounds on what one invocation may do through the host API.
+const (
+	maxKVValueBytes    = 1 << 20
+	maxKVKeyBytes      = 1024
+	maxBufferedWrites  = 1000
+	maxInvokesPerRun   = 100
+	maxKVListPage      = 1000
+	defaultKVListLimit = 100
+)
+
+// invocationHost answers the host calls of one invocation (executor.Host).
+// It lives in the worker, which holds the database connections and the
+// network access that the sandbox has not.
+//
+// kv writes and invocations of other functions are buffered and committed
+// by finish_invocation together with the result, so that a failed
+// invocation leaves no trace; reads see the invocation's own buffered
+// writes. kv.incr is the exception: a counter shared by concurrent
+// invocations must be atomic, so it commits at once.
+type invocationHost struct {
+	c          *Client
+	invocation int64
+	function   string
+	http       *httpFetcher
+
+	mu       sync.Mutex
+	kvOps    []kvOp
+	kvLatest map[string]kvOp // last buffered op per key
+	invokes  []reservedInvoke
+}
+
+type kvOp struct {
+	Op    string          `json:"op"` // set or delete
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value,omitempty"`
+	TTL   *float64        `json:"ttl,omitempty"` // seconds
+}
+
+type reservedInvoke struct {
+	ID             int64           `json:"id"`
+	Function       string          `json:"function"`
+	Payload        json.RawMessage `json:"payload"`
+	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
+	RunAt          *time.Time      `json:"run_at,omitempty"`
+}
+
+func newInvocationHost(c *Client, inv Invocation, httpAllow []string) *invocationHost {
+	return &invocationHost{
+		c: c, invocation: inv.ID, function: inv.Function,
+		http:     newHTTPFetcher(httpAllow, c.config.HTTP),
+		kvLatest: make(map[string]kvOp),
+	}
+}
+
+// hostError is an error the script should see as it is; other errors are
+// the platform's and are logged, the script seeing only that the call
+// failed.
+type hostError struct{ msg string }
+
+func (e *hostError) Error() string { return e.msg }
+
+func scriptError(format string, args ...any) error { return &hostError{fmt.Sprintf(format, args...)} }
+
+// Call implements executor.Host.
+func (h *invocationHost) Call(ctx context.Context, method string, args json.RawMessage) (json.RawMessage, error) {
+	var result any
+	var err error
+	switch method {
+	case "kv.get":
+		result, err = h.kvGet(ctx, args)
+	case "kv.set":
+		result, err = h.kvSet(args)
+	case "kv.delete":
+		result, err = h.kvDelete(args)
+	case "kv.incr":
+		result, err = h.kvIncr(ctx, args)
+	case "kv.list":
+		result, err = h.kvList(ctx, args)
+	case "http.request":
+		result, err = h.http.fetch(ctx, args)
+	case "picloud.invoke":
+		result, err = h.invoke(ctx, args)
+	default:
+		return nil, scriptError("unknown host call %q", method)
+	}
+	if err != nil {
+		var he *hostError
+		if errors.As(err, &he) || ctx.Err() != nil {
+			return nil, err
+		}
+		h.c.logger.ErrorContext(ctx, "host call failed", "invocation", h.invocation, "function", h.function, "method", method, "error", err)
+		return nil, fmt.Errorf("%s failed; the server log has the details", method)
+	}
+	return json.Marshal(result)
+}
+
+func decodeArgs(args json.RawMessage, v any) error {
+	if err := json.Unmarshal(args, v); err != nil {
+		return scriptError("bad arguments: %v", err)
+	}
+	return nil
+}
+
+func checkKey(key string) error {
+	if key == "" || len(key) > maxKVKeyBytes {
+		return scriptError("kv key must be 1 to %d bytes", maxKVKeyBytes)
+	}
+	return nil
+}
+
+type kvKeyArgs struct {
+	Key string `json:"key"`
+}
+
+func (h *invocationHost) kvGet(ctx context.Context, args json.RawMessage) (any, error) {
+	var a kvKeyArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if err := checkKey(a.Key); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	op, buffered := h.kvLatest[a.Key]
+	h.mu.Unlock()
+	if buffered {
+		if op.Op == "delete" {
+			return map[string]any{"found": false}, nil
+		}
+		return map[string]any{"found": true, "value": op.Value}, nil
+	}
+	value, err := h.c.queries.KVGet(ctx, h.function, a.Key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return map[string]any{"found": false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"found": true, "value": json.RawMessage(value)}, nil
+}
+
+func (h *invocationHost) buffer(op kvOp) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.kvOps) >= maxBufferedWrites {
+		return scriptError("too many kv writes in one invocation (limit %d)", maxBufferedWrites)
+	}
+	h.kvOps = append(h.kvOps, op)
+	h.kvLatest[op.Key] = op
+	return nil
+}
+
+func (h *invocationHost) kvSet(args json.RawMessage) (any, error) {
+	var a struct {
+		Key   string          `json:"key"`
+		Value json.RawMessage `json:"value"`
+		TTL   *float64        `json:"ttl"`
+	}
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if err := checkKey(a.Key); err != nil {
+		return nil, err
+	}
+	if len(a.Value) > maxKVValueBytes {
+		return nil, scriptError("kv value too large (limit %d bytes of JSON)", maxKVValueBytes)
+	}
+	if a.TTL != nil && *a.TTL <= 0 {
+		return nil, scriptError("kv ttl must be positive seconds")
+	}
+	if len(a.Value) == 0 || string(a.Value) == "null" {
+		return nil, h.buffer(kvOp{Op: "delete", Key: a.Key})
+	}
+	return nil, h.buffer(kvOp{Op: "set", Key: a.Key, Value: a.Value, TTL: a.TTL})
+}
+
+func (h *invocationHost) kvDelete(args json.RawMessage) (any, error) {
+	var a kvKeyArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if err := checkKey(a.Key); err != nil {
+		return nil, err
+	}
+	return nil, h.buffer(kvOp{Op: "delete", Key: a.Key})
+}
+
+func (h *invocationHost) kvIncr(ctx context.Context, args json.RawMessage) (any, error) {
+	var a struct {
+		Key string   `json:"key"`
+		By  *float64 `json:"by"`
+	}
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if err := checkKey(a.Key); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	_, buffered := h.kvLatest[a.Key]
+	h.mu.Unlock()
+	if buffered {
+		return nil, scriptError("kv.incr of %q after kv.set or kv.delete of it in the same invocation: incr commits at once, the others with the result", a.Key)
+	}
+	by := 1.0
+	if a.By != nil {
+		by = *a.By
+	}
+	sum, err := h.c.queries.KVIncr(ctx, h.function, a.Key, by)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "PC400" {
+		return nil, scriptError("%s", strings.TrimPrefix(pgErr.Message, "picloud: "))
+	}
+	return sum, err
+}
+
+func (h *invocationHost) kvList(ctx context.Context, args json.RawMessage) (any, error) {
+	var a struct {
+		Prefix string `json:"prefix"`
+		After  string `json:"after"`
+		Limit  int    `json:"limit"`
+	}
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if a.Limit <= 0 {
+		a.Limit = defaultKVListLimit
+	}
+	a.Limit = min(a.Limit, maxKVListPage)
+	h.mu.Lock()
+	overlay := make(map[string]kvOp)
+	for k, op := range h.kvLatest {
+		if strings.HasPrefix(k, a.Prefix) && k > a.After {
+			overlay[k] = op
+		}
+	}
+	h.mu.Unlock()
+	rows, err := h.c.queries.KVList(ctx, db.KVListParams{
+		Function: h.function, Prefix: a.Prefix, After: a.After, MaxRows: int32(a.Limit + len(overlay)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		Key   string          `json:"key"`
+		Value json.RawMessage `json:"value"`
+	}
+	merged := make(map[string]json.RawMessage, len(rows)+len(overlay))
+	for _, r := range rows {
+		merged[r.Key] = r.Value
+	}
+	for k, op := range overlay {
+		if op.Op == "delete" {
+			delete(merged, k)
+		} else {
+			merged[k] = op.Value
+		}
+	}
+	keys := make([]string, 0, len(merged))
+	for k := range merged {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if len(keys) > a.Limit {
+		keys = keys[:a.Limit]
+	}
+	out := make([]entry, len(keys))
+	for i, k := range keys {
+		out[i] = entry{Key: k, Value: merged[k]}
+	}
+	return out, nil
+}
+
+func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any, error) {
+	var a struct {
+		Function       string          `json:"function"`
+		Payload        json.RawMessage `json:"payload"`
+		IdempotencyKey *string         `json:"idempotency_key"`
+		RunAt          *float64        `json:"run_at"` // epoch seconds
+		Delay          *float64        `json:"delay"`  // seconds from now
+	}
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if !ValidFunctionName(a.Function) {
+		return nil, scriptError("invalid function name %q", a.Function)
+	}
+	h.mu.Lock()
+	n := len(h.invokes)
+	h.mu.Unlock()
+	if n >= maxInvokesPerRun {
+		return nil, scriptError("too many invocations from one invocation (limit %d)", maxInvokesPerRun)
+	}
+	id, err := h.c.queries.ReserveInvocationID(ctx, a.Function)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateFunctionNotFound {
+		return nil, scriptError("function %q does not exist", a.Function)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := reservedInvoke{ID: id, Function: a.Function, Payload: a.Payload, IdempotencyKey: a.IdempotencyKey}
+	switch {
+	case a.RunAt != nil:
+		t := time.UnixMilli(int64(*a.RunAt * 1000))
+		r.RunAt = &t
+	case a.Delay != nil:
+		t := time.Now().Add(time.Duration(*a.Delay * float64(time.Second)))
+		r.RunAt = &t
+	}
+	h.mu.Lock()
+	h.invokes = append(h.invokes, r)
+	h.mu.Unlock()
+	return id, nil
+}
+
+// commitArgs returns the buffered kv writes and invocations for
+// finish_invocation, nil when there are none.
+func (h *invocationHost) commitArgs() (kv, invokes []byte, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.kvOps) > 0 {
+		if kv, err = json.Marshal(h.kvOps); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(h.invokes) > 0 {
+		if invokes, err = json.Marshal(h.invokes); err != nil {
+			return nil, nil, err
+		}
+	}
+	return kv, invokes, nil
+}

@@ -1,0 +1,264 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/platformtest"
+	"github.com/picloud/picloud/queue"
+)
+
+// hostWorker is a worker whose scripts may reach loopback over HTTP, on
+// in-process sandboxes or, with processes, in sandbox child processes.
+func hostWorker(t *testing.T, processes bool) (*queue.Client, *pgxpool.Pool) {
+	t.Helper()
+	pool := platformtest.Database(t)
+	var exec queue.Executor
+	if processes {
+		s, err := executor.NewSandboxes(executor.SandboxConfig{Processes: 2, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		exec = s
+	} else {
+		exec = newExecutor(t)
+	}
+	client, err := queue.NewClient(pool, queue.Config{Executor: exec, Concurrency: 2, HTTP: queue.HTTPConfig{AllowPrivate: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	return client, pool
+}
+
+func run(t *testing.T, c *queue.Client, function string, payload string) queue.Invocation {
+	t.Helper()
+	return waitFor(t, c, invoke(t, c, queue.InvokeParams{Function: function, Payload: json.RawMessage(payload)}).ID)
+}
+
+func TestKV(t *testing.T) {
+	for _, processes := range []bool{false, true} {
+		t.Run(fmt.Sprintf("processes=%v", processes), func(t *testing.T) {
+			testKV(t, processes)
+		})
+	}
+}
+
+func testKV(t *testing.T, processes bool) {
+	ctx := context.Background()
+	client, pool := hostWorker(t, processes)
+	put(t, client, "store", `
+function handle(req)
+  local p = req.payload
+  if p.op == "set" then
+    kv.set(p.key, p.value, p.ttl and {ttl = p.ttl})
+    local seen = kv.get(p.key) -- read your own write
+    if p.fail then error("after set") end
+    return seen
+  elseif p.op == "get" then return {value = kv.get(p.key)}
+  elseif p.op == "delete" then kv.delete(p.key) return kv.get(p.key)
+  elseif p.op == "incr" then return kv.incr(p.key, p.by)
+  elseif p.op == "list" then return kv.list(p.prefix, {limit = p.limit})
+  end
+end`, queue.FunctionOptions{})
+
+	set := run(t, client, "store", `{"op": "set", "key": "user:1", "value": {"name": "Ada", "tags": ["x"]}}`)
+	if set.Status != queue.StatusSucceeded || !jsonEqual(set.Result, `{"name": "Ada", "tags": ["x"]}`) {
+		t.Fatalf("set = %s %s %s", set.Status, set.Result, set.Error)
+	}
+	var fromSQL string
+	if err := pool.QueryRow(ctx, `SELECT value::text FROM picloud.kv WHERE function = 'store' AND key = 'user:1'`).Scan(&fromSQL); err != nil || !strings.Contains(fromSQL, "Ada") {
+		t.Errorf("picloud.kv from SQL = %q, %v", fromSQL, err)
+	}
+
+	failed := run(t, client, "store", `{"op": "set", "key": "user:2", "value": 1, "fail": true}`)
+	if failed.Status != queue.StatusFailed {
+		t.Fatalf("the failing set: %s", failed.Status)
+	}
+	if got := run(t, client, "store", `{"op": "get", "key": "user:2"}`); !jsonEqual(got.Result, `{}`) {
+		t.Errorf("a failed invocation's write was kept: %s", got.Result)
+	}
+
+	run(t, client, "store", `{"op": "set", "key": "user:3", "value": 3}`)
+	run(t, client, "store", `{"op": "set", "key": "other", "value": 0}`)
+	list := run(t, client, "store", `{"op": "list", "prefix": "user:"}`)
+	var entries []struct {
+		Key   string `json:"key"`
+		Value any    `json:"value"`
+	}
+	if err := json.Unmarshal(list.Result, &entries); err != nil || len(entries) != 2 || entries[0].Key != "user:1" || entries[1].Key != "user:3" {
+		t.Errorf("list = %s", list.Result)
+	}
+	if del := run(t, client, "store", `{"op": "delete", "key": "user:3"}`); del.Status != queue.StatusSucceeded || !jsonEqual(del.Result, "null") {
+		t.Errorf("get after delete in the same invocation = %s", del.Result)
+	}
+
+	// incr is atomic across concurrent invocations.
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { run(t, client, "store", `{"op": "incr", "key": "hits"}`) })
+	}
+	wg.Wait()
+	if got := run(t, client, "store", `{"op": "incr", "key": "hits", "by": 0.5}`); !jsonEqual(got.Result, "10.5") {
+		t.Errorf("after 10 concurrent incr and one of 0.5: %s", got.Result)
+	}
+	if got := run(t, client, "store", `{"op": "incr", "key": "user:1"}`); got.Status != queue.StatusFailed || !strings.Contains(got.Error, "not a number") {
+		t.Errorf("incr of a non-number = %s %q", got.Status, got.Error)
+	}
+
+	run(t, client, "store", `{"op": "set", "key": "brief", "value": "x", "ttl": 0.2}`)
+	time.Sleep(400 * time.Millisecond)
+	if got := run(t, client, "store", `{"op": "get", "key": "brief"}`); !jsonEqual(got.Result, `{}`) {
+		t.Errorf("expired key still readable: %s", got.Result)
+	}
+}
+
+func TestInvokeFromScript(t *testing.T) {
+	ctx := context.Background()
+	client, _ := hostWorker(t, true)
+	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	put(t, client, "parent", `
+function handle(req)
+  local id = picloud.invoke("child", {from = "parent"})
+  if req.payload.fail then error("fail after invoking " .. id) end
+  return id
+end`, queue.FunctionOptions{})
+	put(t, client, "bad", `function handle(req) return picloud.invoke("nope", {}) end`, queue.FunctionOptions{})
+
+	parent := run(t, client, "parent", `{}`)
+	var childID int64
+	if err := json.Unmarshal(parent.Result, &childID); err != nil || parent.Status != queue.StatusSucceeded {
+		t.Fatalf("parent = %s %s %s", parent.Status, parent.Result, parent.Error)
+	}
+	child := waitFor(t, client, childID)
+	if child.Trigger != queue.TriggerFunction || child.ParentID == nil || *child.ParentID != parent.ID || resultOf(t, child).Payload["from"] != "parent" {
+		t.Errorf("child = %+v %s", child, child.Result)
+	}
+
+	failed := run(t, client, "parent", `{"fail": true}`)
+	idText := strings.TrimPrefix(failed.Error[strings.LastIndex(failed.Error, "invoking "):], "invoking ")
+	var orphan int64
+	fmt.Sscan(idText, &orphan)
+	if _, err := client.GetInvocation(ctx, orphan); err == nil || orphan == 0 {
+		t.Errorf("a failed invocation's picloud.invoke (%q) enqueued %d anyway", failed.Error, orphan)
+	}
+	if bad := run(t, client, "bad", `{}`); bad.Status != queue.StatusFailed || !strings.Contains(bad.Error, `function "nope" does not exist`) {
+		t.Errorf("invoke of an unknown function = %s %q", bad.Status, bad.Error)
+	}
+}
+
+func TestHTTPFromScript(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Echo", r.Header.Get("X-In"))
+		if r.URL.Path == "/big" {
+			w.Write(make([]byte, 7<<20))
+			return
+		}
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, body)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	client, _ := hostWorker(t, true)
+	fetch := `function handle(req)
+  local res = http.request{method = "POST", url = req.payload.url, headers = {["x-in"] = "hi"}, body = "\0payload"}
+  return {status = res.status, body = res.body, echo = res.headers["x-echo"]}
+end`
+	put(t, client, "allowed", fetch, queue.FunctionOptions{HTTPAllow: []string{host}})
+	put(t, client, "closed", fetch, queue.FunctionOptions{})
+	put(t, client, "other", fetch, queue.FunctionOptions{HTTPAllow: []string{"api.example.com"}})
+
+	got := run(t, client, "allowed", fmt.Sprintf(`{"url": %q}`, srv.URL+"/path"))
+	var res struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+		Echo   string `json:"echo"`
+	}
+	if err := json.Unmarshal(got.Result, &res); err != nil || res.Status != 200 || res.Body != "POST /path \uFFFDpayload" || res.Echo != "hi" {
+		t.Errorf("http.request = %s %s %q", got.Status, got.Result, got.Error)
+	}
+	for _, tt := range []struct{ function, url, err string }{
+		{"closed", srv.URL, "may not make HTTP requests"},
+		{"other", srv.URL, "not in this function's http_allow list"},
+		{"allowed", "file:///etc/passwd", "scheme"},
+		{"allowed", srv.URL + "/big", "response body over"},
+	} {
+		got := run(t, client, tt.function, fmt.Sprintf(`{"url": %q}`, tt.url))
+		if got.Status != queue.StatusFailed || !strings.Contains(got.Error, tt.err) {
+			t.Errorf("%s %s = %s %q, want failed with %q", tt.function, tt.url, got.Status, got.Error, tt.err)
+		}
+	}
+}
+
+// TestHTTPRefusesPrivateAddresses: without AllowPrivate, an allowed name
+// that resolves to loopback is refused at connect time (SSRF).
+func TestHTTPRefusesPrivateAddresses(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "secret internal") }))
+	defer srv.Close()
+	client, _ := worker(t, nil) // default HTTP config: private addresses refused
+	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	put(t, client, "f", `function handle(req) return http.request{url = req.payload.url}.body end`,
+		queue.FunctionOptions{HTTPAllow: []string{"localhost", "127.0.0.1"}})
+	for _, url := range []string{srv.URL, "http://localhost:" + port} {
+		got := run(t, client, "f", fmt.Sprintf(`{"url": %q}`, url))
+		if got.Status != queue.StatusFailed || !strings.Contains(got.Error, "not a public address") {
+			t.Errorf("%s = %s %s %q, want refused", url, got.Status, got.Result, got.Error)
+		}
+	}
+}
+
+func TestEnvAndSecrets(t *testing.T) {
+	ctx := context.Background()
+	client, _ := hostWorker(t, true)
+	put(t, client, "cfg", `function handle(req)
+  print("using key " .. secrets.API_KEY)
+  return {region = env.REGION, key_length = #secrets.API_KEY, missing = env.NOPE}
+end`, queue.FunctionOptions{})
+	for _, kv := range []struct {
+		name, value string
+		secret      bool
+	}{{"REGION", "eu-west", false}, {"API_KEY", "sk-123456789", true}} {
+		if err := client.SetEnv(ctx, "cfg", kv.name, kv.value, kv.secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := run(t, client, "cfg", `{}`)
+	if got.Status != queue.StatusSucceeded || !jsonEqual(got.Result, `{"region": "eu-west", "key_length": 12}`) {
+		t.Errorf("result = %s %s %q", got.Status, got.Result, got.Error)
+	}
+	if len(got.Logs) != 1 || strings.Contains(got.Logs[0].Message, "sk-123456789") || !strings.Contains(got.Logs[0].Message, "[secret API_KEY]") {
+		t.Errorf("logs = %+v, want the secret masked", got.Logs)
+	}
+	env, err := client.GetEnv(ctx, "cfg")
+	if err != nil || env.Values["REGION"] != "eu-west" || len(env.Secrets) != 1 || env.Secrets[0] != "API_KEY" || env.Values["API_KEY"] != "" {
+		t.Errorf("GetEnv = %+v, %v", env, err)
+	}
+	if err := client.SetEnv(ctx, "cfg", "bad name", "x", false); err == nil {
+		t.Error("a bad name was accepted")
+	}
+	if err := client.SetEnv(ctx, "nope", "X", "x", false); err == nil {
+		t.Error("env for a missing function was accepted")
+	}
+}
+
+func jsonEqual(got json.RawMessage, want string) bool {
+	var a, b any
+	return json.Unmarshal(got, &a) == nil && json.Unmarshal([]byte(want), &b) == nil && reflect.DeepEqual(a, b)
+}

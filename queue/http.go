@@ -1,0 +1,209 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// HTTPConfig bounds outbound HTTP from scripts (http.request).
+type HTTPConfig struct {
+	// AllowPrivate lets scripts reach loopback, private, link-local and
+	// other non-public addresses when a function's allowlist names such a
+	// host. Off by default: a script must not reach the platform's own
+	// network (SSRF). Tests and private deployments turn it on.
+	AllowPrivate bool
+	// MaxResponseBytes caps a response body; 0 means 6 MiB.
+	MaxResponseBytes int64
+	// Timeout caps one request; 0 means 10 s. A request never outlives the
+	// invocation's own deadline.
+	Timeout time.Duration
+}
+
+const (
+	defaultHTTPResponseBytes = 6 << 20
+	defaultHTTPTimeout       = 10 * time.Second
+	maxHTTPRedirects         = 5
+)
+
+// httpFetcher performs the requests of one invocation, to the hosts its
+// function allows.
+type httpFetcher struct {
+	allow  []string
+	config HTTPConfig
+	client *http.Client
+}
+
+func newHTTPFetcher(allow []string, config HTTPConfig) *httpFetcher {
+	if config.MaxResponseBytes <= 0 {
+		config.MaxResponseBytes = defaultHTTPResponseBytes
+	}
+	if config.Timeout <= 0 {
+		config.Timeout = defaultHTTPTimeout
+	}
+	f := &httpFetcher{allow: allow, config: config}
+	dialer := &net.Dialer{
+		Timeout: config.Timeout,
+		// The address is checked after DNS resolution, at connect time,
+		// so a name that resolves to an internal address is refused too.
+		Control: func(_, address string, _ syscall.RawConn) error {
+			if config.AllowPrivate {
+				return nil
+			}
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return err
+			}
+			if !publicAddr(ap.Addr()) {
+				return scriptError("http.request: %s is not a public address", ap.Addr())
+			}
+			return nil
+		},
+	}
+	f.client = &http.Client{
+		Transport: &http.Transport{
+			DialContext:           dialer.DialContext,
+			Proxy:                 nil, // an environment proxy would bypass the checks above
+			TLSHandshakeTimeout:   config.Timeout,
+			ResponseHeaderTimeout: config.Timeout,
+			MaxIdleConns:          4,
+			IdleConnTimeout:       30 * time.Second,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= maxHTTPRedirects {
+				return scriptError("http.request: more than %d redirects", maxHTTPRedirects)
+			}
+			return f.allowed(req.URL)
+		},
+	}
+	return f
+}
+
+// publicAddr reports whether an address is on the public internet.
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
+		!netip.MustParsePrefix("100.64.0.0/10").Contains(a) && // carrier-grade NAT
+		!netip.MustParsePrefix("fc00::/7").Contains(a)
+}
+
+// allowed checks a URL against the function's allowlist: an entry is a host
+// ("api.example.com"), a wildcard for its subdomains ("*.example.com"), and
+// either may name a port ("localhost:8080"); without one, any port.
+func (f *httpFetcher) allowed(u *url.URL) error {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return scriptError("http.request: scheme %q is not allowed (http or https)", u.Scheme)
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	for _, entry := range f.allow {
+		entryHost, entryPort, hasPort := strings.Cut(strings.ToLower(entry), ":")
+		if hasPort && entryPort != port {
+			continue
+		}
+		if entryHost == host || strings.HasPrefix(entryHost, "*.") && strings.HasSuffix(host, entryHost[1:]) {
+			return nil
+		}
+	}
+	if len(f.allow) == 0 {
+		return scriptError("http.request: this function may not make HTTP requests; allow hosts with http_allow in its settings")
+	}
+	return scriptError("http.request: host %q is not in this function's http_allow list", u.Host)
+}
+
+type httpRequestArgs struct {
+	Method     string            `json:"method"`
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers"`
+	BodyBase64 string            `json:"body_base64"`
+	Timeout    float64           `json:"timeout"` // seconds
+}
+
+type httpResponseResult struct {
+	Status     int               `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	BodyBase64 string            `json:"body_base64"`
+}
+
+func (f *httpFetcher) fetch(ctx context.Context, args json.RawMessage) (any, error) {
+	var a httpRequestArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		return nil, scriptError("http.request: bad url: %v", err)
+	}
+	if err := f.allowed(u); err != nil {
+		return nil, err
+	}
+	body, err := base64.StdEncoding.DecodeString(a.BodyBase64)
+	if err != nil {
+		return nil, scriptError("http.request: bad body: %v", err)
+	}
+	timeout := f.config.Timeout
+	if a.Timeout > 0 {
+		timeout = min(timeout, time.Duration(a.Timeout*float64(time.Second)))
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	method := strings.ToUpper(a.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, scriptError("http.request: %v", err)
+	}
+	for k, v := range a.Headers {
+		req.Header.Set(k, v)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "PiCloud")
+	}
+	res, err := f.client.Do(req)
+	if err != nil {
+		var he *hostError
+		if errors.As(err, &he) {
+			return nil, he
+		}
+		if ctx.Err() != nil {
+			return nil, scriptError("http.request: %s %s: timed out", method, u.Redacted())
+		}
+		return nil, scriptError("http.request: %s %s: %v", method, u.Redacted(), unwrapURLError(err))
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, f.config.MaxResponseBytes+1))
+	if err != nil {
+		return nil, scriptError("http.request: reading the response: %v", err)
+	}
+	if int64(len(data)) > f.config.MaxResponseBytes {
+		return nil, scriptError("http.request: response body over %d bytes", f.config.MaxResponseBytes)
+	}
+	out := httpResponseResult{Status: res.StatusCode, Headers: make(map[string]string, len(res.Header)), BodyBase64: base64.StdEncoding.EncodeToString(data)}
+	for k, v := range res.Header {
+		out.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	return out, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return fmt.Errorf("%w", err)
+}
