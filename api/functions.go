@@ -30,10 +30,11 @@ type FunctionBody struct {
 
 // FunctionOptionsBody are the settings of a function's invocations.
 type FunctionOptionsBody struct {
-	TimeoutMS      int  `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" example:"10000" doc:"Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent."`
-	MaxAttempts    int  `json:"max_attempts,omitempty" minimum:"1" maximum:"100" default:"1" doc:"Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once."`
-	MaxConcurrency int  `json:"max_concurrency,omitempty" minimum:"1" doc:"How many invocations of the function may run at once across all workers; unlimited when absent."`
-	RetryBackoffMS *int `json:"retry_backoff_ms,omitempty" minimum:"0" maximum:"3600000" doc:"Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour."`
+	TimeoutMS      int      `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" example:"10000" doc:"Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent."`
+	MaxAttempts    int      `json:"max_attempts,omitempty" minimum:"1" maximum:"100" default:"1" doc:"Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once."`
+	MaxConcurrency int      `json:"max_concurrency,omitempty" minimum:"1" doc:"How many invocations of the function may run at once across all workers; unlimited when absent."`
+	RetryBackoffMS *int     `json:"retry_backoff_ms,omitempty" minimum:"0" maximum:"3600000" doc:"Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour."`
+	HTTPAllow      []string `json:"http_allow,omitempty" maxItems:"100" example:"[\"api.example.com\", \"*.example.org\"]" doc:"Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them."`
 }
 
 func (o FunctionOptionsBody) options() queue.FunctionOptions {
@@ -42,6 +43,7 @@ func (o FunctionOptionsBody) options() queue.FunctionOptions {
 		MaxAttempts:    o.MaxAttempts,
 		MaxConcurrency: o.MaxConcurrency,
 		RetryBackoff:   time.Second,
+		HTTPAllow:      o.HTTPAllow,
 	}
 	if o.RetryBackoffMS != nil {
 		opts.RetryBackoff = time.Duration(*o.RetryBackoffMS) * time.Millisecond
@@ -58,6 +60,7 @@ func functionBody(fn queue.Function) FunctionBody {
 			MaxAttempts:    fn.Options.MaxAttempts,
 			MaxConcurrency: fn.Options.MaxConcurrency,
 			RetryBackoffMS: &backoff,
+			HTTPAllow:      fn.Options.HTTPAllow,
 		},
 		CreatedAt: fn.CreatedAt, UpdatedAt: fn.UpdatedAt,
 	}

@@ -23,7 +23,7 @@ type InvocationBody struct {
 	ID              int64              `json:"id" example:"42"`
 	Function        string             `json:"function" example:"hello"`
 	FunctionVersion int                `json:"function_version" doc:"Version of the function this invocation runs."`
-	Trigger         string             `json:"trigger" enum:"http,api,sql,schedule" doc:"What created the invocation."`
+	Trigger         string             `json:"trigger" enum:"http,api,sql,schedule,function" doc:"What created the invocation; function means another invocation's script (see parent_id)."`
 	Status          string             `json:"status" enum:"queued,running,succeeded,failed,timed_out,cancelled"`
 	Request         *RequestBody       `json:"request,omitempty" doc:"The HTTP request, for trigger http."`
 	Payload         json.RawMessage    `json:"payload,omitempty" doc:"The JSON payload, for triggers other than http."`
@@ -36,6 +36,7 @@ type InvocationBody struct {
 	TimeoutMS       int64              `json:"timeout_ms" doc:"Wall-clock limit of an attempt."`
 	IdempotencyKey  string             `json:"idempotency_key,omitempty"`
 	RunAt           *time.Time         `json:"run_at,omitempty" doc:"When the pending attempt is due, if it was scheduled."`
+	ParentID        *int64             `json:"parent_id,omitempty" doc:"The invocation whose script enqueued this one."`
 	CreatedAt       time.Time          `json:"created_at"`
 	StartedAt       *time.Time         `json:"started_at" doc:"Start of the latest attempt."`
 	FinishedAt      *time.Time         `json:"finished_at"`
@@ -74,7 +75,7 @@ func invocationBody(inv queue.Invocation) InvocationBody {
 		Trigger: string(inv.Trigger), Status: string(inv.Status),
 		Payload: inv.Payload, Result: inv.Result, Error: inv.Error,
 		Attempt: inv.Attempt, MaxAttempts: inv.MaxAttempts, TimeoutMS: inv.Timeout.Milliseconds(),
-		IdempotencyKey: inv.IdempotencyKey, RunAt: inv.RunAt,
+		IdempotencyKey: inv.IdempotencyKey, RunAt: inv.RunAt, ParentID: inv.ParentID,
 		CreatedAt: inv.CreatedAt, StartedAt: inv.StartedAt, FinishedAt: inv.FinishedAt,
 		Links: map[string]string{"self": fmt.Sprintf("/v1/invocations/%d", inv.ID), "function": "/v1/functions/" + inv.Function},
 	}

@@ -192,3 +192,41 @@ func TestListAndCancelAPI(t *testing.T) {
 		assertProblem(t, do(t, http.MethodPost, p.URL+"/v1/invocations/999999/cancel", nil), http.StatusNotFound, "999999")
 	})
 }
+
+func TestEnvAPI(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
+	do(t, http.MethodPut, p.URL+"/v1/functions/cfg", map[string]any{
+		"source": `function handle(req) print(secrets.TOKEN) return {region = env.REGION, token = #secrets.TOKEN} end`, "http_allow": []string{"api.example.com", "*.example.org:8443"},
+	})
+	for _, step := range []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		{http.MethodPut, "/v1/functions/cfg/env/REGION", map[string]string{"value": "eu"}, http.StatusNoContent},
+		{http.MethodPut, "/v1/functions/cfg/secrets/TOKEN", map[string]string{"value": "tok-secret-value"}, http.StatusNoContent},
+		{http.MethodPut, "/v1/functions/cfg/env/bad-name", map[string]string{"value": "x"}, http.StatusUnprocessableEntity},
+		{http.MethodPut, "/v1/functions/nope/env/X", map[string]string{"value": "x"}, http.StatusNotFound},
+		{http.MethodDelete, "/v1/functions/cfg/env/MISSING", nil, http.StatusNotFound},
+	} {
+		if res := do(t, step.method, p.URL+step.path, step.body); res.status != step.status {
+			t.Errorf("%s %s: %d %s, want %d", step.method, step.path, res.status, res.body, step.status)
+		}
+	}
+	env := do(t, http.MethodGet, p.URL+"/v1/functions/cfg/env", nil)
+	if strings.Contains(string(env.body), "tok-secret-value") || !strings.Contains(string(env.body), `"secrets":["TOKEN"]`) || !strings.Contains(string(env.body), `"REGION":"eu"`) {
+		t.Errorf("GET env = %s", env.body)
+	}
+	inv := do(t, http.MethodPost, p.URL+"/v1/functions/cfg/invocations", map[string]any{})
+	if strings.Contains(string(inv.body), "tok-secret-value") || inv.json(t)["status"] != "succeeded" {
+		t.Errorf("invocation leaks the secret or failed: %s", inv.body)
+	}
+	fn := do(t, http.MethodGet, p.URL+"/v1/functions/cfg", nil).json(t)
+	if allow, _ := fn["http_allow"].([]any); len(allow) != 2 {
+		t.Errorf("http_allow = %v", fn["http_allow"])
+	}
+	assertProblem(t, do(t, http.MethodPut, p.URL+"/v1/functions/cfg", map[string]any{"source": "function handle() end", "http_allow": []string{"http://x"}}), http.StatusUnprocessableEntity, "http_allow")
+	if res := do(t, http.MethodDelete, p.URL+"/v1/functions/cfg/secrets/TOKEN", nil); res.status != http.StatusNoContent {
+		t.Errorf("delete secret: %d", res.status)
+	}
+}

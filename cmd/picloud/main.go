@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/picloud/picloud/executor"
 )
 
 type cli struct {
@@ -39,6 +41,9 @@ func (f logFlags) logger() *slog.Logger {
 }
 
 func main() {
+	// A sandbox child is this binary started again by the worker; it must
+	// become one before anything else runs.
+	executor.RunSandboxIfChild()
 	var c cli
 	kctx := kong.Parse(&c, kongOptions()...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

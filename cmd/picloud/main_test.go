@@ -18,11 +18,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/queue"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) {
+	executor.RunSandboxIfChild() // serve and dev start this binary as their sandboxes
+	os.Exit(dbtest.Main(m))
+}
 
 // runCLI runs picloud with args in-process until ctx ends.
 func runCLI(ctx context.Context, t *testing.T, args ...string) error {

@@ -19,10 +19,12 @@ import (
 
 // platformFlags are shared by the roles that serve HTTP and run functions.
 type platformFlags struct {
-	Addr         string        `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
-	Concurrency  int           `env:"PICLOUD_CONCURRENCY" help:"Invocations run at once (default: number of CPUs)."`
-	DrainTimeout time.Duration `default:"30s" env:"PICLOUD_DRAIN_TIMEOUT" help:"On shutdown, how long running invocations may take to finish."`
-	Migrate      bool          `default:"true" negatable:"" env:"PICLOUD_MIGRATE" help:"Apply migrations at start."`
+	Addr          string        `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
+	Concurrency   int           `env:"PICLOUD_CONCURRENCY" help:"Invocations run at once (default: number of CPUs)."`
+	Sandbox       string        `default:"process" enum:"process,inprocess" env:"PICLOUD_SANDBOX" help:"Where Lua runs: process (supervised child processes with a memory limit) or inprocess (faster, but a script that exhausts memory takes the server down)."`
+	SandboxMemory int64         `default:"268435456" env:"PICLOUD_SANDBOX_MEMORY_BYTES" help:"Memory a sandbox process may map, in bytes; a script gets half of it as heap."`
+	DrainTimeout  time.Duration `default:"30s" env:"PICLOUD_DRAIN_TIMEOUT" help:"On shutdown, how long running invocations may take to finish."`
+	Migrate       bool          `default:"true" negatable:"" env:"PICLOUD_MIGRATE" help:"Apply migrations at start."`
 }
 
 type serveCmd struct {
@@ -87,7 +89,10 @@ func runPlatform(ctx context.Context, logger *slog.Logger, databaseURL string, f
 		}
 	}
 
-	sandboxes := executor.NewPool(executor.Config{Size: concurrency, Logger: logger})
+	sandboxes, err := newExecutor(flags, concurrency, logger)
+	if err != nil {
+		return err
+	}
 	defer sandboxes.Close()
 	client, err := queue.NewClient(pool, queue.Config{Executor: sandboxes, Concurrency: concurrency, Logger: logger})
 	if err != nil {
@@ -132,6 +137,19 @@ func runPlatform(ctx context.Context, logger *slog.Logger, databaseURL string, f
 		err = nil
 	}
 	return errors.Join(err, shutdownErr, stopErr)
+}
+
+// executorCloser is an executor the platform owns.
+type executorCloser interface {
+	queue.Executor
+	Close()
+}
+
+func newExecutor(flags platformFlags, concurrency int, logger *slog.Logger) (executorCloser, error) {
+	if flags.Sandbox == "inprocess" {
+		return executor.NewPool(executor.Config{Size: concurrency, Logger: logger}), nil
+	}
+	return executor.NewSandboxes(executor.SandboxConfig{Processes: concurrency, MemoryLimit: flags.SandboxMemory, Logger: logger})
 }
 
 type migrateCmd struct {
