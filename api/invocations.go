@@ -64,9 +64,10 @@ type AttemptErrorBody struct {
 
 // LogEntryBody is one log line.
 type LogEntryBody struct {
-	Time    time.Time `json:"time"`
-	Level   string    `json:"level" enum:"debug,info,warn,error"`
-	Message string    `json:"message"`
+	Time    time.Time       `json:"time"`
+	Level   string          `json:"level" enum:"debug,info,warn,error"`
+	Message string          `json:"message"`
+	Fields  json.RawMessage `json:"fields,omitempty" doc:"Structured fields, from log.info(\"message\", {key = value})."`
 }
 
 func invocationBody(inv queue.Invocation) InvocationBody {

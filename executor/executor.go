@@ -84,6 +84,8 @@ type LogEntry struct {
 	Time    time.Time `json:"time"`
 	Level   string    `json:"level"` // "info" for print, else debug/info/warn/error
 	Message string    `json:"message"`
+	// Fields are the structured fields of log.*("msg", {k = v}), as JSON.
+	Fields json.RawMessage `json:"fields,omitempty"`
 }
 
 // Response is the HTTP interpretation of the handler's return value.

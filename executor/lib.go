@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -59,7 +61,7 @@ func (s *state) openLibrary(name string) {
 	case "log":
 		l.NewTable()
 		for _, level := range []string{"debug", "info", "warn", "error"} {
-			l.PushGoFunction(s.logFunc(level))
+			l.PushGoFunction(s.logFunc(level, true))
 			l.SetField(-2, level)
 		}
 	case "base64":
@@ -216,13 +218,21 @@ func (s *state) xpcall(l *lua.State) int {
 // logFunc returns print (level "info") or one of log.*: arguments are joined
 // with tabs after tostring, as print does, and collected into the run's logs
 // instead of reaching the process's stdout.
-func (s *state) logFunc(level string) lua.Function {
+// logFunc is print (structured false), which joins its arguments, or one
+// of log.*, which also takes a trailing table of structured fields:
+// log.info("order placed", {order = 42}).
+func (s *state) logFunc(level string, structured bool) lua.Function {
 	return func(l *lua.State) int {
 		r := s.cur
 		if r == nil || r.logsFull {
 			return 0
 		}
-		room := maxLogBytes - r.logBytes + 1 // +1 so addLog notices the overflow
+		var fields json.RawMessage
+		if structured && l.Top() > 1 && l.IsTable(l.Top()) {
+			fields = s.encodeArg(l, l.Top(), "log fields")
+			l.Pop(1)
+		}
+		room := maxLogBytes - r.logBytes - len(fields) + 1 // +1 so addLog notices the overflow
 		var b []byte
 		for i := 1; i <= l.Top(); i++ {
 			str, ok := toStringMeta(l, i)
@@ -237,16 +247,16 @@ func (s *state) logFunc(level string) lua.Function {
 				b = append(b, str[:min(len(str), room-len(b))]...)
 			}
 		}
-		r.addLog(level, string(b))
+		r.addLog(level, string(b), fields)
 		return 0
 	}
 }
 
-func (r *run) addLog(level, msg string) {
+func (r *run) addLog(level, msg string, fields json.RawMessage) {
 	if r.logsFull {
 		return
 	}
-	room := maxLogBytes - r.logBytes
+	room := maxLogBytes - r.logBytes - len(fields)
 	if len(r.logs) >= maxLogEntries || room <= 0 && msg != "" {
 		r.truncateLogs()
 		return
@@ -258,8 +268,12 @@ func (r *run) addLog(level, msg string) {
 	// Logs are text for humans and end up in a database: keep them valid
 	// UTF-8 without NUL bytes (PostgreSQL rejects both).
 	msg = strings.ReplaceAll(strings.ToValidUTF8(msg, "\uFFFD"), "\x00", "\uFFFD")
-	r.logs = append(r.logs, LogEntry{Time: time.Now(), Level: level, Message: msg})
-	r.logBytes += len(msg)
+	if fields != nil {
+		// PostgreSQL's jsonb has no \u0000 either.
+		fields = bytes.ReplaceAll(fields, []byte(`\u0000`), []byte(`\ufffd`))
+	}
+	r.logs = append(r.logs, LogEntry{Time: time.Now(), Level: level, Message: msg, Fields: fields})
+	r.logBytes += len(msg) + len(fields)
 	if cut {
 		r.truncateLogs()
 	}

@@ -133,7 +133,7 @@ func (s *state) buildSandbox() {
 		"error":    luaError,
 		"pcall":    s.pcall,
 		"xpcall":   s.xpcall,
-		"print":    s.logFunc("info"),
+		"print":    s.logFunc("info", false),
 		"tostring": luaTostring,
 	} {
 		l.PushGoFunction(fn)

@@ -143,9 +143,10 @@ func (r *HTTPResponse) UnmarshalJSON(data []byte) error {
 
 // LogEntry is one line a function logged.
 type LogEntry struct {
-	Time    time.Time `json:"time"`
-	Level   string    `json:"level"`
-	Message string    `json:"message"`
+	Time    time.Time       `json:"time"`
+	Level   string          `json:"level"`
+	Message string          `json:"message"`
+	Fields  json.RawMessage `json:"fields,omitempty"`
 }
 
 // Invocation is one run of a function: the row in picloud.invocations.
