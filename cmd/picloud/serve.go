@@ -19,12 +19,13 @@ import (
 
 // platformFlags are shared by the roles that serve HTTP and run functions.
 type platformFlags struct {
-	Addr          string        `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
-	Concurrency   int           `env:"PICLOUD_CONCURRENCY" help:"Invocations run at once (default: number of CPUs)."`
-	Sandbox       string        `default:"process" enum:"process,inprocess" env:"PICLOUD_SANDBOX" help:"Where Lua runs: process (supervised child processes with a memory limit) or inprocess (faster, but a script that exhausts memory takes the server down)."`
-	SandboxMemory int64         `default:"268435456" env:"PICLOUD_SANDBOX_MEMORY_BYTES" help:"Memory a sandbox process may map, in bytes; a script gets half of it as heap."`
-	DrainTimeout  time.Duration `default:"30s" env:"PICLOUD_DRAIN_TIMEOUT" help:"On shutdown, how long running invocations may take to finish."`
-	Migrate       bool          `default:"true" negatable:"" env:"PICLOUD_MIGRATE" help:"Apply migrations at start."`
+	Addr             string        `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
+	Concurrency      int           `env:"PICLOUD_CONCURRENCY" help:"Invocations run at once (default: number of CPUs)."`
+	Sandbox          string        `default:"process" enum:"process,inprocess" env:"PICLOUD_SANDBOX" help:"Where Lua runs: process (supervised child processes with a memory limit) or inprocess (faster, but a script that exhausts memory takes the server down)."`
+	SandboxMemory    int64         `default:"268435456" env:"PICLOUD_SANDBOX_MEMORY_BYTES" help:"Memory a sandbox process may map, in bytes; a script gets half of it as heap."`
+	HTTPAllowPrivate bool          `name:"http-allow-private" env:"PICLOUD_HTTP_ALLOW_PRIVATE" help:"Let scripts reach loopback and private addresses that their http_allow names (off: SSRF protection)."`
+	DrainTimeout     time.Duration `default:"30s" env:"PICLOUD_DRAIN_TIMEOUT" help:"On shutdown, how long running invocations may take to finish."`
+	Migrate          bool          `default:"true" negatable:"" env:"PICLOUD_MIGRATE" help:"Apply migrations at start."`
 }
 
 type serveCmd struct {
@@ -94,7 +95,10 @@ func runPlatform(ctx context.Context, logger *slog.Logger, databaseURL string, f
 		return err
 	}
 	defer sandboxes.Close()
-	client, err := queue.NewClient(pool, queue.Config{Executor: sandboxes, Concurrency: concurrency, Logger: logger})
+	client, err := queue.NewClient(pool, queue.Config{
+		Executor: sandboxes, Concurrency: concurrency, Logger: logger,
+		HTTP: queue.HTTPConfig{AllowPrivate: flags.HTTPAllowPrivate},
+	})
 	if err != nil {
 		return err
 	}
