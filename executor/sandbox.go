@@ -40,6 +40,12 @@ type Sandboxes struct {
 	// testHooks gives children globals that misbehave on purpose (see
 	// childTestHooksEnv); only this package's tests set it.
 	testHooks bool
+
+	// reaper stops children idle for IdleTimeout; armed only while some
+	// live child is idle, so an idle server runs no timer for them.
+	reaperMu sync.Mutex
+	reaper   *time.Timer
+	reapAt   time.Time
 }
 
 // SandboxConfig configures Sandboxes.
@@ -55,6 +61,10 @@ type SandboxConfig struct {
 	// Command starts a child; the default re-executes this program, which
 	// must call RunSandboxIfChild first thing in main (and in TestMain).
 	Command []string
+	// IdleTimeout stops a child that ran nothing for this long, giving its
+	// memory back; the next run starts a new one (about 10 ms). 0 means
+	// DefaultSandboxIdle.
+	IdleTimeout time.Duration
 	// KillGrace is how long a child may take past a run's deadline, or
 	// after a cancel, before it is killed; 0 means DefaultKillGrace. The
 	// count hook stops a script within microseconds; only a long
@@ -76,6 +86,9 @@ const (
 	childTestHooksEnv = "PICLOUD_SANDBOX_TEST_HOOKS"
 )
 
+// DefaultSandboxIdle is SandboxConfig.IdleTimeout's default.
+const DefaultSandboxIdle = 5 * time.Minute
+
 // DefaultKillGrace is SandboxConfig.KillGrace's default.
 const DefaultKillGrace = 2 * time.Second
 
@@ -89,6 +102,9 @@ func NewSandboxes(config SandboxConfig) (*Sandboxes, error) {
 	}
 	if config.KillGrace <= 0 {
 		config.KillGrace = DefaultKillGrace
+	}
+	if config.IdleTimeout <= 0 {
+		config.IdleTimeout = DefaultSandboxIdle
 	}
 	if config.Logger == nil {
 		config.Logger = slog.Default()
@@ -144,17 +160,76 @@ func (s *Sandboxes) Run(ctx context.Context, fn Function, req Request, limits Li
 		c.close()
 		c = nil
 	}
-	s.slots <- c
+	s.release(c)
 	if res.Duration == 0 {
 		res.Duration = time.Since(start)
 	}
 	return res
 }
 
+// release returns a child (nil for a dead one) to the pool and makes sure
+// the reaper will look at it once it has been idle long enough.
+func (s *Sandboxes) release(c *child) {
+	if c != nil {
+		c.lastUsed = time.Now()
+		s.armReaper(c.lastUsed.Add(s.config.IdleTimeout))
+	}
+	s.slots <- c
+}
+
+func (s *Sandboxes) armReaper(at time.Time) {
+	s.reaperMu.Lock()
+	defer s.reaperMu.Unlock()
+	if s.reaper != nil && !s.reapAt.IsZero() && !at.Before(s.reapAt) {
+		return
+	}
+	s.reapAt = at
+	if s.reaper == nil {
+		s.reaper = time.AfterFunc(time.Until(at), s.reap)
+	} else {
+		s.reaper.Reset(time.Until(at))
+	}
+}
+
+// reap stops the children that have been idle for IdleTimeout. It takes
+// only children that are in the pool now, without waiting for busy ones.
+func (s *Sandboxes) reap() {
+	s.reaperMu.Lock()
+	s.reapAt = time.Time{}
+	s.reaperMu.Unlock()
+	var taken []*child
+	var next time.Time
+	for range s.config.Processes {
+		select {
+		case c := <-s.slots:
+			if c != nil && time.Since(c.lastUsed) >= s.config.IdleTimeout {
+				c.close()
+				c = nil
+			}
+			if c != nil && (next.IsZero() || c.lastUsed.Before(next)) {
+				next = c.lastUsed
+			}
+			taken = append(taken, c)
+		default:
+		}
+	}
+	for _, c := range taken {
+		s.slots <- c
+	}
+	if !next.IsZero() {
+		s.armReaper(next.Add(s.config.IdleTimeout))
+	}
+}
+
 // Close stops every child once its current run ends. Idempotent.
 func (s *Sandboxes) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		s.reaperMu.Lock()
+		if s.reaper != nil {
+			s.reaper.Stop()
+		}
+		s.reaperMu.Unlock()
 		for range s.config.Processes {
 			if c := <-s.slots; c != nil {
 				c.close()
@@ -238,20 +313,21 @@ func closeAll(files []*os.File) {
 // trip does. A cancel, which must reach the child while it runs, travels
 // on a third pipe.
 type child struct {
-	cmd     *exec.Cmd
-	in      *os.File
-	out     *os.File
-	control *os.File
-	enc     *gob.Encoder
-	dec     *gob.Decoder
-	ctlMu   sync.Mutex
-	ctlEnc  *gob.Encoder
-	stderr  *headBuffer
-	exited  chan struct{}
-	waitErr error
-	memory  int64
-	grace   time.Duration
-	logger  *slog.Logger
+	cmd      *exec.Cmd
+	in       *os.File
+	out      *os.File
+	control  *os.File
+	enc      *gob.Encoder
+	dec      *gob.Decoder
+	ctlMu    sync.Mutex
+	ctlEnc   *gob.Encoder
+	stderr   *headBuffer
+	exited   chan struct{}
+	waitErr  error
+	lastUsed time.Time
+	memory   int64
+	grace    time.Duration
+	logger   *slog.Logger
 }
 
 func (c *child) dead() bool {

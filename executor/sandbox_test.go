@@ -171,3 +171,36 @@ func BenchmarkSandboxRunHello(b *testing.B) {
 		}
 	}
 }
+
+// TestSandboxIdleChildrenStop: an idle child gives its memory back and the
+// next run starts a new one.
+func TestSandboxIdleChildrenStop(t *testing.T) {
+	s := newTestSandboxes(t, SandboxConfig{Processes: 2, IdleTimeout: 200 * time.Millisecond})
+	if res := runIn(t, s, `function handle() return 1 end`, Limits{}); res.Status != Succeeded {
+		t.Fatal(res.Error)
+	}
+	live := func() int {
+		n := 0
+		for range s.config.Processes {
+			c := <-s.slots
+			if c != nil && !c.dead() {
+				n++
+			}
+			defer func() { s.slots <- c }()
+		}
+		return n
+	}
+	if n := live(); n != 1 {
+		t.Fatalf("%d live children after one run, want 1", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for live() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle child was never stopped")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res := runIn(t, s, `function handle() return 2 end`, Limits{}); res.Status != Succeeded || string(res.Value) != "2" {
+		t.Errorf("after the reap: %s %q", res.Status, res.Error)
+	}
+}
