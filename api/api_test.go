@@ -18,12 +18,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) {
+	executor.RunSandboxIfChild() // platformtest's process sandboxes are this binary
+	os.Exit(dbtest.Main(m))
+}
 
 // response is what a test reads back from the server.
 type response struct {

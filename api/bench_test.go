@@ -58,22 +58,32 @@ func BenchmarkSyncCall(b *testing.B) {
 		})
 	})
 
-	res := do(b, http.MethodPut, p.URL+"/v1/functions/hello", map[string]string{"source": `function handle(req) return "Hello, " .. (req.query.name or "world") .. "!" end`})
+	res := do(b, http.MethodPut, p.URL+"/v1/functions/hello", map[string]string{"source": helloSource})
 	if res.status != http.StatusCreated {
 		b.Fatalf("deploy: %d %s", res.status, res.body)
 	}
-	b.Run("fn=hello", func(b *testing.B) {
-		measure(b, func() error {
-			res, err := http.Get(p.URL + "/fn/hello?name=Ada")
+	callHello := func(url string) func() error {
+		return func() error {
+			res, err := http.Get(url + "/fn/hello?name=Ada")
 			if err != nil {
 				return err
 			}
 			_, err = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
 			return err
-		})
-	})
+		}
+	}
+	b.Run("fn=hello_inprocess", func(b *testing.B) { measure(b, callHello(p.URL)) })
+
+	// The default of serve and dev: Lua in a sandbox process.
+	pp := platformtest.Start(b, platformtest.Options{Concurrency: 2, Processes: true})
+	if res := do(b, http.MethodPut, pp.URL+"/v1/functions/hello", map[string]string{"source": helloSource}); res.status != http.StatusCreated {
+		b.Fatalf("deploy: %d %s", res.status, res.body)
+	}
+	b.Run("fn=hello_process", func(b *testing.B) { measure(b, callHello(pp.URL)) })
 }
+
+const helloSource = `function handle(req) return "Hello, " .. (req.query.name or "world") .. "!" end`
 
 // measure runs op b.N times and reports the median and 99th percentile.
 func measure(b *testing.B, op func() error) {

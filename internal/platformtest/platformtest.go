@@ -79,6 +79,10 @@ type Platform struct {
 type Options struct {
 	// Concurrency defaults to 2.
 	Concurrency int
+	// Processes runs Lua in sandbox processes, as serve does, instead of
+	// in the test process; the test binary must call
+	// executor.RunSandboxIfChild in TestMain.
+	Processes bool
 }
 
 // Start runs the whole platform against a fresh database until the test ends.
@@ -92,7 +96,19 @@ func Start(t testing.TB, opts Options) *Platform {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	sandboxes := executor.NewPool(executor.Config{Size: opts.Concurrency, Logger: logger})
+	var sandboxes interface {
+		queue.Executor
+		Close()
+	}
+	if opts.Processes {
+		s, err := executor.NewSandboxes(executor.SandboxConfig{Processes: opts.Concurrency, Logger: logger})
+		if err != nil {
+			t.Fatalf("sandboxes: %v", err)
+		}
+		sandboxes = s
+	} else {
+		sandboxes = executor.NewPool(executor.Config{Size: opts.Concurrency, Logger: logger})
+	}
 	client, err := queue.NewClient(pool, queue.Config{Executor: sandboxes, Concurrency: opts.Concurrency, Logger: logger})
 	if err != nil {
 		t.Fatalf("queue client: %v", err)
