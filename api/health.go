@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/picloud/picloud/queue"
 )
@@ -20,6 +22,21 @@ type healthOutput struct {
 // readyTimeout keeps a readiness probe from hanging on a database that does
 // not answer; probes expect an answer in a second or so.
 const readyTimeout = 2 * time.Second
+
+// NewHealth returns a handler with only /healthz and /readyz, for a worker
+// that serves no API but must answer its orchestrator's probes.
+func NewHealth(q *queue.Client, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{config: Config{Queue: q, Logger: logger}, logger: logger, mux: http.NewServeMux()}
+	hc := huma.DefaultConfig("PiCloud worker", Version)
+	hc.CreateHooks = nil
+	hc.OpenAPIPath, hc.DocsPath, hc.SchemasPath = "", "", ""
+	s.api = humago.New(s.mux, hc)
+	s.registerHealth()
+	return s
+}
 
 func (s *Server) registerHealth() {
 	huma.Register(s.api, huma.Operation{

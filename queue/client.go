@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,6 +55,10 @@ type Client struct {
 	running  runningSet
 	river    *river.Client[pgx.Tx]
 
+	// listened is set once the listener first connected; a later connect
+	// is a reconnect.
+	listened atomic.Bool
+
 	mu         sync.Mutex
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -98,10 +103,18 @@ func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 		// of a queue, so back-to-back sync calls would queue up behind it.
 		// 1 ms is River's floor and still batches a burst into few fetches.
 		FetchCooldown: time.Millisecond,
-		// Work arrives by NOTIFY from picloud.enqueue_invocation, at commit;
-		// the poll is only a safety net for a wake-up lost while the LISTEN
-		// connection reconnects, so it can be rare.
-		FetchPollInterval: time.Minute,
+		// Work arrives by NOTIFY from picloud.schedule_attempt, at commit;
+		// the poll is only a safety net for a wake-up lost while River's
+		// LISTEN connection reconnects, so it can be rare.
+		FetchPollInterval: 10 * time.Minute,
+		// River's leader runs maintenance on fixed tickers whether or not
+		// anything is due: an election every 5 s, a scheduler every 5 s, a
+		// rescuer and a cleaner every 30 s, about 50 statements a minute
+		// on an idle database (measured with picloud stats idle). PiCloud
+		// does each of these jobs itself, on timers armed for the moment
+		// something is due: promote_due schedules, rescue_overdue rescues,
+		// sweep cleans. So no client ever leads.
+		LeaderElectionDisabled: true,
 		// The executor enforces each invocation's own limits; River's
 		// per-job timeout (1 min by default) would cut long functions short.
 		JobTimeout: -1,

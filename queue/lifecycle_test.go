@@ -476,3 +476,52 @@ func TestRaisingTheLimitAdmitsParked(t *testing.T) {
 		t.Errorf("the parked invocation finished at %v, after the long one (%v): lifting the limit did not admit it", quick.FinishedAt, slow.FinishedAt)
 	}
 }
+
+// TestRescueOfADeadWorkersInvocation: an invocation whose worker vanished
+// mid-run (its River job running, nobody reporting) is taken back at its
+// timeout plus the grace, by a timer, on an otherwise idle system, and runs
+// again elsewhere.
+func TestRescueOfADeadWorkersInvocation(t *testing.T) {
+	ctx := context.Background()
+	client, pool := worker(t, nil)
+	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '200 milliseconds'`); err != nil {
+		t.Fatal(err)
+	}
+	put(t, client, "job", echoPayload, queue.FunctionOptions{MaxAttempts: 2, Timeout: 300 * time.Millisecond})
+	put(t, client, "once", echoPayload, queue.FunctionOptions{MaxAttempts: 1, Timeout: 300 * time.Millisecond})
+
+	// A dead worker's trace: the job fetched (running) and the invocation
+	// started, then silence. run_at keeps the live worker off it.
+	crash := func(function string) int64 {
+		t.Helper()
+		enq := invoke(t, client, queue.InvokeParams{Function: function, RunAt: time.Now().Add(time.Hour)})
+		if _, err := pool.Exec(ctx, `UPDATE picloud.river_job SET state = 'running', attempted_at = now(), attempt = 1
+			WHERE args @> jsonb_build_object('invocation_id', $1::bigint)`, enq.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `SELECT picloud.start_invocation($1)`, enq.ID); err != nil {
+			t.Fatal(err)
+		}
+		return enq.ID
+	}
+	crashed := time.Now()
+	retried := crash("job")
+	failed := crash("once")
+
+	inv := waitFor(t, client, retried)
+	if inv.Status != queue.StatusSucceeded || inv.Attempt != 2 || len(inv.Errors) != 1 || !strings.Contains(inv.Errors[0].Error, "stopped responding") {
+		t.Errorf("rescued invocation = %s attempt %d errors %+v", inv.Status, inv.Attempt, inv.Errors)
+	}
+	// Due at start + 300 ms timeout + 200 ms grace.
+	if late := inv.Errors[0].At.Sub(crashed); late > 5*time.Second {
+		t.Errorf("rescued %v after the crash, want about half a second", late)
+	}
+	last := waitFor(t, client, failed)
+	if last.Status != queue.StatusFailed || !strings.Contains(last.Error, "stopped responding") {
+		t.Errorf("rescued invocation without attempts left = %s %q", last.Status, last.Error)
+	}
+	var running int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.river_job WHERE state = 'running'`).Scan(&running); err != nil || running != 0 {
+		t.Errorf("%d River jobs still running after the rescue", running)
+	}
+}

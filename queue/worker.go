@@ -132,7 +132,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 			inv.Result = res.Value
 		}
 	}
-	params := db.FinishInvocationParams{ID: inv.ID, Status: string(inv.Status), Result: inv.Result, Logs: logs}
+	params := db.FinishInvocationParams{ID: inv.ID, Attempt: int32(inv.Attempt), Status: string(inv.Status), Result: inv.Result, Logs: logs}
 	if res.Status == executor.Succeeded {
 		if params.Kv, params.Invokes, err = host.commitArgs(); err != nil {
 			return fmt.Errorf("encode writes of invocation %d: %w", inv.ID, err)
@@ -174,7 +174,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 }
 
 func (w *invocationWorker) retry(ctx context.Context, inv Invocation, reason string, logs []byte, due time.Time) error {
-	_, err := w.client.queries.RetryInvocation(ctx, db.RetryInvocationParams{ID: inv.ID, Error: reason, Logs: logs, Due: due})
+	_, err := w.client.queries.RetryInvocation(ctx, db.RetryInvocationParams{ID: inv.ID, Attempt: int32(inv.Attempt), Error: reason, Logs: logs, Due: due})
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("retry invocation %d: %w", inv.ID, err)
 	}

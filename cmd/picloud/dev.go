@@ -18,7 +18,9 @@ const devDatabase = "picloud"
 type devCmd struct {
 	DatabaseURL string `name:"database-url" env:"DATABASE_URL" help:"PostgreSQL connection URL; without it, dev runs a private cluster in --data-dir."`
 	DataDir     string `default:".picloud" env:"PICLOUD_DATA_DIR" type:"path" help:"Directory for the private cluster's data (kept across restarts)."`
-	platformFlags
+	nodeFlags
+	apiFlags
+	workerFlags
 }
 
 func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
@@ -41,7 +43,8 @@ func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		databaseURL = cluster.URL(devDatabase)
 		logger.Info("private PostgreSQL running", "data_dir", cluster.DataDir(), "url", databaseURL)
 	}
-	err := runPlatform(ctx, logger, databaseURL, c.platformFlags, func(baseURL string) {
+	n := node{api: &c.apiFlags, worker: &c.workerFlags, nodeFlags: c.nodeFlags}
+	err := n.run(ctx, logger, databaseURL, func(baseURL string) {
 		fmt.Fprintf(os.Stderr, `
 PiCloud is running at %[1]s
 

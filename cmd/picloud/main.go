@@ -23,8 +23,11 @@ type cli struct {
 
 	Dev     devCmd     `cmd:"" help:"Run everything in one process on a private PostgreSQL cluster (or DATABASE_URL), for a laptop."`
 	Serve   serveCmd   `cmd:"" help:"Run everything in one process against DATABASE_URL."`
+	API     apiCmd     `cmd:"" name:"api" help:"Serve the REST API and /fn against DATABASE_URL; run no functions (workers do)."`
+	Worker  workerCmd  `cmd:"" help:"Run functions against DATABASE_URL; serve no API. Start as many as needed."`
 	Migrate migrateCmd `cmd:"" help:"Apply database migrations; idempotent and safe when several processes run it at once."`
 	OpenAPI openapiCmd `cmd:"" name:"openapi" help:"Write the OpenAPI documents (3.1 and 3.0)."`
+	Stats   statsCmd   `cmd:"" help:"Measurements: what an idle node costs."`
 }
 
 type logFlags struct {

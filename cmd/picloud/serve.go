@@ -17,27 +17,80 @@ import (
 	"github.com/picloud/picloud/queue"
 )
 
-// platformFlags are shared by the roles that serve HTTP and run functions.
-type platformFlags struct {
-	Addr             string        `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
-	Concurrency      int           `env:"PICLOUD_CONCURRENCY" help:"Invocations run at once (default: number of CPUs)."`
-	Sandbox          string        `default:"process" enum:"process,inprocess" env:"PICLOUD_SANDBOX" help:"Where Lua runs: process (supervised child processes with a memory limit) or inprocess (faster, but a script that exhausts memory takes the server down)."`
-	SandboxMemory    int64         `default:"268435456" env:"PICLOUD_SANDBOX_MEMORY_BYTES" help:"Memory a sandbox process may map, in bytes; a script gets half of it as heap."`
-	HTTPAllowPrivate bool          `name:"http-allow-private" env:"PICLOUD_HTTP_ALLOW_PRIVATE" help:"Let scripts reach loopback and private addresses that their http_allow names (off: SSRF protection)."`
-	DrainTimeout     time.Duration `default:"30s" env:"PICLOUD_DRAIN_TIMEOUT" help:"On shutdown, how long running invocations may take to finish."`
-	Migrate          bool          `default:"true" negatable:"" env:"PICLOUD_MIGRATE" help:"Apply migrations at start."`
+// nodeFlags are shared by every long-running role.
+type nodeFlags struct {
+	DrainTimeout time.Duration `default:"30s" env:"PICLOUD_DRAIN_TIMEOUT" help:"On shutdown, how long running invocations may take to finish before they are handed back to the queue."`
+	Migrate      bool          `default:"true" negatable:"" env:"PICLOUD_MIGRATE" help:"Apply migrations at start (safe with several nodes starting at once)."`
+}
+
+// apiFlags configure the HTTP side.
+type apiFlags struct {
+	Addr string `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
+}
+
+// workerFlags configure the side that runs functions.
+type workerFlags struct {
+	Concurrency      int    `env:"PICLOUD_CONCURRENCY" help:"Invocations run at once, each in its own sandbox (default: number of CPUs)."`
+	Sandbox          string `default:"process" enum:"process,inprocess" env:"PICLOUD_SANDBOX" help:"Where Lua runs: process (supervised child processes with a memory limit) or inprocess (faster, but a script that exhausts memory takes the server down)."`
+	SandboxMemory    int64  `default:"268435456" env:"PICLOUD_SANDBOX_MEMORY_BYTES" help:"Memory a sandbox process may map, in bytes; a script gets half of it as heap."`
+	HTTPAllowPrivate bool   `name:"http-allow-private" env:"PICLOUD_HTTP_ALLOW_PRIVATE" help:"Let scripts reach loopback and private addresses that their http_allow names (off: SSRF protection)."`
+}
+
+func (f workerFlags) concurrency() int {
+	if f.Concurrency > 0 {
+		return f.Concurrency
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// node is what a role runs: an HTTP API, a worker, or both.
+type node struct {
+	api    *apiFlags    // nil: no API
+	worker *workerFlags // nil: runs nothing
+	// healthAddr serves /healthz and /readyz on a worker without an API.
+	healthAddr string
+	nodeFlags
 }
 
 type serveCmd struct {
-	DatabaseURL string `name:"database-url" env:"DATABASE_URL" required:"" help:"PostgreSQL connection URL."`
-	platformFlags
+	DatabaseURL string `name:"database-url" env:"DATABASE_URL" help:"PostgreSQL connection URL."`
+	nodeFlags
+	apiFlags
+	workerFlags
 }
 
 func (c *serveCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	if err := requireDatabaseURL(c.DatabaseURL); err != nil {
 		return err
 	}
-	return runPlatform(ctx, logger, c.DatabaseURL, c.platformFlags, nil)
+	return node{api: &c.apiFlags, worker: &c.workerFlags, nodeFlags: c.nodeFlags}.run(ctx, logger, c.DatabaseURL, nil)
+}
+
+type apiCmd struct {
+	DatabaseURL string `name:"database-url" env:"DATABASE_URL" help:"PostgreSQL connection URL."`
+	nodeFlags
+	apiFlags
+}
+
+func (c *apiCmd) Run(ctx context.Context, logger *slog.Logger) error {
+	if err := requireDatabaseURL(c.DatabaseURL); err != nil {
+		return err
+	}
+	return node{api: &c.apiFlags, nodeFlags: c.nodeFlags}.run(ctx, logger, c.DatabaseURL, nil)
+}
+
+type workerCmd struct {
+	DatabaseURL string `name:"database-url" env:"DATABASE_URL" help:"PostgreSQL connection URL."`
+	HealthAddr  string `env:"PICLOUD_HEALTH_ADDR" help:"Address to serve /healthz and /readyz on (none when empty)."`
+	nodeFlags
+	workerFlags
+}
+
+func (c *workerCmd) Run(ctx context.Context, logger *slog.Logger) error {
+	if err := requireDatabaseURL(c.DatabaseURL); err != nil {
+		return err
+	}
+	return node{worker: &c.workerFlags, healthAddr: c.HealthAddr, nodeFlags: c.nodeFlags}.run(ctx, logger, c.DatabaseURL, nil)
 }
 
 // openPool opens the pool every role uses.
@@ -65,22 +118,35 @@ func openPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, err
 	return pool, nil
 }
 
-// runPlatform runs the all-in-one role until ctx ends. ready, if not nil,
-// is called with the base URL once requests are served.
-func runPlatform(ctx context.Context, logger *slog.Logger, databaseURL string, flags platformFlags, ready func(baseURL string)) error {
-	concurrency := flags.Concurrency
-	if concurrency <= 0 {
-		concurrency = runtime.GOMAXPROCS(0)
+// executorCloser is an executor the node owns.
+type executorCloser interface {
+	queue.Executor
+	Close()
+}
+
+func newExecutor(flags workerFlags, logger *slog.Logger) (executorCloser, error) {
+	if flags.Sandbox == "inprocess" {
+		return executor.NewPool(executor.Config{Size: flags.concurrency(), Logger: logger}), nil
 	}
+	return executor.NewSandboxes(executor.SandboxConfig{Processes: flags.concurrency(), MemoryLimit: flags.SandboxMemory, Logger: logger})
+}
+
+// run runs the node until ctx ends, then drains it. ready, if not nil, is
+// called with the base URL once HTTP is served.
+func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, ready func(baseURL string)) error {
 	// Each running invocation holds a connection at its start and finish,
 	// River keeps one for LISTEN and its fetches, and API requests need the
 	// rest.
-	pool, err := openPool(ctx, databaseURL, 2*concurrency+8)
+	maxConns := 8
+	if n.worker != nil {
+		maxConns += 2 * n.worker.concurrency()
+	}
+	pool, err := openPool(ctx, databaseURL, maxConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if flags.Migrate {
+	if n.Migrate {
 		applied, err := queue.Migrate(ctx, pool)
 		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
@@ -90,15 +156,18 @@ func runPlatform(ctx context.Context, logger *slog.Logger, databaseURL string, f
 		}
 	}
 
-	sandboxes, err := newExecutor(flags, concurrency, logger)
-	if err != nil {
-		return err
+	config := queue.Config{Logger: logger}
+	if n.worker != nil {
+		sandboxes, err := newExecutor(*n.worker, logger)
+		if err != nil {
+			return err
+		}
+		defer sandboxes.Close()
+		config.Executor = sandboxes
+		config.Concurrency = n.worker.concurrency()
+		config.HTTP = queue.HTTPConfig{AllowPrivate: n.worker.HTTPAllowPrivate}
 	}
-	defer sandboxes.Close()
-	client, err := queue.NewClient(pool, queue.Config{
-		Executor: sandboxes, Concurrency: concurrency, Logger: logger,
-		HTTP: queue.HTTPConfig{AllowPrivate: flags.HTTPAllowPrivate},
-	})
+	client, err := queue.NewClient(pool, config)
 	if err != nil {
 		return err
 	}
@@ -106,36 +175,53 @@ func runPlatform(ctx context.Context, logger *slog.Logger, databaseURL string, f
 		return err
 	}
 
-	srv := &http.Server{
-		Handler:           api.New(api.Config{Queue: client, Logger: logger}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	var handler http.Handler
+	addr := n.healthAddr
+	switch {
+	case n.api != nil:
+		handler, addr = api.New(api.Config{Queue: client, Logger: logger}), n.api.Addr
+	case addr != "":
+		handler = api.NewHealth(client, logger)
 	}
-	ln, err := net.Listen("tcp", flags.Addr)
-	if err != nil {
-		_ = client.Stop(ctx)
-		return fmt.Errorf("listen: %w", err)
-	}
-	baseURL := "http://" + ln.Addr().String()
-	logger.Info("serving", "url", baseURL, "concurrency", concurrency)
-	if ready != nil {
-		ready(baseURL)
-	}
+	var srv *http.Server
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	if handler != nil {
+		srv = &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			_ = client.Stop(ctx)
+			return fmt.Errorf("listen: %w", err)
+		}
+		baseURL := "http://" + ln.Addr().String()
+		logger.Info("serving", "url", baseURL, "api", n.api != nil, "worker", n.worker != nil, "concurrency", config.Concurrency)
+		if ready != nil {
+			ready(baseURL)
+		}
+		go func() { serveErr <- srv.Serve(ln) }()
+	} else {
+		logger.Info("working", "concurrency", config.Concurrency)
+	}
 
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
-		logger.Info("shutting down", "drain_timeout", flags.DrainTimeout)
+		logger.Info("shutting down", "drain_timeout", n.DrainTimeout)
 	}
-	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flags.DrainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.DrainTimeout)
 	defer cancel()
 	// Stop accepting requests first; waiting /fn callers still get their
-	// answers because the workers keep running until client.Stop.
-	shutdownErr := srv.Shutdown(drainCtx)
+	// answers because the workers keep running until client.Stop, which
+	// hands back to the queue whatever is still running at the deadline.
+	var shutdownErr error
+	if srv != nil {
+		shutdownErr = srv.Shutdown(drainCtx)
+	}
 	stopErr := client.Stop(drainCtx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -143,21 +229,8 @@ func runPlatform(ctx context.Context, logger *slog.Logger, databaseURL string, f
 	return errors.Join(err, shutdownErr, stopErr)
 }
 
-// executorCloser is an executor the platform owns.
-type executorCloser interface {
-	queue.Executor
-	Close()
-}
-
-func newExecutor(flags platformFlags, concurrency int, logger *slog.Logger) (executorCloser, error) {
-	if flags.Sandbox == "inprocess" {
-		return executor.NewPool(executor.Config{Size: concurrency, Logger: logger}), nil
-	}
-	return executor.NewSandboxes(executor.SandboxConfig{Processes: concurrency, MemoryLimit: flags.SandboxMemory, Logger: logger})
-}
-
 type migrateCmd struct {
-	DatabaseURL string `name:"database-url" env:"DATABASE_URL" required:"" help:"PostgreSQL connection URL."`
+	DatabaseURL string `name:"database-url" env:"DATABASE_URL" help:"PostgreSQL connection URL."`
 }
 
 func (c *migrateCmd) Run(ctx context.Context, logger *slog.Logger) error {

@@ -28,11 +28,11 @@ LEFT JOIN picloud.functions f ON f.name = i.function;
 -- name: FinishInvocation :one
 -- No row when the invocation stopped running meanwhile (cancelled).
 SELECT i.started_at, i.finished_at, i.errors
-FROM picloud.finish_invocation(@id, @status, sqlc.narg('result'), sqlc.narg('error'), @logs,
+FROM picloud.finish_invocation(@id, @attempt::integer, @status, sqlc.narg('result'), sqlc.narg('error'), @logs,
                                sqlc.narg('kv'), sqlc.narg('invokes')) i;
 
 -- name: RetryInvocation :one
-SELECT i.id FROM picloud.retry_invocation(@id, @error, @logs, @due) i;
+SELECT i.id FROM picloud.retry_invocation(@id, @attempt::integer, @error, @logs, @due) i;
 
 -- name: CancelInvocation :one
 SELECT picloud.cancel(@id)::text AS status;
@@ -53,6 +53,9 @@ FROM picloud.promote_due() AS next_due;
 -- when none is finished.
 SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
 FROM picloud.sweep() AS next_due;
+
+-- name: Nudge :one
+SELECT picloud.nudge()::boolean AS nudged;
 
 -- name: GetInvocation :one
 SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, errors,

@@ -99,12 +99,13 @@ func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationPa
 
 const finishInvocation = `-- name: FinishInvocation :one
 SELECT i.started_at, i.finished_at, i.errors
-FROM picloud.finish_invocation($1, $2, $3, $4, $5,
-                               $6, $7) i
+FROM picloud.finish_invocation($1, $2::integer, $3, $4, $5, $6,
+                               $7, $8) i
 `
 
 type FinishInvocationParams struct {
 	ID      int64
+	Attempt int32
 	Status  string
 	Result  []byte
 	Error   *string
@@ -123,6 +124,7 @@ type FinishInvocationRow struct {
 func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationParams) (FinishInvocationRow, error) {
 	row := q.db.QueryRow(ctx, finishInvocation,
 		arg.ID,
+		arg.Attempt,
 		arg.Status,
 		arg.Result,
 		arg.Error,
@@ -273,6 +275,17 @@ func (q *Queries) ListInvocations(ctx context.Context, arg ListInvocationsParams
 	return items, nil
 }
 
+const nudge = `-- name: Nudge :one
+SELECT picloud.nudge()::boolean AS nudged
+`
+
+func (q *Queries) Nudge(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, nudge)
+	var nudged bool
+	err := row.Scan(&nudged)
+	return nudged, err
+}
+
 const promoteDue = `-- name: PromoteDue :one
 SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
 FROM picloud.promote_due() AS next_due
@@ -288,19 +301,21 @@ func (q *Queries) PromoteDue(ctx context.Context) (float64, error) {
 }
 
 const retryInvocation = `-- name: RetryInvocation :one
-SELECT i.id FROM picloud.retry_invocation($1, $2, $3, $4) i
+SELECT i.id FROM picloud.retry_invocation($1, $2::integer, $3, $4, $5) i
 `
 
 type RetryInvocationParams struct {
-	ID    int64
-	Error string
-	Logs  []byte
-	Due   time.Time
+	ID      int64
+	Attempt int32
+	Error   string
+	Logs    []byte
+	Due     time.Time
 }
 
 func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams) (int64, error) {
 	row := q.db.QueryRow(ctx, retryInvocation,
 		arg.ID,
+		arg.Attempt,
 		arg.Error,
 		arg.Logs,
 		arg.Due,

@@ -79,6 +79,11 @@ type PicloudKv struct {
 	UpdatedAt time.Time
 }
 
+type PicloudRescueClock struct {
+	Singleton bool
+	NextAt    *time.Time
+}
+
 type PicloudRunningSlot struct {
 	InvocationID int64
 	Function     string
