@@ -41,6 +41,9 @@ type Config struct {
 	Logger      *slog.Logger
 	// HTTP bounds the outbound requests scripts make (http.request).
 	HTTP HTTPConfig
+	// ID names this node in River's job rows (attempted_by); River picks
+	// one from the host name and the time when empty.
+	ID string
 }
 
 // Client is PiCloud's handle on the database: it stores functions, enqueues
@@ -96,6 +99,7 @@ func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 		return nil, fmt.Errorf("register worker: %w", err)
 	}
 	rc, err := river.NewClient(riverpgxv5.New(c.pool), &river.Config{
+		ID:      c.config.ID,
 		Schema:  Schema,
 		Queues:  map[string]river.QueueConfig{riverQueue: {MaxWorkers: c.config.Concurrency}},
 		Workers: workers,

@@ -520,8 +520,9 @@ func TestRescueOfADeadWorkersInvocation(t *testing.T) {
 	if last.Status != queue.StatusFailed || !strings.Contains(last.Error, "stopped responding") {
 		t.Errorf("rescued invocation without attempts left = %s %q", last.Status, last.Error)
 	}
-	var running int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.river_job WHERE state = 'running'`).Scan(&running); err != nil || running != 0 {
-		t.Errorf("%d River jobs still running after the rescue", running)
+	var discarded int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.river_job WHERE state = 'discarded'
+		AND (args->>'invocation_id')::bigint IN ($1, $2)`, retried, failed).Scan(&discarded); err != nil || discarded != 2 {
+		t.Errorf("%d of the dead worker's 2 River jobs discarded, %v", discarded, err)
 	}
 }

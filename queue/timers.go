@@ -27,6 +27,9 @@ const (
 // database may be restarting.
 const timerRetry = 2 * time.Second
 
+// minRearm is the shortest wait between two runs of a timer's statement.
+const minRearm = 5 * time.Millisecond
+
 // timers wakes the node for the two things that become due with nobody
 // asking: scheduled attempts (run_at and retries) and the retention of
 // finished invocations. Each is one timer armed for the earliest deadline
@@ -176,7 +179,10 @@ func (c *Client) rearm(ctx context.Context, d *deadline, wait float64, err error
 	case wait < 0 || math.IsNaN(wait):
 		d.disarm()
 	default:
-		d.arm(time.Now().Add(time.Duration(wait * float64(time.Second))))
+		// Something already due that the statement did not take (a row
+		// another node holds) comes back as 0: look again soon, not in a
+		// tight loop.
+		d.arm(time.Now().Add(max(time.Duration(wait*float64(time.Second)), minRearm)))
 	}
 }
 

@@ -316,8 +316,13 @@ func invocationFromStart(r db.StartInvocationRow) Invocation {
 		Attempt:         int(r.Attempt),
 		MaxAttempts:     int(r.MaxAttempts),
 		Timeout:         time.Duration(r.TimeoutMs) * time.Millisecond,
+		RunAt:           r.RunAt,
+		ParentID:        r.ParentID,
 		CreatedAt:       r.CreatedAt,
 		StartedAt:       r.StartedAt,
+	}
+	if r.IdempotencyKey != nil {
+		inv.IdempotencyKey = *r.IdempotencyKey
 	}
 	if r.Request != nil {
 		inv.Request = &HTTPRequest{}

@@ -49,12 +49,17 @@ func main() {
 	executor.RunSandboxIfChild()
 	var c cli
 	kctx := kong.Parse(&c, kongOptions()...)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, kctx, c.Log.logger()); err != nil {
 		fmt.Fprintln(os.Stderr, "picloud:", err)
 		os.Exit(1)
 	}
+}
+
+// signalContext ends on SIGINT or SIGTERM, which start a graceful shutdown.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 func kongOptions() []kong.Option {

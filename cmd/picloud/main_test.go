@@ -25,7 +25,19 @@ import (
 
 func TestMain(m *testing.M) {
 	executor.RunSandboxIfChild() // serve and dev start this binary as their sandboxes
+	if os.Getenv(testNodeEnv) != "" {
+		runTestNode() // a worker process started by a scale-out test
+	}
 	os.Exit(dbtest.Main(m))
+}
+
+func getOK(url string) bool {
+	res, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
 }
 
 // runCLI runs picloud with args in-process until ctx ends.

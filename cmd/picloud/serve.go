@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"time"
 
@@ -34,6 +35,7 @@ type workerFlags struct {
 	Sandbox          string `default:"process" enum:"process,inprocess" env:"PICLOUD_SANDBOX" help:"Where Lua runs: process (supervised child processes with a memory limit) or inprocess (faster, but a script that exhausts memory takes the server down)."`
 	SandboxMemory    int64  `default:"268435456" env:"PICLOUD_SANDBOX_MEMORY_BYTES" help:"Memory a sandbox process may map, in bytes; a script gets half of it as heap."`
 	HTTPAllowPrivate bool   `name:"http-allow-private" env:"PICLOUD_HTTP_ALLOW_PRIVATE" help:"Let scripts reach loopback and private addresses that their http_allow names (off: SSRF protection)."`
+	NodeID           string `env:"PICLOUD_NODE_ID" help:"Name of this worker in River's job rows (attempted_by); default: host name and process id."`
 }
 
 func (f workerFlags) concurrency() int {
@@ -166,6 +168,11 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		config.Executor = sandboxes
 		config.Concurrency = n.worker.concurrency()
 		config.HTTP = queue.HTTPConfig{AllowPrivate: n.worker.HTTPAllowPrivate}
+		config.ID = n.worker.NodeID
+		if config.ID == "" {
+			host, _ := os.Hostname()
+			config.ID = fmt.Sprintf("%s:%d", host, os.Getpid())
+		}
 	}
 	client, err := queue.NewClient(pool, config)
 	if err != nil {

@@ -33,7 +33,6 @@ DECLARE
     v_function text;
     v_limit    integer;
     v_row      picloud.invocations;
-    v_deadline timestamptz;
 BEGIN
     -- Only a queued invocation starts: a running one belongs to a worker,
     -- or, if that worker died, to rescue_overdue.
@@ -61,11 +60,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    v_deadline := v_row.started_at + v_row.timeout_ms * interval '1 millisecond' + picloud.rescue_grace();
-    UPDATE picloud.rescue_clock SET next_at = v_deadline WHERE next_at IS NULL OR next_at > v_deadline;
-    IF FOUND THEN
-        PERFORM pg_notify('picloud_due', extract(epoch FROM v_deadline)::text);
-    END IF;
+    PERFORM picloud.arm_rescue(v_row.started_at + v_row.timeout_ms * interval '1 millisecond' + picloud.rescue_grace());
     RETURN NEXT v_row;
 END;
 $$;
@@ -132,11 +127,47 @@ BEGIN
 END;
 $$;
 
--- rescue_overdue takes back the running invocations whose worker has not
--- reported within their timeout plus the grace (it died, most likely): one
--- with attempts left is queued again, the others fail. Their River jobs,
--- which no River rescuer will touch, are discarded. It returns when the
--- next running invocation may become overdue.
+-- arm_rescue brings the rescue clock forward to p_at if that is earlier,
+-- and announces it on picloud_due when it does.
+CREATE FUNCTION picloud.arm_rescue(p_at timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE picloud.rescue_clock SET next_at = p_at WHERE next_at IS NULL OR next_at > p_at;
+    IF FOUND THEN
+        PERFORM pg_notify('picloud_due', extract(epoch FROM p_at)::text);
+    END IF;
+END;
+$$;
+
+-- A job due now also arms the rescue clock: a worker can die after River
+-- fetched the job and before the invocation started, and only a timer
+-- already running would notice. Under load the clock is already earlier
+-- and this is a read.
+CREATE OR REPLACE FUNCTION picloud.schedule_attempt(p_invocation bigint, p_due timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_due IS NULL OR p_due <= clock_timestamp() THEN
+        INSERT INTO picloud.river_job (args, kind, max_attempts, queue, priority, state)
+        VALUES (jsonb_build_object('invocation_id', p_invocation), 'picloud.invocation', 1, 'picloud', 1, 'available');
+        PERFORM pg_notify('picloud.river_insert', '{"queue":"picloud"}');
+        PERFORM picloud.arm_rescue(clock_timestamp() + picloud.rescue_grace());
+    ELSE
+        INSERT INTO picloud.river_job (args, kind, max_attempts, queue, priority, state, scheduled_at)
+        VALUES (jsonb_build_object('invocation_id', p_invocation), 'picloud.invocation', 1, 'picloud', 1, 'scheduled', p_due);
+        PERFORM pg_notify('picloud_due', extract(epoch FROM p_due)::text);
+    END IF;
+END;
+$$;
+
+-- rescue_overdue takes back what a worker that stopped reporting (it died,
+-- most likely) left behind, and discards its River jobs, which no River
+-- rescuer will touch:
+--   - a running invocation not finished within its timeout plus the grace
+--     is queued again if it has attempts left, and fails otherwise;
+--   - a job fetched more than the grace ago whose invocation never started
+--     gets a new job (the attempt never began).
+-- It returns when the next of either may become overdue, as long as any
+-- job runs.
 CREATE FUNCTION picloud.rescue_overdue() RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -148,23 +179,30 @@ BEGIN
         SELECT i.* FROM picloud.river_job j
         JOIN picloud.invocations i ON i.id = (j.args->>'invocation_id')::bigint
         WHERE j.state = 'running' AND j.queue = 'picloud'
-          AND i.status = 'running'
-          AND i.started_at + i.timeout_ms * interval '1 millisecond' + picloud.rescue_grace() <= clock_timestamp()
+          AND (i.status = 'running'
+               AND i.started_at + i.timeout_ms * interval '1 millisecond' + picloud.rescue_grace() <= clock_timestamp()
+               OR i.status = 'queued' AND NOT i.parked
+               AND j.attempted_at + picloud.rescue_grace() <= clock_timestamp())
         FOR UPDATE OF i SKIP LOCKED
     LOOP
         UPDATE picloud.river_job SET state = 'discarded', finalized_at = clock_timestamp()
         WHERE state = 'running' AND queue = 'picloud' AND args @> jsonb_build_object('invocation_id', v_inv.id);
-        IF v_inv.attempt < v_inv.max_attempts THEN
+        IF v_inv.status = 'queued' THEN
+            PERFORM picloud.schedule_attempt(v_inv.id, NULL);
+        ELSIF v_inv.attempt < v_inv.max_attempts THEN
             PERFORM picloud.retry_invocation(v_inv.id, v_inv.attempt, v_lost, v_inv.logs, clock_timestamp());
         ELSE
             PERFORM picloud.finish_invocation(v_inv.id, v_inv.attempt, 'failed', NULL, v_lost, v_inv.logs, NULL, NULL);
         END IF;
     END LOOP;
 
-    SELECT min(i.started_at + i.timeout_ms * interval '1 millisecond' + picloud.rescue_grace()) INTO v_next
+    SELECT min(CASE WHEN i.status = 'running'
+                    THEN i.started_at + i.timeout_ms * interval '1 millisecond'
+                    ELSE j.attempted_at END) + picloud.rescue_grace() INTO v_next
     FROM picloud.river_job j
     JOIN picloud.invocations i ON i.id = (j.args->>'invocation_id')::bigint
-    WHERE j.state = 'running' AND j.queue = 'picloud' AND i.status = 'running';
+    WHERE j.state = 'running' AND j.queue = 'picloud'
+      AND (i.status = 'running' OR i.status = 'queued' AND NOT i.parked);
     -- A start that committed while this ran may have set an earlier,
     -- still future, deadline: keep it.
     UPDATE picloud.rescue_clock

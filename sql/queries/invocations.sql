@@ -17,8 +17,8 @@ FROM picloud.enqueue_invocation(
 -- when it is final or parked (see picloud.start_invocation). The source is
 -- missing when the function was deleted after the invocation was queued.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
-       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at,
-       f.retry_backoff_ms, f.http_allow, v.source,
+       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
+       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation(@id) i
@@ -43,15 +43,16 @@ SELECT picloud.cancel(@id)::text AS status;
 SELECT id FROM picloud.invocations WHERE id = ANY(@ids::bigint[]) AND status = 'cancelled';
 
 -- name: PromoteDue :one
--- Seconds until the next scheduled attempt is due, by the database's clock
--- so that the application's clock skew stays out of it; -1 when none is.
-SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+-- Seconds until the next scheduled attempt or rescue check is due, by the
+-- database's clock so that the application's clock skew stays out of it;
+-- 0 when it is already due, -1 when nothing is.
+SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
 FROM picloud.promote_due() AS next_due;
 
 -- name: Sweep :one
--- Seconds until the next finished invocation falls out of retention; -1
--- when none is finished.
-SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+-- Seconds until the next finished invocation or job falls out of
+-- retention; 0 when one already has, -1 when nothing is finished.
+SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
 FROM picloud.sweep() AS next_due;
 
 -- name: Nudge :one

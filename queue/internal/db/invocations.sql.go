@@ -287,12 +287,13 @@ func (q *Queries) Nudge(ctx context.Context) (bool, error) {
 }
 
 const promoteDue = `-- name: PromoteDue :one
-SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
 FROM picloud.promote_due() AS next_due
 `
 
-// Seconds until the next scheduled attempt is due, by the database's clock
-// so that the application's clock skew stays out of it; -1 when none is.
+// Seconds until the next scheduled attempt or rescue check is due, by the
+// database's clock so that the application's clock skew stays out of it;
+// 0 when it is already due, -1 when nothing is.
 func (q *Queries) PromoteDue(ctx context.Context) (float64, error) {
 	row := q.db.QueryRow(ctx, promoteDue)
 	var wait_seconds float64
@@ -327,8 +328,8 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 
 const startInvocation = `-- name: StartInvocation :one
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
-       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.created_at, i.started_at,
-       f.retry_backoff_ms, f.http_allow, v.source,
+       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
+       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation($1) i
@@ -348,6 +349,9 @@ type StartInvocationRow struct {
 	Attempt           int32
 	MaxAttempts       int32
 	TimeoutMs         int32
+	IdempotencyKey    *string
+	RunAt             *time.Time
+	ParentID          *int64
 	CreatedAt         time.Time
 	StartedAt         *time.Time
 	RetryBackoffMs    *int32
@@ -375,6 +379,9 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 		&i.Attempt,
 		&i.MaxAttempts,
 		&i.TimeoutMs,
+		&i.IdempotencyKey,
+		&i.RunAt,
+		&i.ParentID,
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.RetryBackoffMs,
@@ -387,12 +394,12 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 }
 
 const sweep = `-- name: Sweep :one
-SELECT coalesce(extract(epoch FROM next_due - clock_timestamp()), -1)::float8 AS wait_seconds
+SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
 FROM picloud.sweep() AS next_due
 `
 
-// Seconds until the next finished invocation falls out of retention; -1
-// when none is finished.
+// Seconds until the next finished invocation or job falls out of
+// retention; 0 when one already has, -1 when nothing is finished.
 func (q *Queries) Sweep(ctx context.Context) (float64, error) {
 	row := q.db.QueryRow(ctx, sweep)
 	var wait_seconds float64

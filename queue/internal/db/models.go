@@ -99,4 +99,5 @@ type PicloudSetting struct {
 	Singleton         bool
 	Retention         pgtype.Interval
 	IdempotencyWindow pgtype.Interval
+	RescueGrace       pgtype.Interval
 }
