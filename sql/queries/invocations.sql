@@ -45,14 +45,17 @@ SELECT id FROM picloud.invocations WHERE id = ANY(@ids::bigint[]) AND status = '
 -- name: PromoteDue :one
 -- Seconds until the next scheduled attempt or rescue check is due, by the
 -- database's clock so that the application's clock skew stays out of it;
--- 0 when it is already due, -1 when nothing is.
-SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
+-- 0 when it is already due, -1 when nothing is. (greatest ignores a NULL,
+-- hence the CASE.)
+SELECT (CASE WHEN next_due IS NULL THEN -1
+             ELSE greatest(extract(epoch FROM next_due - clock_timestamp()), 0) END)::float8 AS wait_seconds
 FROM picloud.promote_due() AS next_due;
 
 -- name: Sweep :one
 -- Seconds until the next finished invocation or job falls out of
 -- retention; 0 when one already has, -1 when nothing is finished.
-SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
+SELECT (CASE WHEN next_due IS NULL THEN -1
+             ELSE greatest(extract(epoch FROM next_due - clock_timestamp()), 0) END)::float8 AS wait_seconds
 FROM picloud.sweep() AS next_due;
 
 -- name: Nudge :one

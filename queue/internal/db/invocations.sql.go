@@ -287,13 +287,15 @@ func (q *Queries) Nudge(ctx context.Context) (bool, error) {
 }
 
 const promoteDue = `-- name: PromoteDue :one
-SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
+SELECT (CASE WHEN next_due IS NULL THEN -1
+             ELSE greatest(extract(epoch FROM next_due - clock_timestamp()), 0) END)::float8 AS wait_seconds
 FROM picloud.promote_due() AS next_due
 `
 
 // Seconds until the next scheduled attempt or rescue check is due, by the
 // database's clock so that the application's clock skew stays out of it;
-// 0 when it is already due, -1 when nothing is.
+// 0 when it is already due, -1 when nothing is. (greatest ignores a NULL,
+// hence the CASE.)
 func (q *Queries) PromoteDue(ctx context.Context) (float64, error) {
 	row := q.db.QueryRow(ctx, promoteDue)
 	var wait_seconds float64
@@ -394,7 +396,8 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 }
 
 const sweep = `-- name: Sweep :one
-SELECT coalesce(greatest(extract(epoch FROM next_due - clock_timestamp()), 0), -1)::float8 AS wait_seconds
+SELECT (CASE WHEN next_due IS NULL THEN -1
+             ELSE greatest(extract(epoch FROM next_due - clock_timestamp()), 0) END)::float8 AS wait_seconds
 FROM picloud.sweep() AS next_due
 `
 
