@@ -230,3 +230,41 @@ func TestEnvAPI(t *testing.T) {
 		t.Errorf("delete secret: %d", res.status)
 	}
 }
+
+func TestSchedulesAPI(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
+	do(t, http.MethodPut, p.URL+"/v1/functions/tick", map[string]string{"source": payloadEcho})
+	res := do(t, http.MethodPut, p.URL+"/v1/functions/tick/schedules/often", map[string]any{"cron": "@every 1s", "payload": map[string]int{"n": 7}})
+	if res.status != http.StatusCreated || res.json(t)["next_run_at"] == nil || res.json(t)["timezone"] != "UTC" {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+	// The first tick runs within two seconds, through the API's wait.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list := do(t, http.MethodGet, p.URL+"/v1/invocations?function=tick", nil).json(t)
+		if invs, _ := list["invocations"].([]any); len(invs) > 0 {
+			if inv := invs[0].(map[string]any); inv["trigger"] != "schedule" {
+				t.Errorf("trigger = %v", inv["trigger"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the schedule never fired")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	off := do(t, http.MethodPut, p.URL+"/v1/functions/tick/schedules/often", map[string]any{"cron": "@every 1s", "enabled": false})
+	if off.status != http.StatusOK || off.json(t)["next_run_at"] != nil {
+		t.Errorf("disable: %d %s", off.status, off.body)
+	}
+	if all := do(t, http.MethodGet, p.URL+"/v1/schedules", nil).json(t); len(all["schedules"].([]any)) != 1 {
+		t.Errorf("list = %v", all)
+	}
+	assertProblem(t, do(t, http.MethodPut, p.URL+"/v1/functions/tick/schedules/bad", map[string]any{"cron": "61 * * * *"}), http.StatusUnprocessableEntity, "cron")
+	assertProblem(t, do(t, http.MethodPut, p.URL+"/v1/functions/tick/schedules/bad", map[string]any{"cron": "@hourly", "timezone": "Nowhere/Land"}), http.StatusUnprocessableEntity, "time zone")
+	assertProblem(t, do(t, http.MethodPut, p.URL+"/v1/functions/nope/schedules/x", map[string]any{"cron": "@hourly"}), http.StatusNotFound, "nope")
+	if res := do(t, http.MethodDelete, p.URL+"/v1/functions/tick/schedules/often", nil); res.status != http.StatusNoContent {
+		t.Errorf("delete: %d", res.status)
+	}
+	assertProblem(t, do(t, http.MethodDelete, p.URL+"/v1/functions/tick/schedules/often", nil), http.StatusNotFound, "often")
+}

@@ -68,6 +68,7 @@ func New(config Config) *Server {
 	s.registerHealth()
 	s.registerFunctions()
 	s.registerEnv()
+	s.registerSchedules()
 	s.registerInvocations()
 	s.registerIngress()
 	// The ServeMux answers unknown paths with plain text; the catch-all keeps

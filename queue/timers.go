@@ -30,9 +30,10 @@ const timerRetry = 2 * time.Second
 // minRearm is the shortest wait between two runs of a timer's statement.
 const minRearm = 5 * time.Millisecond
 
-// timers wakes the node for the two things that become due with nobody
-// asking: scheduled attempts (run_at and retries) and the retention of
-// finished invocations. Each is one timer armed for the earliest deadline
+// timers wakes the node for the things that become due with nobody
+// asking: scheduled attempts (run_at and retries), cron schedule ticks and
+// the rescue of a dead worker's invocations on one timer, and the retention
+// of finished invocations on another. Each is one timer armed for the earliest deadline
 // the database reports, or none at all: an idle database with nothing
 // scheduled costs no statement.
 //
@@ -158,6 +159,9 @@ func (c *Client) runTimers(ctx context.Context) {
 }
 
 func (c *Client) promoteDue(ctx context.Context, d *deadline) {
+	if err := c.fireSchedules(ctx); err != nil && ctx.Err() == nil {
+		c.logger.WarnContext(ctx, "fire schedules", "error", err)
+	}
 	wait, err := c.queries.PromoteDue(ctx)
 	c.rearm(ctx, d, wait, err, "promote scheduled invocations")
 }

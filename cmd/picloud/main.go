@@ -12,6 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Schedules name IANA time zones; a static binary in a bare container
+	// has no zone database of its own.
+	_ "time/tzdata"
 
 	"github.com/alecthomas/kong"
 

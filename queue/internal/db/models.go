@@ -89,6 +89,20 @@ type PicloudRunningSlot struct {
 	Function     string
 }
 
+type PicloudSchedule struct {
+	Function         string
+	Name             string
+	Cron             string
+	Timezone         string
+	Payload          []byte
+	Enabled          bool
+	NextRunAt        *time.Time
+	LastRunAt        *time.Time
+	LastInvocationID *int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
 type PicloudSchemaMigration struct {
 	Version   int32
 	Name      string
