@@ -118,6 +118,7 @@ func TestFunctionOptionsAPI(t *testing.T) {
 		{"source": flaky, "timeout_ms": 900001},
 		{"source": flaky, "max_concurrency": -1},
 		{"source": flaky, "retry_backoff_ms": -1},
+		{"source": flaky, "max_instructions": 10},
 	} {
 		assertProblem(t, do(t, http.MethodPut, p.URL+"/v1/functions/flaky", bad), http.StatusUnprocessableEntity, "")
 	}

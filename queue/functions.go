@@ -42,6 +42,10 @@ func (e *InvalidOptionsError) Error() string { return "invalid function options:
 // MaxTimeout is the longest an attempt may run.
 const MaxTimeout = 15 * time.Minute
 
+// MaxInstructions is the largest instruction budget a function may set:
+// about 10 to 15 minutes of pure Lua, in line with MaxTimeout.
+const MaxInstructions = 100_000_000_000
+
 func (o FunctionOptions) validate() error {
 	switch {
 	case o.Timeout < 0 || o.Timeout > MaxTimeout:
@@ -52,6 +56,8 @@ func (o FunctionOptions) validate() error {
 		return &InvalidOptionsError{"max_concurrency must be positive"}
 	case o.RetryBackoff < 0 || o.RetryBackoff > time.Hour:
 		return &InvalidOptionsError{"retry_backoff must be between 0 and 1 h"}
+	case o.MaxInstructions != 0 && (o.MaxInstructions < 1000 || o.MaxInstructions > MaxInstructions):
+		return &InvalidOptionsError{fmt.Sprintf("max_instructions must be between 1000 and %d", int64(MaxInstructions))}
 	}
 	for _, h := range o.HTTPAllow {
 		if !httpAllowEntry.MatchString(h) {
@@ -110,13 +116,14 @@ func (c *Client) PutFunction(ctx context.Context, name, source string, opts Func
 			}
 		}
 		if fn.UpdatedAt, err = q.UpdateFunction(ctx, db.UpdateFunctionParams{
-			Name:           name,
-			Version:        int32(fn.Version),
-			TimeoutMs:      optionalMillis(opts.Timeout),
-			MaxAttempts:    int32(opts.MaxAttempts),
-			MaxConcurrency: optionalInt(opts.MaxConcurrency),
-			RetryBackoffMs: int32(opts.RetryBackoff.Milliseconds()),
-			HttpAllow:      opts.HTTPAllow,
+			Name:            name,
+			Version:         int32(fn.Version),
+			TimeoutMs:       optionalMillis(opts.Timeout),
+			MaxAttempts:     int32(opts.MaxAttempts),
+			MaxConcurrency:  optionalInt(opts.MaxConcurrency),
+			RetryBackoffMs:  int32(opts.RetryBackoff.Milliseconds()),
+			HttpAllow:       opts.HTTPAllow,
+			MaxInstructions: optionalInt64(opts.MaxInstructions),
 		}); err != nil {
 			return fmt.Errorf("update function: %w", err)
 		}
@@ -153,7 +160,7 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 	for i, r := range rows {
 		fns[i] = Function{
 			Name: r.Name, Version: int(r.Version), SHA256: hex.EncodeToString(r.SourceSha256),
-			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow),
+			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions),
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		}
 	}
@@ -176,13 +183,16 @@ func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 func functionFromRow(r db.GetFunctionRow) Function {
 	return Function{
 		Name: r.Name, Version: int(r.Version), Source: r.Source, SHA256: hex.EncodeToString(r.SourceSha256),
-		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow),
+		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
-func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32, httpAllow []string) FunctionOptions {
+func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32, httpAllow []string, maxInstructions *int64) FunctionOptions {
 	o := FunctionOptions{MaxAttempts: int(maxAttempts), RetryBackoff: time.Duration(retryBackoffMS) * time.Millisecond, HTTPAllow: httpAllow}
+	if maxInstructions != nil {
+		o.MaxInstructions = *maxInstructions
+	}
 	if timeoutMS != nil {
 		o.Timeout = time.Duration(*timeoutMS) * time.Millisecond
 	}
@@ -199,6 +209,13 @@ func optionalMillis(d time.Duration) *int32 {
 	}
 	ms := int32(max(d.Milliseconds(), 1))
 	return &ms
+}
+
+func optionalInt64(n int64) *int64 {
+	if n <= 0 {
+		return nil
+	}
+	return &n
 }
 
 func optionalInt(n int) *int32 {

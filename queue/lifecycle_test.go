@@ -526,3 +526,16 @@ func TestRescueOfADeadWorkersInvocation(t *testing.T) {
 		t.Errorf("%d of the dead worker's 2 River jobs discarded, %v", discarded, err)
 	}
 }
+
+func TestInstructionBudgetPerFunction(t *testing.T) {
+	client, _ := worker(t, nil)
+	put(t, client, "tight", `function handle(req) while true do end end`, queue.FunctionOptions{MaxInstructions: 50_000})
+	inv := waitFor(t, client, invoke(t, client, queue.InvokeParams{Function: "tight"}).ID)
+	if inv.Status != queue.StatusTimedOut || !strings.Contains(inv.Error, "instruction budget exhausted (50000") {
+		t.Errorf("invocation = %s %q, want timed_out on the function's own budget", inv.Status, inv.Error)
+	}
+	fn, err := client.GetFunction(context.Background(), "tight")
+	if err != nil || fn.Options.MaxInstructions != 50_000 {
+		t.Errorf("stored budget = %d, %v", fn.Options.MaxInstructions, err)
+	}
+}

@@ -76,6 +76,9 @@ type FunctionOptions struct {
 	// RetryBackoff is the delay before the second attempt; each further
 	// attempt doubles it (with 20% jitter, at most an hour).
 	RetryBackoff time.Duration
+	// MaxInstructions is the VM instruction budget of one attempt; zero
+	// means executor.DefaultInstructions.
+	MaxInstructions int64
 	// HTTPAllow lists the hosts http.request may reach: "api.example.com",
 	// "*.example.com" (its subdomains), either with ":port"; empty, none.
 	HTTPAllow []string

@@ -88,7 +88,11 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		}
 		secrets = req.Secrets
 		fn := executor.Function{Name: inv.Function, Version: int(started.FunctionVersionID), Source: *started.Source}
-		res = c.config.Executor.Run(runCtx, fn, req, executor.Limits{Timeout: inv.Timeout})
+		limits := executor.Limits{Timeout: inv.Timeout}
+		if started.MaxInstructions != nil {
+			limits.Instructions = *started.MaxInstructions
+		}
+		res = c.config.Executor.Run(runCtx, fn, req, limits)
 	}
 	redactSecrets(&res, secrets)
 

@@ -28,6 +28,9 @@ func runTestNode() {
 	ctx, stop := signalContext()
 	defer stop()
 	flags := nodeFlags{DrainTimeout: 5 * time.Second, Migrate: false}
+	if d, err := time.ParseDuration(os.Getenv("PICLOUD_DRAIN_TIMEOUT")); err == nil {
+		flags.DrainTimeout = d
+	}
 	work := &workerFlags{Sandbox: "inprocess", Concurrency: 2, NodeID: os.Getenv("PICLOUD_NODE_ID")}
 	err := node{worker: work, nodeFlags: flags}.run(ctx, slog.New(slog.DiscardHandler), os.Getenv("DATABASE_URL"), nil)
 	if err != nil {
@@ -37,10 +40,11 @@ func runTestNode() {
 	os.Exit(0)
 }
 
-func startWorkerProcess(t *testing.T, databaseURL, id string) *exec.Cmd {
+func startWorkerProcess(t *testing.T, databaseURL, id string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), testNodeEnv+"=worker", "DATABASE_URL="+databaseURL, "PICLOUD_NODE_ID="+id)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -289,5 +293,63 @@ func TestIdleStatements(t *testing.T) {
 		if perMinute > limit {
 			t.Errorf("%s: %.1f statements/min while idle, want at most %.0f", r.role, perMinute, limit)
 		}
+	}
+}
+
+// TestGracefulShutdownHandsBack: a worker told to stop with SIGTERM gives
+// its running invocations the drain timeout, then hands them back to the
+// queue; another worker finishes them. None is lost or left running.
+func TestGracefulShutdownHandsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	ctx := context.Background()
+	pool, url := migratedPool(t)
+	client, err := queue.NewClient(pool, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := client.PutFunction(ctx, "spin", `function handle(req) while os.clock() < req.payload.s do end return "done" end`,
+		queue.FunctionOptions{Timeout: 30 * time.Second, MaxInstructions: 10_000_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	first := startWorkerProcess(t, url, "first", "PICLOUD_DRAIN_TIMEOUT=300ms")
+	if _, err := pool.Exec(ctx, `SELECT picloud.invoke('spin', '{"s": 3}') FROM generate_series(1, 2)`); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, pool, `SELECT count(*) FROM picloud.invocations WHERE status = 'running'`, 2)
+	stopped := time.Now()
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("the worker exited with %v, want a clean exit", err)
+	}
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("the worker took %v to stop with a 300 ms drain timeout", took)
+	}
+	var queued int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.invocations WHERE status = 'queued' AND error LIKE '%worker stopped%'`).Scan(&queued); err != nil || queued != 2 {
+		t.Fatalf("%d invocations handed back, want 2 (%v)", queued, err)
+	}
+	startWorkerProcess(t, url, "second")
+	waitCount(t, pool, `SELECT count(*) FROM picloud.invocations WHERE status = 'succeeded'`, 2)
+}
+
+func waitCount(t *testing.T, pool *pgxpool.Pool, sql string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d after a minute, want %d", sql, n, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -18,7 +18,7 @@ FROM picloud.enqueue_invocation(
 -- missing when the function was deleted after the invocation was queued.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, v.source,
+       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation(@id) i

@@ -48,24 +48,25 @@ func (q *Queries) DeleteFunction(ctx context.Context, name string) (int64, error
 
 const getFunction = `-- name: GetFunction :one
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, v.source, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = $1
 `
 
 type GetFunctionRow struct {
-	Name           string
-	Version        int32
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	TimeoutMs      *int32
-	MaxAttempts    int32
-	MaxConcurrency *int32
-	RetryBackoffMs int32
-	HttpAllow      []string
-	Source         string
-	SourceSha256   []byte
+	Name            string
+	Version         int32
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	TimeoutMs       *int32
+	MaxAttempts     int32
+	MaxConcurrency  *int32
+	RetryBackoffMs  int32
+	HttpAllow       []string
+	MaxInstructions *int64
+	Source          string
+	SourceSha256    []byte
 }
 
 func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow, error) {
@@ -81,6 +82,7 @@ func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow,
 		&i.MaxConcurrency,
 		&i.RetryBackoffMs,
 		&i.HttpAllow,
+		&i.MaxInstructions,
 		&i.Source,
 		&i.SourceSha256,
 	)
@@ -119,23 +121,24 @@ func (q *Queries) InsertFunctionVersion(ctx context.Context, arg InsertFunctionV
 
 const listFunctions = `-- name: ListFunctions :many
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name
 `
 
 type ListFunctionsRow struct {
-	Name           string
-	Version        int32
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	TimeoutMs      *int32
-	MaxAttempts    int32
-	MaxConcurrency *int32
-	RetryBackoffMs int32
-	HttpAllow      []string
-	SourceSha256   []byte
+	Name            string
+	Version         int32
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	TimeoutMs       *int32
+	MaxAttempts     int32
+	MaxConcurrency  *int32
+	RetryBackoffMs  int32
+	HttpAllow       []string
+	MaxInstructions *int64
+	SourceSha256    []byte
 }
 
 func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error) {
@@ -157,6 +160,7 @@ func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error)
 			&i.MaxConcurrency,
 			&i.RetryBackoffMs,
 			&i.HttpAllow,
+			&i.MaxInstructions,
 			&i.SourceSha256,
 		); err != nil {
 			return nil, err
@@ -198,23 +202,25 @@ SET version = $1,
     max_concurrency = $4,
     retry_backoff_ms = $5,
     http_allow = $6,
+    max_instructions = $7,
     updated_at = CASE
-        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow)
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions)
              IS DISTINCT FROM ($1, $2::integer, $3, $4::integer,
-                               $5, $6::text[])
+                               $5, $6::text[], $7::bigint)
         THEN clock_timestamp() ELSE updated_at END
-WHERE name = $7
+WHERE name = $8
 RETURNING updated_at
 `
 
 type UpdateFunctionParams struct {
-	Version        int32
-	TimeoutMs      *int32
-	MaxAttempts    int32
-	MaxConcurrency *int32
-	RetryBackoffMs int32
-	HttpAllow      []string
-	Name           string
+	Version         int32
+	TimeoutMs       *int32
+	MaxAttempts     int32
+	MaxConcurrency  *int32
+	RetryBackoffMs  int32
+	HttpAllow       []string
+	MaxInstructions *int64
+	Name            string
 }
 
 // Sets the version and the options; updated_at moves only when something
@@ -227,6 +233,7 @@ func (q *Queries) UpdateFunction(ctx context.Context, arg UpdateFunctionParams) 
 		arg.MaxConcurrency,
 		arg.RetryBackoffMs,
 		arg.HttpAllow,
+		arg.MaxInstructions,
 		arg.Name,
 	)
 	var updated_at time.Time

@@ -331,7 +331,7 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 const startInvocation = `-- name: StartInvocation :one
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, v.source,
+       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation($1) i
@@ -358,6 +358,7 @@ type StartInvocationRow struct {
 	StartedAt         *time.Time
 	RetryBackoffMs    *int32
 	HttpAllow         []string
+	MaxInstructions   *int64
 	Source            *string
 	Env               []byte
 	Secrets           []byte
@@ -388,6 +389,7 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 		&i.StartedAt,
 		&i.RetryBackoffMs,
 		&i.HttpAllow,
+		&i.MaxInstructions,
 		&i.Source,
 		&i.Env,
 		&i.Secrets,

@@ -11,15 +11,16 @@ import (
 )
 
 type PicloudFunction struct {
-	Name           string
-	Version        int32
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	TimeoutMs      *int32
-	MaxAttempts    int32
-	MaxConcurrency *int32
-	RetryBackoffMs int32
-	HttpAllow      []string
+	Name            string
+	Version         int32
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	TimeoutMs       *int32
+	MaxAttempts     int32
+	MaxConcurrency  *int32
+	RetryBackoffMs  int32
+	HttpAllow       []string
+	MaxInstructions *int64
 }
 
 type PicloudFunctionEnv struct {
