@@ -28,6 +28,14 @@ func Compile(name, source string) (err error) {
 	}()
 	l := lua.NewState()
 	if err := load(l, name, source); err != nil {
+		var se *SyntaxError
+		if !errors.As(err, &se) {
+			// go-lua's parser crashed (its protected call turned a Go
+			// panic into an error, e.g. a failed assertion in its number
+			// scanner for "A.0X0000"): to the caller, this source does
+			// not compile.
+			return &SyntaxError{Line: 1, Message: err.Error()}
+		}
 		return err
 	}
 	return nil

@@ -86,7 +86,8 @@
 // CPU time); os.date is implemented here (C99 conversions in the C locale
 // plus %s, and "*t"); os.date and os.time work in UTC whether or not the
 // format starts with "!", because there is no user time zone;
-// string.rep fails beyond 16 MiB (go-lua: fatal out-of-memory);
+// string.rep fails beyond 16 MiB (go-lua: fatal out-of-memory), and so
+// do os.date and time.format;
 // table.concat is linear (go-lua: quadratic) and also capped at 16 MiB;
 // the string library is completed and corrected (see Libraries); tostring,
 // print, log.*, table.concat, string.format and error write numbers as Lua
@@ -189,7 +190,15 @@
 // as ("a"):rep(1e6):find(".-.-.-.-b") ends on the budget or the clock like a
 // Lua loop would; nested pattern items are limited to 200 ("pattern too
 // complex"). The helpers charge one instruction per 16 bytes they process
-// (a KiB costs 64).
+// (a KiB costs 64), and so do the other library functions that build or
+// scan large strings in Go: string.rep, upper, lower, reverse and format,
+// table.concat (plus one per piece), json.encode (its output) and
+// json.decode (its input), os.date and time.format (twelve bytes per byte
+// of format, their largest output). table.sort charges n*log2(n)
+// instructions before it starts, table.insert and table.remove with a
+// position n (the elements they may shift). Large charges check the limits
+// at once, so a loop of such calls stops within one call of its limit
+// instead of running hundreds of them between two hook calls.
 //
 // Once a limit is hit the abort is sticky: the hook panics with a value that
 // is not an error, which go-lua's protected calls do not convert, and it
@@ -206,7 +215,9 @@
 // that doubles a string in a loop reaches a fatal (unrecoverable) Go
 // out-of-memory between two hook calls. Lua-level stack overflow is an
 // ordinary Lua error ("stack overflow"); the state is then replaced because
-// go-lua never shrinks its stack.
+// go-lua never shrinks its stack. For the same reason a state whose stack
+// grew past 64 Ki slots (deep recursion, table.unpack of a huge range) is
+// replaced after any run, successful ones included.
 //
 // # Concurrency and caching
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -25,11 +26,16 @@ func (s *state) openLibrary(name string) {
 	switch name {
 	case "string":
 		open(lua.StringOpen)
-		lua.SetFunctions(l, []lua.RegistryFunction{{Name: "rep", Function: stringRep}}, 0)
+		lua.SetFunctions(l, []lua.RegistryFunction{{Name: "rep", Function: s.stringRep}}, 0)
 		lua.SetFunctions(l, s.stringFunctions(), 0)
 	case "table":
 		open(lua.TableOpen)
-		lua.SetFunctions(l, []lua.RegistryFunction{{Name: "concat", Function: tableConcat}}, 0)
+		lua.SetFunctions(l, []lua.RegistryFunction{
+			{Name: "concat", Function: s.tableConcat},
+			{Name: "sort", Function: s.chargeTableWork(l, "sort", 1)},
+			{Name: "insert", Function: s.chargeTableWork(l, "insert", 3)},
+			{Name: "remove", Function: s.chargeTableWork(l, "remove", 2)},
+		}, 0)
 	case "math":
 		open(lua.MathOpen)
 		// go-lua defines math.huge as the largest finite float.
@@ -47,7 +53,7 @@ func (s *state) openLibrary(name string) {
 		l.NewTable()
 		lua.SetFunctions(l, []lua.RegistryFunction{
 			{Name: "clock", Function: s.osClock},
-			{Name: "date", Function: osDate},
+			{Name: "date", Function: s.osDate},
 			{Name: "time", Function: osTime},
 			{Name: "difftime", Function: osDifftime},
 		}, 0)
@@ -55,7 +61,7 @@ func (s *state) openLibrary(name string) {
 		l.NewTable()
 		lua.SetFunctions(l, []lua.RegistryFunction{
 			{Name: "encode", Function: s.jsonEncode},
-			{Name: "decode", Function: jsonDecode},
+			{Name: "decode", Function: s.jsonDecode},
 			{Name: "array", Function: jsonArray},
 		}, 0)
 	case "log":
@@ -73,7 +79,7 @@ func (s *state) openLibrary(name string) {
 	case "uuid":
 		lua.NewLibrary(l, uuidFunctions())
 	case "time":
-		lua.NewLibrary(l, timeFunctions())
+		lua.NewLibrary(l, s.timeFunctions())
 	case "kv":
 		lua.NewLibrary(l, s.kvFunctions())
 	case "http":
@@ -257,7 +263,8 @@ func (r *run) addLog(level, msg string, fields json.RawMessage) {
 		return
 	}
 	room := maxLogBytes - r.logBytes - len(fields)
-	if len(r.logs) >= maxLogEntries || room <= 0 && msg != "" {
+	// room < 0: the fields alone overflow (msg[:room] would panic).
+	if len(r.logs) >= maxLogEntries || room < 0 || room == 0 && msg != "" {
 		r.truncateLogs()
 		return
 	}
@@ -289,12 +296,15 @@ func (r *run) truncateLogs() {
 }
 
 // stringRep bounds the result: go-lua's string.rep("x", 2^40) is a fatal,
-// unrecoverable out-of-memory error that takes the whole process down.
-func stringRep(l *lua.State) int {
+// unrecoverable out-of-memory error that takes the whole process down. The
+// bytes built are charged to the budget: up to 16 MiB per call for a few VM
+// instructions would otherwise keep the hook from checking the clock for
+// seconds in a loop.
+func (st *state) stringRep(l *lua.State) int {
 	s := lua.CheckString(l, 1)
 	n := lua.CheckNumber(l, 2)
 	sep := lua.OptString(l, 3, "")
-	if n < 1 || s == "" && sep == "" {
+	if !(n >= 1) || s == "" && sep == "" { // !(n >= 1) includes NaN, which int() turns negative
 		l.PushString("")
 		return 1
 	}
@@ -302,8 +312,14 @@ func stringRep(l *lua.State) int {
 		lua.Errorf(l, "%s", fmt.Sprintf("resulting string too large (limit %d bytes)", maxStringBuild))
 	}
 	count := int(n)
+	size := count*len(s) + (count-1)*len(sep)
+	st.chargeBytes(size)
+	if sep == "" {
+		l.PushString(strings.Repeat(s, count)) // copies by doubling: 9 times faster for 16 MiB of "x"
+		return 1
+	}
 	var b strings.Builder
-	b.Grow(count*len(s) + (count-1)*len(sep))
+	b.Grow(size)
 	for i := range count {
 		if i > 0 {
 			b.WriteString(sep)
@@ -316,7 +332,8 @@ func stringRep(l *lua.State) int {
 
 // tableConcat replaces go-lua's, which appends to an immutable string in a
 // loop (quadratic: 30,000 short pieces took about 2 s, uninterruptible).
-func tableConcat(l *lua.State) int {
+// The pieces and bytes are charged to the budget.
+func (s *state) tableConcat(l *lua.State) int {
 	lua.CheckType(l, 1, lua.TypeTable)
 	sep := lua.OptString(l, 2, "")
 	first := lua.OptInteger(l, 3, 1)
@@ -327,11 +344,13 @@ func tableConcat(l *lua.State) int {
 		last = lua.CheckInteger(l, 4)
 	}
 	var b []byte
+	pieces := 0
 	for i := first; i <= last; i++ {
 		l.RawGetInt(1, i)
 		if t := l.TypeOf(-1); t != lua.TypeString && t != lua.TypeNumber {
 			lua.Errorf(l, "%s", fmt.Sprintf("invalid value (at index %d) in table for 'concat'", i))
 		}
+		pieces++
 		str := checkString(l, -1)
 		l.Pop(1)
 		if i > first {
@@ -345,8 +364,33 @@ func tableConcat(l *lua.State) int {
 			break
 		}
 	}
+	s.chargeBytes(len(b) + pieces*bytesPerInstruction) // a piece costs about an instruction
 	l.PushString(string(b))
 	return 1
+}
+
+// chargeTableWork wraps go-lua's table function name (on the library table
+// at the top of the stack) to charge its work before it starts: n*log2(n)
+// instructions for sort (about one per comparison; sorting a million
+// numbers is one uninterruptible call of about 1.3 s), and n for insert and
+// remove when called with a position (they shift up to n elements). Without
+// it a loop of such calls on a large table ran hundreds of them between two
+// hook calls, seconds past the timeout. The charge applies from minArgs
+// arguments on.
+func (s *state) chargeTableWork(l *lua.State, name string, minArgs int) lua.Function {
+	l.Field(-1, name)
+	f := l.ToGoFunction(-1)
+	l.Pop(1)
+	return func(l *lua.State) int {
+		if l.Top() >= minArgs && l.IsTable(1) {
+			n := l.RawLength(1)
+			if name == "sort" {
+				n *= bits.Len(uint(n))
+			}
+			s.chargeBytes(n * bytesPerInstruction)
+		}
+		return f(l)
+	}
 }
 
 // mathRandom uses the state's own generator: go-lua's uses the process-wide
@@ -414,12 +458,14 @@ func (s *state) jsonEncode(l *lua.State) int {
 		}
 		lua.Errorf(l, "%s", "json.encode: "+err.Error())
 	}
+	s.chargeBytes(len(b)) // Tick counts values, and one long string is one value
 	l.PushString(string(b))
 	return 1
 }
 
-func jsonDecode(l *lua.State) int {
+func (s *state) jsonDecode(l *lua.State) int {
 	text := lua.CheckString(l, 1)
+	s.chargeBytes(len(text))
 	l.SetTop(1)
 	meta := pushArrayMeta(l)
 	if err := luajson.Decode(l, text, luajson.DecodeOptions{ArrayMeta: meta}); err != nil {

@@ -212,13 +212,13 @@ const (
 	maxEpoch = 253402300799
 )
 
-func timeFunctions() []lua.RegistryFunction {
+func (s *state) timeFunctions() []lua.RegistryFunction {
 	return []lua.RegistryFunction{
 		{Name: "now", Function: func(l *lua.State) int {
 			l.PushNumber(float64(time.Now().UnixMilli()) / 1000)
 			return 1
 		}},
-		{Name: "format", Function: timeFormat},
+		{Name: "format", Function: s.timeFormat},
 		{Name: "parse", Function: timeParse},
 	}
 }
@@ -226,7 +226,7 @@ func timeFunctions() []lua.RegistryFunction {
 // timeFormat is time.format(epoch?, layout?): RFC 3339 in UTC with
 // milliseconds when the time has a fraction, or a strftime layout as for
 // os.date.
-func timeFormat(l *lua.State) int {
+func (s *state) timeFormat(l *lua.State) int {
 	t := time.Now()
 	if !l.IsNoneOrNil(1) {
 		epoch := lua.CheckNumber(l, 1)
@@ -247,6 +247,7 @@ func timeFormat(l *lua.State) int {
 	layout := lua.CheckString(l, 2)
 	// A conversion writes at most about 12 times its own length (%c).
 	checkOutput(l, "time.format", len(layout)*12)
+	s.chargeBytes(len(layout) * 12)
 	out, err := strftime(strings.TrimPrefix(layout, "!"), t)
 	if err != nil {
 		lua.ArgumentError(l, 2, err.Error())

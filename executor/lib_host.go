@@ -154,12 +154,15 @@ func (s *state) kvList(l *lua.State) int {
 func (s *state) httpRequest(l *lua.State) int {
 	lua.CheckType(l, 1, lua.TypeTable)
 	field := func(name string) (string, bool) {
+		// No deferred Pop: it would run while the error below unwinds and
+		// leave the field's value, not the message, as the error object.
 		l.Field(1, name)
-		defer l.Pop(1)
-		if l.IsNil(-1) {
+		isNil := l.IsNil(-1)
+		v, ok := l.ToString(-1)
+		l.Pop(1)
+		if isNil {
 			return "", false
 		}
-		v, ok := l.ToString(-1)
 		if !ok {
 			lua.Errorf(l, "%s", "http.request: "+name+" must be a string")
 		}
@@ -186,7 +189,8 @@ func (s *state) httpRequest(l *lua.State) int {
 	if l.IsTable(-1) {
 		headers := map[string]string{}
 		l.PushNil()
-		for l.Next(-2) {
+		for i := 0; l.Next(-2); i++ {
+			s.walkStep(i)
 			k, kok := l.ToString(-2)
 			v, vok := l.ToString(-1)
 			if !kok || !vok || l.TypeOf(-2) != lua.TypeString {

@@ -170,7 +170,11 @@ function handle()
 		want = strings.NewReplacer("'string.format'", "'?'", "'tostring'", "'?'", "'string.gsub'", "'?'",
 			"'gsub'", "'?'", "'string.find'", "'?'").Replace(want)
 		want = strings.ToValidUTF8(want, "\uFFFD")
-		if sandbox[i] != want && !(strings.Contains(cases[i], "#") && strings.Contains(want, ".e+")) {
+		// glibc's "%#.2g" quirk (1.e+02) is deliberately not reproduced.
+		if i >= len(cases) {
+			break // the text after the last case's newline
+		}
+		if sandbox[i] != want && (!strings.Contains(cases[i], "#") || !strings.Contains(want, ".e+")) {
 			if bad++; bad <= 20 {
 				t.Errorf("%s\n  lua5.2:  %q\n  sandbox: %q", cases[i], want, sandbox[i])
 			}

@@ -13,9 +13,13 @@ import (
 // osDate implements os.date, which go-lua lacks. All times are UTC: the
 // platform has no notion of a user's time zone, and the host's zone would
 // make results depend on where the server runs. A leading "!" is accepted
-// and changes nothing.
-func osDate(l *lua.State) int {
+// and changes nothing. Like time.format, it refuses formats whose result
+// could pass maxStringBuild (a conversion writes at most about 12 times its
+// own length) and charges that size to the budget before formatting.
+func (s *state) osDate(l *lua.State) int {
 	format := lua.OptString(l, 1, "%c")
+	checkOutput(l, "os.date", len(format)*12)
+	s.chargeBytes(len(format) * 12)
 	t := time.Now()
 	if !l.IsNoneOrNil(2) {
 		t = time.Unix(int64(lua.CheckNumber(l, 2)), 0)
@@ -39,11 +43,11 @@ func osDate(l *lua.State) int {
 		l.SetField(-2, "isdst")
 		return 1
 	}
-	s, err := strftime(format, t)
+	out, err := strftime(format, t)
 	if err != nil {
 		lua.ArgumentError(l, 1, err.Error())
 	}
-	l.PushString(s)
+	l.PushString(out)
 	return 1
 }
 
@@ -185,9 +189,12 @@ func osTime(l *lua.State) int {
 	lua.CheckType(l, 1, lua.TypeTable)
 	l.SetTop(1)
 	field := func(key string, def int, required bool) int {
+		// Pop before any error: a deferred Pop would run while the error
+		// unwinds and remove the message, leaving the field's value as
+		// the error object.
 		l.Field(1, key)
-		defer l.Pop(1)
 		f, ok := l.ToNumber(-1)
+		l.Pop(1)
 		if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
 			if required {
 				lua.Errorf(l, "%s", fmt.Sprintf("field '%s' missing in date table", key))

@@ -37,8 +37,8 @@ func (s *state) convertResult(idx, arrayMeta int) (json.RawMessage, Response, er
 		str, _ := l.ToString(idx)
 		resp = Response{Status: 200, Headers: map[string]string{"Content-Type": contentTypeText}, Body: []byte(str)}
 	case lua.TypeTable:
-		if isResponseTable(l, idx) {
-			if resp, err = responseFromTable(l, idx, opts); err != nil {
+		if s.isResponseTable(l, idx) {
+			if resp, err = s.responseFromTable(l, idx, opts); err != nil {
 				return nil, Response{}, err
 			}
 			break
@@ -57,7 +57,7 @@ func (s *state) convertResult(idx, arrayMeta int) (json.RawMessage, Response, er
 // headers and body (at least one) with values of the right types. Tables
 // that merely share a key name, like {status = "ok"}, are data and are
 // returned as JSON.
-func isResponseTable(l *lua.State, idx int) bool {
+func (s *state) isResponseTable(l *lua.State, idx int) bool {
 	count := 0
 	l.PushNil()
 	for l.Next(idx) {
@@ -87,7 +87,8 @@ func isResponseTable(l *lua.State, idx int) bool {
 	case lua.TypeTable:
 		h := l.Top()
 		l.PushNil()
-		for l.Next(h) {
+		for i := 0; l.Next(h); i++ {
+			s.walkStep(i)
 			if l.TypeOf(-1) != lua.TypeString || l.TypeOf(-2) != lua.TypeString {
 				return false
 			}
@@ -110,7 +111,7 @@ func rawField(l *lua.State, idx int, key string) lua.Type {
 	return l.TypeOf(-1)
 }
 
-func responseFromTable(l *lua.State, idx int, opts luajson.EncodeOptions) (Response, error) {
+func (s *state) responseFromTable(l *lua.State, idx int, opts luajson.EncodeOptions) (Response, error) {
 	defer l.SetTop(l.Top())
 	resp := Response{Status: 200, Headers: map[string]string{}}
 	if rawField(l, idx, "status") == lua.TypeNumber {
@@ -121,7 +122,8 @@ func responseFromTable(l *lua.State, idx int, opts luajson.EncodeOptions) (Respo
 	if rawField(l, idx, "headers") == lua.TypeTable {
 		h := l.Top()
 		l.PushNil()
-		for l.Next(h) {
+		for i := 0; l.Next(h); i++ {
+			s.walkStep(i)
 			k, _ := l.ToString(-2)
 			v, _ := l.ToString(-1)
 			l.Pop(1)

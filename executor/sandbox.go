@@ -27,7 +27,10 @@ import (
 // doubling `s = s .. s` between two hook calls) into the death of that child
 // alone. The parent reports the invocation as failed and starts a new child.
 // Children are persistent: a run costs a round trip over a pipe, not a
-// process start.
+// process start. But the Go runtime never unmaps heap memory, which the
+// data limit counts, so a child whose mappings grew by more than half of
+// MemoryLimit retires after its run: the next run must not find less room
+// than it was promised because an earlier one used much.
 type Sandboxes struct {
 	config SandboxConfig
 	logger *slog.Logger
@@ -53,8 +56,9 @@ type SandboxConfig struct {
 	// Processes is the number of children, and so of concurrent runs; 0
 	// means GOMAXPROCS.
 	Processes int
-	// MemoryLimit caps the memory a child may map, in bytes (RLIMIT_DATA);
-	// 0 means DefaultSandboxMemory. The in-VM check fails a run whose live
+	// MemoryLimit caps the memory a child may map, in bytes (RLIMIT_DATA),
+	// on top of what the Go runtime has mapped when the child starts; 0
+	// means DefaultSandboxMemory. The in-VM check fails a run whose live
 	// heap passes half of it, so that most scripts that use too much memory
 	// end with a clean error rather than a dead child.
 	MemoryLimit int64
@@ -342,6 +346,9 @@ func (c *child) dead() bool {
 // run performs one invocation in the child. healthy is false when the
 // child must not be reused.
 func (c *child) run(ctx context.Context, id uint64, fn Function, req Request, limits Limits) (Result, bool) {
+	// What the child wrote to stderr during earlier runs (its operator log)
+	// would otherwise fill the head and hide why it dies in this one.
+	c.stderr.reset()
 	timeout := limits.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -408,7 +415,7 @@ func (c *child) run(ctx context.Context, id uint64, fn Function, req Request, li
 				return c.diedResult(), false
 			}
 		case m.Result != nil && m.Result.ID == id:
-			return m.Result.Result, true
+			return m.Result.Result, !m.Result.Retire
 		default:
 			c.kill()
 			return Result{Status: Failed, Error: "executor: sandbox protocol error"}, false
@@ -466,8 +473,9 @@ func (c *child) close() {
 	closeAll([]*os.File{c.out, c.control})
 }
 
-// headBuffer keeps the first max bytes written: the start of a child's
-// stderr, where the Go runtime writes why it died, before the stacks.
+// headBuffer keeps the first max bytes written since the last reset: the
+// start of a child's stderr during a run, where the Go runtime writes why
+// it died, before the stacks.
 type headBuffer struct {
 	mu  sync.Mutex
 	max int
@@ -481,6 +489,12 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 		h.buf = append(h.buf, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
+}
+
+func (h *headBuffer) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf = h.buf[:0]
 }
 
 func (h *headBuffer) String() string {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +36,14 @@ func serveChild(in io.Reader, out io.Writer, control io.Reader) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	memory, _ := strconv.ParseInt(os.Getenv(childMemoryEnv), 10, 64)
 	var heapLimit int64
+	// mapped is the memory the Go runtime has mapped: it never unmaps its
+	// heap, and RLIMIT_DATA counts what is mapped, so a run that used much
+	// memory leaves every later run in this child less room than promised
+	// (a run with a quarter of the limit live died once earlier runs had
+	// used more). A child whose mapping grew past retireAbove exits after
+	// its run, and the next run gets a fresh one.
+	var mapped []metrics.Sample
+	var retireAbove uint64
 	if memory > 0 {
 		limit := memory
 		if raceEnabled {
@@ -54,6 +63,9 @@ func serveChild(in io.Reader, out io.Writer, control io.Reader) int {
 		// come before the kernel refuses the runtime more memory.
 		debug.SetMemoryLimit(memory * 3 / 4)
 		heapLimit = memory / 2
+		mapped = []metrics.Sample{{Name: "/memory/classes/total:bytes"}}
+		metrics.Read(mapped)
+		retireAbove = mapped[0].Value.Uint64() + uint64(memory/2)
 	}
 	pool := NewPool(Config{Size: 1, HeapLimit: heapLimit, Logger: logger})
 	defer pool.Close()
@@ -86,8 +98,16 @@ func serveChild(in io.Reader, out io.Writer, control io.Reader) int {
 		res := pool.Run(ctx, run.Function, req, run.Limits)
 		c.setRunning(0, nil)
 		cancel(nil)
-		if err := c.enc.Encode(&wireMessage{Result: &wireResult{ID: run.ID, Result: res}}); err != nil {
+		retire := false
+		if mapped != nil {
+			metrics.Read(mapped)
+			retire = mapped[0].Value.Uint64() > retireAbove
+		}
+		if err := c.enc.Encode(&wireMessage{Result: &wireResult{ID: run.ID, Result: res, Retire: retire}}); err != nil {
 			return 1 // the parent is gone
+		}
+		if retire {
+			return 0
 		}
 	}
 }

@@ -28,6 +28,7 @@ type wireCancel struct {
 type wireResult struct {
 	ID     uint64
 	Result Result
+	Retire bool // the child exits after this result (its memory grew)
 }
 
 type wireHostCall struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -77,6 +78,8 @@ type run struct {
 	heapLimit  int64 // 0: not checked
 	heapSample []metrics.Sample
 	host       Host
+
+	walkWork int // see walkStep
 
 	logs      []LogEntry
 	logBytes  int
@@ -284,10 +287,41 @@ func (s *state) execute(ctx context.Context, start time.Time, fn Function, req R
 		res.Duration = time.Since(start)
 	}()
 	res, healthy = s.invoke(r, fn, req)
+	if healthy && stackSlots(s.l) > maxKeptStack {
+		healthy = false
+	}
 	if healthy {
 		s.release()
 	}
 	return res, healthy
+}
+
+// maxKeptStack is the Lua stack size, in slots, beyond which a state is
+// discarded after its run, even a successful one. go-lua never shrinks its
+// stack, nor frees the call frames of a deep recursion: a run that recursed
+// 150,000 levels and returned (or unpacked a million values) left 20 to 26
+// MiB to every later invocation on the state, which in a sandbox child is
+// heap taken from the next tenant's limit. 64 Ki slots is 1 MiB; ordinary
+// handlers stay far below it.
+const maxKeptStack = 1 << 16
+
+// stackField locates go-lua's unexported State.stack, which has no API;
+// nil if a future go-lua renames it, which only disables the check (a test
+// in this package fails then).
+var stackField = func() []int {
+	f, ok := reflect.TypeFor[lua.State]().FieldByName("stack")
+	if !ok || f.Type.Kind() != reflect.Slice {
+		return nil
+	}
+	return f.Index
+}()
+
+// stackSlots is the size of l's stack (0 if unknown).
+func stackSlots(l *lua.State) int {
+	if stackField == nil {
+		return 0
+	}
+	return reflect.ValueOf(l).Elem().FieldByIndex(stackField).Len()
 }
 
 // release drops the invocation's values from the stack and from the cached
@@ -400,6 +434,25 @@ func (s *state) charge(n int64) {
 	}
 	if r.stop != "" {
 		panic(abortSignal{})
+	}
+}
+
+// walkStep is step i (from 0) of a Go loop over a table with l.Next, during
+// which the count hook cannot fire. go-lua's next finds the current key by
+// scanning the table's keys from the start, so step i over a hash part costs
+// about i lookups (see luajson's tickEvery); weighting the steps by that
+// checks the limits about every four million lookups, some 0.2 s, however
+// large the table, and aborts the run once one is exceeded.
+func (s *state) walkStep(i int) {
+	r := s.cur
+	if r == nil {
+		return
+	}
+	if r.walkWork += 1 + i/4096; r.walkWork >= hookInterval {
+		r.walkWork = 0
+		if r.check() {
+			panic(abortSignal{})
+		}
 	}
 }
 

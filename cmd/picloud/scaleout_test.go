@@ -209,9 +209,11 @@ func TestDatabaseRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // the node notices: its connections fail
-	if cluster, err = pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pg"), Ephemeral: true, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	restarted, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(dir, "pg"), Ephemeral: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer restarted.Stop(ctx)
 	var id int64
 	for attempt := 0; ; attempt++ {
 		err = pool.QueryRow(ctx, `SELECT picloud.invoke('echo', '{"after": "restart"}')`).Scan(&id)

@@ -145,7 +145,9 @@ func measureIdle(ctx context.Context, admin, role string, warmup, duration time.
 	}
 	total, statements := proxy.Counts()
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		return 0, nil, fmt.Errorf("stopping the node: %w", err)
+	}
 	return total, statements, nil
 }
 

@@ -34,10 +34,22 @@ var (
 	ErrSyntax      = errors.New("invalid JSON")
 )
 
-// tickEvery is how many values Encode visits between two calls of Options.Tick.
+// tickEvery is how much work Encode does between two calls of Options.Tick:
+// a unit is a value visited or a step of a walk over a table's keys.
 // Encoding runs in Go, where the VM's instruction hook cannot interrupt it, so
 // Tick is what lets a caller bound the time spent on a huge table.
-const tickEvery = 1024
+//
+// go-lua's next finds the current key by scanning the table's keys from the
+// start, so step i of a walk over a hash part costs about i lookups and a
+// walk over n keys about n*n/2: a 40,000-key object took 85 s to encode,
+// with no Tick in between. A step therefore weighs 1 + i/nextScanUnit,
+// which bounds the lookups between two Ticks (to about tickEvery *
+// nextScanUnit, some 0.2 s) whatever the table's size, and costs arrays,
+// whose steps are cheap, few extra Ticks.
+const (
+	tickEvery    = 1024
+	nextScanUnit = 4096
+)
 
 // EncodeOptions tunes Encode. The zero value is usable.
 type EncodeOptions struct {
@@ -47,8 +59,9 @@ type EncodeOptions struct {
 	// table as an array (0: none). A marked table encodes as an array even
 	// when empty or sparse (holes become null).
 	ArrayMeta int
-	// Tick, when set, is called every few thousand values; a non-nil error
-	// stops encoding and is returned unchanged.
+	// Tick, when set, is called every few thousand values (or fewer steps
+	// of a walk over a large table); a non-nil error stops encoding and is
+	// returned unchanged.
 	Tick func() error
 }
 
@@ -65,7 +78,8 @@ type encoder struct {
 	maxBytes int
 	arrayMT  any
 	tick     func() error
-	visited  int
+	work     int // see tickEvery
+	nextTick int
 	stack    []any // tables on the current path, for cycle detection
 	path     []pathElem
 }
@@ -75,7 +89,7 @@ type encoder struct {
 // keys are sorted so the output is deterministic (go-lua iterates tables in Go
 // map order).
 func Encode(l *lua.State, index int, opts EncodeOptions) ([]byte, error) {
-	e := encoder{l: l, maxDepth: opts.MaxDepth, maxBytes: opts.MaxBytes, tick: opts.Tick}
+	e := encoder{l: l, maxDepth: opts.MaxDepth, maxBytes: opts.MaxBytes, tick: opts.Tick, nextTick: tickEvery}
 	if e.maxDepth <= 0 {
 		e.maxDepth = DefaultMaxDepth
 	}
@@ -128,11 +142,18 @@ func (e *encoder) errorf(kind error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s at %s", kind, fmt.Sprintf(format, args...), e.pathString())
 }
 
+// step adds work and calls Tick when enough has accumulated.
+func (e *encoder) step(work int) error {
+	if e.work += work; e.tick != nil && e.work >= e.nextTick {
+		e.nextTick = e.work + tickEvery
+		return e.tick()
+	}
+	return nil
+}
+
 func (e *encoder) value(idx, depth int) error {
-	if e.visited++; e.tick != nil && e.visited%tickEvery == 0 {
-		if err := e.tick(); err != nil {
-			return err
-		}
+	if err := e.step(1); err != nil {
+		return err
 	}
 	l := e.l
 	switch t := l.TypeOf(idx); t {
@@ -195,6 +216,9 @@ func (e *encoder) table(idx, depth int) error {
 	l.PushNil()
 	for l.Next(idx) {
 		l.Pop(1)
+		if err := e.step(1 + count/nextScanUnit); err != nil {
+			return err
+		}
 		count++
 		if !onlyIndices {
 			continue
@@ -248,6 +272,9 @@ func (e *encoder) object(idx, count, depth int) error {
 	l.PushNil()
 	for l.Next(idx) {
 		l.Pop(1)
+		if err := e.step(1 + len(keys)/nextScanUnit); err != nil {
+			return err
+		}
 		switch t := l.TypeOf(-1); t {
 		case lua.TypeString:
 			s, _ := l.ToString(-1)
