@@ -91,22 +91,27 @@ func TestWorkerKilledMidInvocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer apiNode.Stop(ctx)
-	if _, _, err := apiNode.PutFunction(ctx, "slow", `function handle(req) while os.clock() < 0.05 do end return req.payload.i end`,
+	if _, _, err := apiNode.PutFunction(ctx, "slow", `function handle(req) while os.clock() < 0.2 do end return req.payload.i end`,
 		queue.FunctionOptions{MaxAttempts: 3, Timeout: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	victim := startWorkerProcess(t, url, "victim")
 	startWorkerProcess(t, url, "survivor")
 
-	const n = 200
+	const n = 100
 	if _, err := pool.Exec(ctx, `SELECT picloud.invoke('slow', jsonb_build_object('i', g)) FROM generate_series(1, $1) g`, n); err != nil {
 		t.Fatal(err)
 	}
-	// Kill the victim while River's rows say it runs something.
+	// Kill the victim while it runs an invocation.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var running int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.river_job WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = 'victim'`).Scan(&running); err != nil {
+		// River's row stays running until its completer flushes, after
+		// the invocation finished: the invocation itself must be running.
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.river_job j
+			JOIN picloud.invocations i ON i.id = (j.args->>'invocation_id')::bigint
+			WHERE j.state = 'running' AND j.attempted_by[array_length(j.attempted_by, 1)] = 'victim'
+			  AND i.status = 'running'`).Scan(&running); err != nil {
 			t.Fatal(err)
 		}
 		if running > 0 {
