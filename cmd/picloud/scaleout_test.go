@@ -146,7 +146,8 @@ func TestWorkerKilledMidInvocation(t *testing.T) {
 	err = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'),
 		       count(*) FILTER (WHERE errors::text LIKE '%stopped responding%'),
 		       coalesce(sum(attempt - 1), 0),
-		       coalesce(max(finished_at) FILTER (WHERE errors::text LIKE '%stopped responding%'), now())
+		       coalesce((SELECT max((e->>'at')::timestamptz) FROM picloud.invocations, jsonb_array_elements(errors) e
+		                 WHERE e->>'error' LIKE '%stopped responding%'), now())
 		FROM picloud.invocations`).Scan(&succeeded, &rescued, &extraAttempts, &lastRescue)
 	if err != nil {
 		t.Fatal(err)
@@ -160,11 +161,12 @@ func TestWorkerKilledMidInvocation(t *testing.T) {
 	if extraAttempts != rescued {
 		t.Errorf("%d extra attempts for %d rescued invocations: something ran twice without cause", extraAttempts, rescued)
 	}
-	// Due at the run's start + 2 s timeout + 1 s grace.
-	if took := lastRescue.Sub(killed); took > 15*time.Second {
-		t.Errorf("the rescued invocations finished %v after the kill", took)
+	// Due at the run's start + 2 s timeout + 1 s grace; the rerun then
+	// waits its turn behind the rest of the queue.
+	if took := lastRescue.Sub(killed); took > 10*time.Second {
+		t.Errorf("the interrupted invocations were taken back %v after the kill, want about 3 s", took)
 	}
-	t.Logf("%d invocations, %d rescued; the last rescued one finished %v after the kill", n, rescued, lastRescue.Sub(killed).Round(time.Millisecond))
+	t.Logf("%d invocations, %d rescued, taken back %v after the kill", n, rescued, lastRescue.Sub(killed).Round(time.Millisecond))
 }
 
 // TestDatabaseRestart: after PostgreSQL restarts, a node reconnects and
