@@ -35,6 +35,7 @@ type FunctionOptionsBody struct {
 	MaxConcurrency  int      `json:"max_concurrency,omitempty" minimum:"1" doc:"How many invocations of the function may run at once across all workers; unlimited when absent."`
 	RetryBackoffMS  *int     `json:"retry_backoff_ms,omitempty" minimum:"0" maximum:"3600000" doc:"Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour."`
 	MaxInstructions int64    `json:"max_instructions,omitempty" minimum:"1000" maximum:"100000000000" doc:"VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out."`
+	Auth            string   `json:"auth,omitempty" enum:"public,key" default:"public" doc:"Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key)."`
 	HTTPAllow       []string `json:"http_allow,omitempty" maxItems:"100" example:"[\"api.example.com\", \"*.example.org\"]" doc:"Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them."`
 }
 
@@ -46,6 +47,7 @@ func (o FunctionOptionsBody) options() queue.FunctionOptions {
 		RetryBackoff:    time.Second,
 		HTTPAllow:       o.HTTPAllow,
 		MaxInstructions: o.MaxInstructions,
+		Auth:            queue.Auth(o.Auth),
 	}
 	if o.RetryBackoffMS != nil {
 		opts.RetryBackoff = time.Duration(*o.RetryBackoffMS) * time.Millisecond
@@ -64,6 +66,7 @@ func functionBody(fn queue.Function) FunctionBody {
 			RetryBackoffMS:  &backoff,
 			HTTPAllow:       fn.Options.HTTPAllow,
 			MaxInstructions: fn.Options.MaxInstructions,
+			Auth:            string(fn.Options.Auth),
 		},
 		CreatedAt: fn.CreatedAt, UpdatedAt: fn.UpdatedAt,
 	}

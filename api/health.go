@@ -41,6 +41,7 @@ func NewHealth(q *queue.Client, logger *slog.Logger) http.Handler {
 func (s *Server) registerHealth() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "healthz",
+		Metadata:    map[string]any{"access": accessPublic},
 		Method:      http.MethodGet,
 		Path:        "/healthz",
 		Summary:     "Liveness",
@@ -53,6 +54,7 @@ func (s *Server) registerHealth() {
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "readyz",
+		Metadata:    map[string]any{"access": accessPublic},
 		Method:      http.MethodGet,
 		Path:        "/readyz",
 		Summary:     "Readiness",

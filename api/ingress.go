@@ -55,13 +55,25 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusBadRequest, "reading the request body: "+err.Error(), nil)
 		return
 	}
+	hasKey, err := s.callerHasKey(r)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "check API key", "error", err)
+		writeProblem(w, http.StatusInternalServerError, "could not check the API key; the server log has the details", nil)
+		return
+	}
 	enq, err := s.config.Queue.Invoke(ctx, queue.InvokeParams{
 		Function: name,
 		Trigger:  queue.TriggerHTTP,
 		Request:  functionRequest(r, body),
 		// The caller is waiting for the answer: one attempt, no backoff.
-		MaxAttempts: 1,
+		MaxAttempts:   1,
+		Authenticated: hasKey,
 	})
+	if errors.Is(err, queue.ErrUnauthenticated) {
+		writeProblem(w, http.StatusUnauthorized, fmt.Sprintf("function %q needs an API key: send Authorization: Bearer <key>", name),
+			http.Header{"Www-Authenticate": {`Bearer realm="picloud"`}})
+		return
+	}
 	if errors.Is(err, queue.ErrFunctionNotFound) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name), nil)
 		return
@@ -132,6 +144,12 @@ func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
 	for k, v := range r.Header {
 		req.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
 	}
+	// A PiCloud key is the platform's business: it must not reach the
+	// script, nor be stored in the invocation row. Any other Authorization
+	// is the function's own scheme and passes through.
+	if token, ok := bearerToken(req.Headers["authorization"]); ok && strings.HasPrefix(token, queue.KeyPrefix) {
+		delete(req.Headers, "authorization")
+	}
 	req.Headers["host"] = r.Host
 	return req
 }
@@ -155,8 +173,13 @@ func (s *Server) documentIngress() {
 			Path:        "/fn/{name}",
 			Summary:     "Call a function (" + method + ")",
 			Description: "Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths " +
-				"(/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.",
+				"(/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. " +
+				"Anyone may call a function unless it was deployed with auth \"key\"; then it needs an API key of either scope, " +
+				"which the platform removes from the headers the script sees.",
 			Tags: []string{"ingress"},
+			// Public by default; a function deployed with auth "key" needs
+			// an invoke or admin key.
+			Security: []map[string][]string{{}, {securityScheme: {}}},
 			Parameters: []*huma.Param{{
 				Name: "name", In: "path", Required: true,
 				Schema: &huma.Schema{Type: huma.TypeString, Pattern: queue.FunctionNamePattern},
@@ -168,6 +191,7 @@ func (s *Server) documentIngress() {
 					Content:     map[string]*huma.MediaType{"*/*": {Schema: &huma.Schema{}}},
 				},
 				"204": {Description: "The function returned nil.", Headers: map[string]*huma.Param{"X-Invocation-Id": invocationIDHeader()}},
+				"401": {Description: "The function was deployed with auth \"key\" and the call has no valid API key.", Headers: problem.Headers, Content: problem.Content},
 				"404": problem,
 				"413": problem,
 				"500": {Description: "The function failed; detail carries the Lua error with its line.", Headers: problem.Headers, Content: problem.Content},

@@ -31,6 +31,9 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBodyBytes caps /fn request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// DisableAuth serves every request without an API key: for dev on a
+	// laptop only.
+	DisableAuth bool
 	// QueueGrace is how long a synchronous /fn caller waits beyond the
 	// function's timeout for a worker to pick the invocation up; zero means
 	// 30 seconds. Past it the caller gets 504 and the invocation id.
@@ -63,14 +66,18 @@ func New(config Config) *Server {
 	// The default hook adds a $schema property and a Link header to every
 	// response; clients generated from the document do not need them.
 	hc.CreateHooks = nil
+	describeSecurity(&hc)
 	s.api = humago.New(s.mux, hc)
+	s.api.UseMiddleware(s.authorize)
 
 	s.registerHealth()
 	s.registerFunctions()
 	s.registerEnv()
 	s.registerSchedules()
 	s.registerInvocations()
+	s.registerKeys()
 	s.registerIngress()
+	s.secureOperations()
 	// The ServeMux answers unknown paths with plain text; the catch-all keeps
 	// every error of the API in problem+json.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

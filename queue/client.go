@@ -57,6 +57,7 @@ type Client struct {
 	timers   *timers
 	running  runningSet
 	river    *river.Client[pgx.Tx]
+	keys     keyCache
 
 	// listened is set once the listener first connected; a later connect
 	// is a reconnect.
@@ -161,6 +162,7 @@ func (c *Client) Start(ctx context.Context) error {
 		ReconnectDelay: 2 * time.Second,
 	}
 	listener.Handle(finishedChannel, finishedHandler{c})
+	listener.Handle(keysChannel, keysHandler{c})
 	if c.river != nil {
 		listener.Handle(dueChannel, dueHandler{c})
 		listener.Handle(settingsChannel, settingsHandler{c})

@@ -17,6 +17,7 @@ import (
 const (
 	sqlStateFunctionNotFound   = "PC404"
 	sqlStateInvocationNotFound = "PC405"
+	sqlStateUnauthenticated    = "PC401"
 )
 
 // InvokeParams describes an invocation to enqueue.
@@ -36,6 +37,10 @@ type InvokeParams struct {
 	IdempotencyKey string
 	// RunAt schedules the invocation; zero means at once.
 	RunAt time.Time
+	// Authenticated says the caller presented a valid API key. Only
+	// TriggerHTTP looks at it: a function with AuthKey refuses an
+	// unauthenticated HTTP call with ErrUnauthenticated.
+	Authenticated bool
 }
 
 // Enqueued is what Invoke knows of the invocation it enqueued (or found by
@@ -58,7 +63,8 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (Enqueued, error) {
 		Trigger:     string(p.Trigger),
 		Payload:     p.Payload,
 		TimeoutMs:   optionalMillis(p.Timeout),
-		MaxAttempts: optionalInt(p.MaxAttempts),
+		MaxAttempts:   optionalInt(p.MaxAttempts),
+		Authenticated: p.Authenticated,
 	}
 	if p.IdempotencyKey != "" {
 		params.IdempotencyKey = &p.IdempotencyKey
@@ -77,6 +83,9 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (Enqueued, error) {
 	row, err := c.queries.EnqueueInvocation(ctx, params)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateFunctionNotFound {
 		return Enqueued{}, fmt.Errorf("%w: %s", ErrFunctionNotFound, p.Function)
+	}
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateUnauthenticated {
+		return Enqueued{}, fmt.Errorf("%w: function %s needs an API key", ErrUnauthenticated, p.Function)
 	}
 	if err != nil {
 		return Enqueued{}, fmt.Errorf("enqueue invocation: %w", err)

@@ -13,6 +13,10 @@ import (
 var (
 	ErrFunctionNotFound   = errors.New("function not found")
 	ErrInvocationNotFound = errors.New("invocation not found")
+	// ErrUnauthenticated: the call needs an API key and came without a
+	// valid one.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrKeyNotFound     = errors.New("API key not found")
 )
 
 // Status is where an invocation is in its life.
@@ -82,7 +86,21 @@ type FunctionOptions struct {
 	// HTTPAllow lists the hosts http.request may reach: "api.example.com",
 	// "*.example.com" (its subdomains), either with ":port"; empty, none.
 	HTTPAllow []string
+	// Auth says who may call the function at /fn/{name}; empty means
+	// AuthPublic.
+	Auth Auth
 }
+
+// Auth says who may call a function over HTTP at /fn/{name}.
+type Auth string
+
+const (
+	// AuthPublic lets anyone call: a deployed function is a URL, as on
+	// hosted platforms.
+	AuthPublic Auth = "public"
+	// AuthKey requires an API key with the invoke or admin scope.
+	AuthKey Auth = "key"
+)
 
 // HTTPRequest is the request that an HTTP-triggered invocation answers.
 type HTTPRequest struct {

@@ -18,6 +18,7 @@ const devDatabase = "picloud"
 type devCmd struct {
 	DatabaseURL string `name:"database-url" env:"DATABASE_URL" help:"PostgreSQL connection URL; without it, dev runs a private cluster in --data-dir."`
 	DataDir     string `default:".picloud" env:"PICLOUD_DATA_DIR" type:"path" help:"Directory for the private cluster's data (kept across restarts)."`
+	Auth        bool   `env:"PICLOUD_AUTH" negatable:"" help:"Require API keys, as serve does (off by default in dev, and the log says so)."`
 	nodeFlags
 	apiFlags
 	workerFlags
@@ -43,6 +44,7 @@ func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		databaseURL = cluster.URL(devDatabase)
 		logger.Info("private PostgreSQL running", "data_dir", cluster.DataDir(), "url", databaseURL)
 	}
+	c.noAuth = !c.Auth
 	n := node{api: &c.apiFlags, worker: &c.workerFlags, nodeFlags: c.nodeFlags}
 	err := n.run(ctx, logger, databaseURL, func(baseURL string) {
 		fmt.Fprintf(os.Stderr, `

@@ -26,7 +26,14 @@ type nodeFlags struct {
 
 // apiFlags configure the HTTP side.
 type apiFlags struct {
-	Addr string `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
+	Addr         string        `default:"127.0.0.1:8080" env:"PICLOUD_ADDR" help:"Address to serve HTTP on."`
+	MaxBodyBytes int64         `default:"6291456" env:"PICLOUD_MAX_BODY_BYTES" help:"Largest request body /fn accepts, in bytes (REST API bodies are capped at 1 MiB)."`
+	ReadTimeout  time.Duration `default:"1m" env:"PICLOUD_READ_TIMEOUT" help:"Longest a client may take to send a request, body included."`
+	WriteTimeout time.Duration `default:"17m" env:"PICLOUD_WRITE_TIMEOUT" help:"Longest a response may take, from the end of its request's headers; it must exceed the longest function timeout (15m) for synchronous calls to get their answer."`
+
+	// noAuth lets every request through without an API key; only dev sets
+	// it.
+	noAuth bool
 }
 
 // workerFlags configure the side that runs functions.
@@ -186,17 +193,27 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 	addr := n.healthAddr
 	switch {
 	case n.api != nil:
-		handler, addr = api.New(api.Config{Queue: client, Logger: logger}), n.api.Addr
+		if n.api.noAuth {
+			logger.Warn("AUTHENTICATION IS OFF: anyone who can reach " + n.api.Addr + " may deploy and run code; never expose this node (run dev --auth to turn keys on)")
+		}
+		handler, addr = api.New(api.Config{
+			Queue: client, Logger: logger, DisableAuth: n.api.noAuth, MaxBodyBytes: n.api.MaxBodyBytes,
+		}), n.api.Addr
 	case addr != "":
 		handler = api.NewHealth(client, logger)
 	}
 	var srv *http.Server
 	serveErr := make(chan error, 1)
 	if handler != nil {
+		readTimeout, writeTimeout := time.Minute, 17*time.Minute
+		if n.api != nil {
+			readTimeout, writeTimeout = n.api.ReadTimeout, n.api.WriteTimeout
+		}
 		srv = &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       time.Minute,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}

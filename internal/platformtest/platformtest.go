@@ -73,6 +73,18 @@ type Platform struct {
 	URL    string
 	Pool   *pgxpool.Pool
 	Client *queue.Client
+	// AdminKey is an admin API key, set when Options.Auth is.
+	AdminKey string
+}
+
+// Key creates an API key with the scope ("admin" or "invoke").
+func (p *Platform) Key(t testing.TB, scope string) string {
+	t.Helper()
+	key, _, err := p.Client.CreateAPIKey(context.Background(), "test", queue.Scope(scope))
+	if err != nil {
+		t.Fatalf("create %s key: %v", scope, err)
+	}
+	return key
 }
 
 // Options tune Start.
@@ -83,6 +95,9 @@ type Options struct {
 	// in the test process; the test binary must call
 	// executor.RunSandboxIfChild in TestMain.
 	Processes bool
+	// Auth makes /v1 require API keys, as serve does; without it every
+	// request is let through, as dev's --auth=off does.
+	Auth bool
 }
 
 // Start runs the whole platform against a fresh database until the test ends.
@@ -118,7 +133,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	if err := client.Start(ctx); err != nil {
 		t.Fatalf("start queue client: %v", err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Queue: client, Logger: logger}))
+	srv := httptest.NewServer(api.New(api.Config{Queue: client, Logger: logger, DisableAuth: !opts.Auth}))
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -128,7 +143,11 @@ func Start(t testing.TB, opts Options) *Platform {
 		}
 		sandboxes.Close()
 	})
-	return &Platform{URL: srv.URL, Pool: pool, Client: client}
+	p := &Platform{URL: srv.URL, Pool: pool, Client: client}
+	if opts.Auth {
+		p.AdminKey = p.Key(t, "admin")
+	}
+	return p
 }
 
 type testWriter struct{ t testing.TB }

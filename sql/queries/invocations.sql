@@ -1,6 +1,6 @@
 -- name: EnqueueInvocation :one
 SELECT i.id, i.status, i.timeout_ms
-FROM picloud.enqueue_invocation(
+FROM picloud.enqueue_authorized_invocation(
     @function::text,
     @trigger::text,
     sqlc.narg('request')::jsonb,
@@ -9,7 +9,8 @@ FROM picloud.enqueue_invocation(
     sqlc.narg('timeout_ms')::integer,
     sqlc.narg('max_attempts')::integer,
     sqlc.narg('idempotency_key')::text,
-    sqlc.narg('run_at')::timestamptz
+    sqlc.narg('run_at')::timestamptz,
+    @authenticated::boolean
 ) i;
 
 -- name: StartInvocation :one

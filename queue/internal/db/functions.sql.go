@@ -48,7 +48,7 @@ func (q *Queries) DeleteFunction(ctx context.Context, name string) (int64, error
 
 const getFunction = `-- name: GetFunction :one
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = $1
@@ -65,6 +65,7 @@ type GetFunctionRow struct {
 	RetryBackoffMs  int32
 	HttpAllow       []string
 	MaxInstructions *int64
+	Auth            string
 	Source          string
 	SourceSha256    []byte
 }
@@ -83,6 +84,7 @@ func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow,
 		&i.RetryBackoffMs,
 		&i.HttpAllow,
 		&i.MaxInstructions,
+		&i.Auth,
 		&i.Source,
 		&i.SourceSha256,
 	)
@@ -121,7 +123,7 @@ func (q *Queries) InsertFunctionVersion(ctx context.Context, arg InsertFunctionV
 
 const listFunctions = `-- name: ListFunctions :many
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name
@@ -138,6 +140,7 @@ type ListFunctionsRow struct {
 	RetryBackoffMs  int32
 	HttpAllow       []string
 	MaxInstructions *int64
+	Auth            string
 	SourceSha256    []byte
 }
 
@@ -161,6 +164,7 @@ func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error)
 			&i.RetryBackoffMs,
 			&i.HttpAllow,
 			&i.MaxInstructions,
+			&i.Auth,
 			&i.SourceSha256,
 		); err != nil {
 			return nil, err
@@ -203,12 +207,13 @@ SET version = $1,
     retry_backoff_ms = $5,
     http_allow = $6,
     max_instructions = $7,
+    auth = $8,
     updated_at = CASE
-        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions)
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth)
              IS DISTINCT FROM ($1, $2::integer, $3, $4::integer,
-                               $5, $6::text[], $7::bigint)
+                               $5, $6::text[], $7::bigint, $8::text)
         THEN clock_timestamp() ELSE updated_at END
-WHERE name = $8
+WHERE name = $9
 RETURNING updated_at
 `
 
@@ -220,6 +225,7 @@ type UpdateFunctionParams struct {
 	RetryBackoffMs  int32
 	HttpAllow       []string
 	MaxInstructions *int64
+	Auth            string
 	Name            string
 }
 
@@ -234,6 +240,7 @@ func (q *Queries) UpdateFunction(ctx context.Context, arg UpdateFunctionParams) 
 		arg.RetryBackoffMs,
 		arg.HttpAllow,
 		arg.MaxInstructions,
+		arg.Auth,
 		arg.Name,
 	)
 	var updated_at time.Time

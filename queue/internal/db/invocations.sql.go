@@ -49,7 +49,7 @@ func (q *Queries) CancelledAmong(ctx context.Context, ids []int64) ([]int64, err
 
 const enqueueInvocation = `-- name: EnqueueInvocation :one
 SELECT i.id, i.status, i.timeout_ms
-FROM picloud.enqueue_invocation(
+FROM picloud.enqueue_authorized_invocation(
     $1::text,
     $2::text,
     $3::jsonb,
@@ -58,7 +58,8 @@ FROM picloud.enqueue_invocation(
     $6::integer,
     $7::integer,
     $8::text,
-    $9::timestamptz
+    $9::timestamptz,
+    $10::boolean
 ) i
 `
 
@@ -72,6 +73,7 @@ type EnqueueInvocationParams struct {
 	MaxAttempts    *int32
 	IdempotencyKey *string
 	RunAt          *time.Time
+	Authenticated  bool
 }
 
 type EnqueueInvocationRow struct {
@@ -91,6 +93,7 @@ func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationPa
 		arg.MaxAttempts,
 		arg.IdempotencyKey,
 		arg.RunAt,
+		arg.Authenticated,
 	)
 	var i EnqueueInvocationRow
 	err := row.Scan(&i.ID, &i.Status, &i.TimeoutMs)

@@ -10,6 +10,17 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type PicloudApiKey struct {
+	ID         int64
+	Name       string
+	Scope      string
+	Prefix     string
+	Hash       []byte
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
 type PicloudFunction struct {
 	Name            string
 	Version         int32
@@ -21,6 +32,7 @@ type PicloudFunction struct {
 	RetryBackoffMs  int32
 	HttpAllow       []string
 	MaxInstructions *int64
+	Auth            string
 }
 
 type PicloudFunctionEnv struct {
