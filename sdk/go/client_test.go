@@ -1,0 +1,159 @@
+package picloud_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/dbtest"
+	"github.com/picloud/picloud/internal/platformtest"
+	picloud "github.com/picloud/picloud/sdk/go"
+)
+
+func TestMain(m *testing.M) { executor.RunSandboxIfChild(); os.Exit(dbtest.Main(m)) }
+
+func readScript(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/functions/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func newClient(t *testing.T, url, key string) *picloud.ClientWithResponses {
+	t.Helper()
+	c, err := picloud.NewClientWithResponses(url, picloud.WithAPIKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ok fails the test unless the call reached the server and got a 2xx.
+func ok(t *testing.T, r picloud.Response, err error) {
+	t.Helper()
+	if err == nil {
+		err = picloud.CheckResponse(r)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClient drives the generated client through a function's life against
+// a real server.
+func TestClient(t *testing.T) {
+	ctx := context.Background()
+	p := platformtest.Start(t, platformtest.Options{})
+	c := newClient(t, p.URL, "")
+
+	put, err := c.PutFunctionWithResponse(ctx, "hello", picloud.PutFunctionJSONRequestBody{
+		Source:      readScript(t, "hello.lua"),
+		TimeoutMs:   picloud.Ptr[int64](5000),
+		MaxAttempts: picloud.Ptr[int64](2),
+	})
+	ok(t, put, err)
+	if put.StatusCode() != http.StatusCreated || put.JSON201 == nil || put.JSON201.Version != 1 {
+		t.Fatalf("deploy = %d %s", put.StatusCode(), put.Body)
+	}
+	if fn := put.JSON201; fn.TimeoutMs == nil || *fn.TimeoutMs != 5000 || *fn.MaxAttempts != 2 || fn.Url != "/fn/hello" {
+		t.Errorf("deployed function = %+v", fn)
+	}
+
+	list, err := c.ListFunctionsWithResponse(ctx)
+	ok(t, list, err)
+	if fns := list.JSON200.Functions; fns == nil || len(*fns) != 1 || (*fns)[0].Name != "hello" {
+		t.Errorf("functions = %s", list.Body)
+	}
+	got, err := c.GetFunctionWithResponse(ctx, "hello")
+	ok(t, got, err)
+	if got.JSON200.Source == nil || *got.JSON200.Source != readScript(t, "hello.lua") {
+		t.Errorf("get function source = %v", got.JSON200.Source)
+	}
+
+	sync, err := c.InvokeFunctionWithResponse(ctx, "hello", nil, picloud.InvokeFunctionJSONRequestBody{Payload: map[string]any{"n": 1}})
+	ok(t, sync, err)
+	inv := sync.JSON200
+	if sync.StatusCode() != http.StatusOK || inv == nil || inv.Status != picloud.InvocationBodyStatus("succeeded") || inv.Result != "Hello, world!" {
+		t.Fatalf("sync invoke = %d %s", sync.StatusCode(), sync.Body)
+	}
+	if inv.Logs == nil || len(*inv.Logs) != 1 || (*inv.Logs)[0].Message != "greeting world" {
+		t.Errorf("logs = %+v", inv.Logs)
+	}
+
+	async, err := c.InvokeFunctionWithResponse(ctx, "hello", &picloud.InvokeFunctionParams{IdempotencyKey: picloud.Ptr("k1")},
+		picloud.InvokeFunctionJSONRequestBody{Async: picloud.Ptr(true)})
+	ok(t, async, err)
+	if async.StatusCode() != http.StatusAccepted || async.JSON202 == nil || async.Headers202 == nil || async.Headers202.Location == nil {
+		t.Fatalf("async invoke = %d %s", async.StatusCode(), async.Body)
+	}
+	id := async.JSON202.Id
+	done, err := c.GetInvocationWithResponse(ctx, id, &picloud.GetInvocationParams{Wait: picloud.Ptr("10s")})
+	ok(t, done, err)
+	if done.JSON200.Id != id || done.JSON200.Status != "succeeded" || done.JSON200.IdempotencyKey == nil || *done.JSON200.IdempotencyKey != "k1" {
+		t.Errorf("async invocation after wait = %s", done.Body)
+	}
+
+	page, err := c.ListInvocationsWithResponse(ctx, &picloud.ListInvocationsParams{Function: picloud.Ptr("hello"), Limit: picloud.Ptr[int64](1)})
+	ok(t, page, err)
+	if invs := page.JSON200.Invocations; invs == nil || len(*invs) != 1 || (*invs)[0].Id != id || page.JSON200.NextCursor == nil {
+		t.Fatalf("first page = %s", page.Body)
+	}
+	next, err := c.ListInvocationsWithResponse(ctx, &picloud.ListInvocationsParams{
+		Function: picloud.Ptr("hello"), Limit: picloud.Ptr[int64](1), Cursor: page.JSON200.NextCursor,
+	})
+	ok(t, next, err)
+	if invs := next.JSON200.Invocations; invs == nil || len(*invs) != 1 || (*invs)[0].Id != inv.Id {
+		t.Errorf("second page = %s", next.Body)
+	}
+
+	del, err := c.DeleteFunctionWithResponse(ctx, "hello")
+	ok(t, del, err)
+	missing, err := c.GetFunctionWithResponse(ctx, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiErr *picloud.APIError
+	if err := picloud.CheckResponse(missing); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound ||
+		err.Error() != `404 Not Found: function "hello" does not exist` {
+		t.Errorf("after delete: %v", err)
+	}
+}
+
+func TestCheckResponse(t *testing.T) {
+	ctx := context.Background()
+	p := platformtest.Start(t, platformtest.Options{})
+	c := newClient(t, p.URL, "")
+	for _, tc := range []struct {
+		name   string
+		call   func() (picloud.Response, error)
+		status int
+		msg    string
+	}{
+		{"syntax error", func() (picloud.Response, error) {
+			return c.PutFunctionWithResponse(ctx, "bad", picloud.PutFunctionJSONRequestBody{Source: "function handle(req)"})
+		}, http.StatusUnprocessableEntity, "422 Unprocessable Entity: the source does not compile: line 1: "},
+		{"invalid name", func() (picloud.Response, error) {
+			return c.GetFunctionWithResponse(ctx, "Bad")
+		}, http.StatusUnprocessableEntity, "422 Unprocessable Entity: validation failed; path.name: "},
+		{"unknown invocation", func() (picloud.Response, error) {
+			return c.GetInvocationWithResponse(ctx, 999, nil)
+		}, http.StatusNotFound, "404 Not Found: invocation 999 does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := tc.call()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = picloud.CheckResponse(r)
+			var apiErr *picloud.APIError
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || len(err.Error()) < len(tc.msg) || err.Error()[:len(tc.msg)] != tc.msg {
+				t.Errorf("CheckResponse = %v, want %d %q...", err, tc.status, tc.msg)
+			}
+		})
+	}
+}
