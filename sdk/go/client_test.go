@@ -48,8 +48,8 @@ func ok(t *testing.T, r picloud.Response, err error) {
 // a real server.
 func TestClient(t *testing.T) {
 	ctx := context.Background()
-	p := platformtest.Start(t, platformtest.Options{})
-	c := newClient(t, p.URL, "")
+	p := platformtest.Start(t, platformtest.Options{Auth: true})
+	c := newClient(t, p.URL, p.AdminKey)
 
 	put, err := c.PutFunctionWithResponse(ctx, "hello", picloud.PutFunctionJSONRequestBody{
 		Source:      readScript(t, "hello.lua"),
@@ -126,8 +126,8 @@ func TestClient(t *testing.T) {
 
 func TestCheckResponse(t *testing.T) {
 	ctx := context.Background()
-	p := platformtest.Start(t, platformtest.Options{})
-	c := newClient(t, p.URL, "")
+	p := platformtest.Start(t, platformtest.Options{Auth: true})
+	c := newClient(t, p.URL, p.AdminKey)
 	for _, tc := range []struct {
 		name   string
 		call   func() (picloud.Response, error)
@@ -153,6 +153,75 @@ func TestCheckResponse(t *testing.T) {
 			var apiErr *picloud.APIError
 			if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || len(err.Error()) < len(tc.msg) || err.Error()[:len(tc.msg)] != tc.msg {
 				t.Errorf("CheckResponse = %v, want %d %q...", err, tc.status, tc.msg)
+			}
+		})
+	}
+}
+
+// TestAuth checks that WithAPIKey reaches the server's checks: scopes on
+// /v1, and per-function auth on /fn.
+func TestAuth(t *testing.T) {
+	ctx := context.Background()
+	p := platformtest.Start(t, platformtest.Options{Auth: true})
+	admin := newClient(t, p.URL, p.AdminKey)
+	put, err := admin.PutFunctionWithResponse(ctx, "hello", picloud.PutFunctionJSONRequestBody{
+		Source: readScript(t, "hello.lua"),
+		Auth:   picloud.Ptr(picloud.PutFunctionInputBodyAuthKey),
+	})
+	ok(t, put, err)
+	if put.JSON201 == nil || put.JSON201.Auth == nil || *put.JSON201.Auth != picloud.FunctionBodyAuthKey {
+		t.Fatalf("deploy with auth key = %s", put.Body)
+	}
+	created, err := admin.CreateKeyWithResponse(ctx, picloud.CreateKeyJSONRequestBody{Name: picloud.Ptr("sdk test"), Scope: "invoke"})
+	ok(t, created, err)
+	invokeKey := created.JSON201.Key
+	if invokeKey == "" {
+		t.Fatalf("created key = %s", created.Body)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		key    string
+		call   func(c *picloud.ClientWithResponses) (picloud.Response, error)
+		status int
+	}{
+		{"invoke key deploys", invokeKey, func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.PutFunctionWithResponse(ctx, "other", picloud.PutFunctionJSONRequestBody{Source: readScript(t, "hello.lua")})
+		}, http.StatusForbidden},
+		{"invoke key invokes", invokeKey, func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.InvokeFunctionWithResponse(ctx, "hello", nil, picloud.InvokeFunctionJSONRequestBody{})
+		}, http.StatusOK},
+		{"invoke key lists invocations", invokeKey, func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.ListInvocationsWithResponse(ctx, nil)
+		}, http.StatusOK},
+		{"no key invokes", "", func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.InvokeFunctionWithResponse(ctx, "hello", nil, picloud.InvokeFunctionJSONRequestBody{})
+		}, http.StatusUnauthorized},
+		{"unknown key lists functions", "pic_unknown", func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.ListFunctionsWithResponse(ctx)
+		}, http.StatusUnauthorized},
+		{"no key calls a key-only /fn", "", func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.CallFunctionGetWithResponse(ctx, "hello")
+		}, http.StatusUnauthorized},
+		{"invoke key calls a key-only /fn", invokeKey, func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.CallFunctionGetWithResponse(ctx, "hello")
+		}, http.StatusOK},
+		{"no key reads health", "", func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.HealthzWithResponse(ctx)
+		}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := tc.call(newClient(t, p.URL, tc.key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.StatusCode() != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.StatusCode(), tc.status, r.GetBody())
+			}
+			var apiErr *picloud.APIError
+			if err := picloud.CheckResponse(r); (err != nil) != (tc.status >= 300) ||
+				(err != nil && (!errors.As(err, &apiErr) || apiErr.Problem.Detail == nil)) {
+				t.Errorf("CheckResponse = %v", err)
 			}
 		})
 	}

@@ -17,6 +17,60 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for CreateKeyInputBodyScope.
+const (
+	CreateKeyInputBodyScopeAdmin  CreateKeyInputBodyScope = "admin"
+	CreateKeyInputBodyScopeInvoke CreateKeyInputBodyScope = "invoke"
+)
+
+// Valid indicates whether the value is a known member of the CreateKeyInputBodyScope enum.
+func (e CreateKeyInputBodyScope) Valid() bool {
+	switch e {
+	case CreateKeyInputBodyScopeAdmin:
+		return true
+	case CreateKeyInputBodyScopeInvoke:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateKeyOutputBodyScope.
+const (
+	CreateKeyOutputBodyScopeAdmin  CreateKeyOutputBodyScope = "admin"
+	CreateKeyOutputBodyScopeInvoke CreateKeyOutputBodyScope = "invoke"
+)
+
+// Valid indicates whether the value is a known member of the CreateKeyOutputBodyScope enum.
+func (e CreateKeyOutputBodyScope) Valid() bool {
+	switch e {
+	case CreateKeyOutputBodyScopeAdmin:
+		return true
+	case CreateKeyOutputBodyScopeInvoke:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FunctionBodyAuth.
+const (
+	FunctionBodyAuthKey    FunctionBodyAuth = "key"
+	FunctionBodyAuthPublic FunctionBodyAuth = "public"
+)
+
+// Valid indicates whether the value is a known member of the FunctionBodyAuth enum.
+func (e FunctionBodyAuth) Valid() bool {
+	switch e {
+	case FunctionBodyAuthKey:
+		return true
+	case FunctionBodyAuthPublic:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for InvocationBodyStatus.
 const (
 	InvocationBodyStatusCancelled InvocationBodyStatus = "cancelled"
@@ -74,6 +128,24 @@ func (e InvocationBodyTrigger) Valid() bool {
 	}
 }
 
+// Defines values for KeyBodyScope.
+const (
+	KeyBodyScopeAdmin  KeyBodyScope = "admin"
+	KeyBodyScopeInvoke KeyBodyScope = "invoke"
+)
+
+// Valid indicates whether the value is a known member of the KeyBodyScope enum.
+func (e KeyBodyScope) Valid() bool {
+	switch e {
+	case KeyBodyScopeAdmin:
+		return true
+	case KeyBodyScopeInvoke:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LogEntryBodyLevel.
 const (
 	Debug LogEntryBodyLevel = "debug"
@@ -92,6 +164,24 @@ func (e LogEntryBodyLevel) Valid() bool {
 	case Info:
 		return true
 	case Warn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PutFunctionInputBodyAuth.
+const (
+	PutFunctionInputBodyAuthKey    PutFunctionInputBodyAuth = "key"
+	PutFunctionInputBodyAuthPublic PutFunctionInputBodyAuth = "public"
+)
+
+// Valid indicates whether the value is a known member of the PutFunctionInputBodyAuth enum.
+func (e PutFunctionInputBodyAuth) Valid() bool {
+	switch e {
+	case PutFunctionInputBodyAuthKey:
+		return true
+	case PutFunctionInputBodyAuthPublic:
 		return true
 	default:
 		return false
@@ -134,6 +224,59 @@ type AttemptErrorBody struct {
 	Attempt int64     `json:"attempt"`
 	Error   string    `json:"error"`
 }
+
+// CreateKeyInputBody defines model for CreateKeyInputBody.
+type CreateKeyInputBody struct {
+	// Name A label for people.
+	//
+	// Example: ci deploys
+	Name *string `json:"name,omitempty"`
+
+	// Scope admin may do everything; invoke may call functions and read invocations.
+	//
+	// Example: invoke
+	Scope CreateKeyInputBodyScope `json:"scope"`
+}
+
+// CreateKeyInputBodyScope admin may do everything; invoke may call functions and read invocations.
+//
+// Example: invoke
+type CreateKeyInputBodyScope string
+
+// CreateKeyOutputBody defines model for CreateKeyOutputBody.
+type CreateKeyOutputBody struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: 1
+	Id int64 `json:"id"`
+
+	// Key The key. It is shown this once: only its hash is stored.
+	//
+	// Example: pic_k3x9qa7d2m4c6e8g0j2l4n6p8r0t2v4x6z8b0d
+	Key string `json:"key"`
+
+	// LastUsedAt Last time a request used the key, to within a minute.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+
+	// Name A label for people; need not be unique.
+	//
+	// Example: ci deploys
+	Name string `json:"name"`
+
+	// Prefix The key's first characters, to tell keys apart.
+	//
+	// Example: pic_k3x9qa
+	Prefix string `json:"prefix"`
+
+	// RevokedAt When the key was revoked; absent for a live key.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// Scope admin may do everything; invoke may call functions and read invocations.
+	Scope CreateKeyOutputBodyScope `json:"scope"`
+}
+
+// CreateKeyOutputBodyScope admin may do everything; invoke may call functions and read invocations.
+type CreateKeyOutputBodyScope string
 
 // EnvBody defines model for EnvBody.
 type EnvBody struct {
@@ -189,7 +332,9 @@ type ErrorModel struct {
 
 // FunctionBody defines model for FunctionBody.
 type FunctionBody struct {
-	CreatedAt time.Time `json:"created_at"`
+	// Auth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
+	Auth      *FunctionBodyAuth `json:"auth,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
 
 	// HttpAllow Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
 	//
@@ -235,6 +380,9 @@ type FunctionBody struct {
 	// Example: 3
 	Version int64 `json:"version"`
 }
+
+// FunctionBodyAuth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
+type FunctionBodyAuth string
 
 // HealthOutputBody defines model for HealthOutputBody.
 type HealthOutputBody struct {
@@ -326,6 +474,36 @@ type InvokeInputBody struct {
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
 }
 
+// KeyBody defines model for KeyBody.
+type KeyBody struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: 1
+	Id int64 `json:"id"`
+
+	// LastUsedAt Last time a request used the key, to within a minute.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+
+	// Name A label for people; need not be unique.
+	//
+	// Example: ci deploys
+	Name string `json:"name"`
+
+	// Prefix The key's first characters, to tell keys apart.
+	//
+	// Example: pic_k3x9qa
+	Prefix string `json:"prefix"`
+
+	// RevokedAt When the key was revoked; absent for a live key.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+
+	// Scope admin may do everything; invoke may call functions and read invocations.
+	Scope KeyBodyScope `json:"scope"`
+}
+
+// KeyBodyScope admin may do everything; invoke may call functions and read invocations.
+type KeyBodyScope string
+
 // ListFunctionsOutputBody defines model for ListFunctionsOutputBody.
 type ListFunctionsOutputBody struct {
 	Functions *[]FunctionBody `json:"functions"`
@@ -338,6 +516,11 @@ type ListInvocationsOutputBody struct {
 
 	// NextCursor Pass as cursor for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// ListKeysOutputBody defines model for ListKeysOutputBody.
+type ListKeysOutputBody struct {
+	Keys *[]KeyBody `json:"keys"`
 }
 
 // ListSchedulesOutputBody defines model for ListSchedulesOutputBody.
@@ -359,6 +542,9 @@ type LogEntryBodyLevel string
 
 // PutFunctionInputBody defines model for PutFunctionInputBody.
 type PutFunctionInputBody struct {
+	// Auth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
+	Auth *PutFunctionInputBodyAuth `json:"auth,omitempty"`
+
 	// HttpAllow Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
 	//
 	// Example: ["api.example.com","*.example.org"]
@@ -388,6 +574,9 @@ type PutFunctionInputBody struct {
 	// Example: 10000
 	TimeoutMs *int64 `json:"timeout_ms,omitempty"`
 }
+
+// PutFunctionInputBodyAuth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
+type PutFunctionInputBodyAuth string
 
 // PutScheduleInputBody defines model for PutScheduleInputBody.
 type PutScheduleInputBody struct {
@@ -495,6 +684,9 @@ type PutScheduleJSONRequestBody = PutScheduleInputBody
 // SetFunctionSecretJSONRequestBody defines body for SetFunctionSecret for application/json ContentType.
 type SetFunctionSecretJSONRequestBody = SetEnvInputBody
 
+// CreateKeyJSONRequestBody defines body for CreateKey for application/json ContentType.
+type CreateKeyJSONRequestBody = CreateKeyInputBody
+
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
 
@@ -571,21 +763,21 @@ type ClientInterface interface {
 
 	// CallFunctionDelete Call a function (DELETE)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Corresponds with DELETE /fn/{name} (the `CallFunctionDelete` operationId).
 	CallFunctionDelete(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CallFunctionGet Call a function (GET)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Corresponds with GET /fn/{name} (the `CallFunctionGet` operationId).
 	CallFunctionGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CallFunctionPatchWithBody Call a function (PATCH)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -594,7 +786,7 @@ type ClientInterface interface {
 
 	// CallFunctionPostWithBody Call a function (POST)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -603,7 +795,7 @@ type ClientInterface interface {
 
 	// CallFunctionPutWithBody Call a function (PUT)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -626,28 +818,28 @@ type ClientInterface interface {
 
 	// ListFunctions List functions
 	//
-	// Every function, by name, without sources.
+	// Every function, by name, without sources. Needs an API key with the admin scope.
 	//
 	// Corresponds with GET /v1/functions (the `ListFunctions` operationId).
 	ListFunctions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFunction Delete a function
 	//
-	// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them.
+	// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them. Needs an API key with the admin scope.
 	//
 	// Corresponds with DELETE /v1/functions/{name} (the `DeleteFunction` operationId).
 	DeleteFunction(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFunction Get a function
 	//
-	// The function with its current source.
+	// The function with its current source. Needs an API key with the admin scope.
 	//
 	// Corresponds with GET /v1/functions/{name} (the `GetFunction` operationId).
 	GetFunction(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutFunctionWithBody Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -656,7 +848,7 @@ type ClientInterface interface {
 
 	// PutFunction Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -665,21 +857,21 @@ type ClientInterface interface {
 
 	// GetFunctionEnv Get a function's configuration
 	//
-	// Its configuration values, and the names (never the values) of its secrets.
+	// Its configuration values, and the names (never the values) of its secrets. Needs an API key with the admin scope.
 	//
 	// Corresponds with GET /v1/functions/{name}/env (the `GetFunctionEnv` operationId).
 	GetFunctionEnv(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFunctionEnv Delete a configuration value
 	//
-	// Deletes a configuration value (env.KEY in the script).
+	// Deletes a configuration value (env.KEY in the script). Needs an API key with the admin scope.
 	//
 	// Corresponds with DELETE /v1/functions/{name}/env/{key} (the `DeleteFunctionEnv` operationId).
 	DeleteFunctionEnv(ctx context.Context, name string, key string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SetFunctionEnvWithBody Set a configuration value
 	//
-	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -688,7 +880,7 @@ type ClientInterface interface {
 
 	// SetFunctionEnv Set a configuration value
 	//
-	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -697,7 +889,7 @@ type ClientInterface interface {
 
 	// InvokeFunctionWithBody Invoke a function
 	//
-	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -706,7 +898,7 @@ type ClientInterface interface {
 
 	// InvokeFunction Invoke a function
 	//
-	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -715,17 +907,21 @@ type ClientInterface interface {
 
 	// ListFunctionSchedules List a function's schedules
 	//
+	//  Needs an API key with the admin scope.
+	//
 	// Corresponds with GET /v1/functions/{name}/schedules (the `ListFunctionSchedules` operationId).
 	ListFunctionSchedules(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteSchedule Delete a schedule
+	//
+	//  Needs an API key with the admin scope.
 	//
 	// Corresponds with DELETE /v1/functions/{name}/schedules/{schedule} (the `DeleteSchedule` operationId).
 	DeleteSchedule(ctx context.Context, name string, schedule string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutScheduleWithBody Create or replace a schedule
 	//
-	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -734,7 +930,7 @@ type ClientInterface interface {
 
 	// PutSchedule Create or replace a schedule
 	//
-	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -743,14 +939,14 @@ type ClientInterface interface {
 
 	// DeleteFunctionSecret Delete a secret
 	//
-	// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error).
+	// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). Needs an API key with the admin scope.
 	//
 	// Corresponds with DELETE /v1/functions/{name}/secrets/{key} (the `DeleteFunctionSecret` operationId).
 	DeleteFunctionSecret(ctx context.Context, name string, key string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SetFunctionSecretWithBody Set a secret
 	//
-	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -759,7 +955,7 @@ type ClientInterface interface {
 
 	// SetFunctionSecret Set a secret
 	//
-	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -768,26 +964,60 @@ type ClientInterface interface {
 
 	// ListInvocations List invocations
 	//
-	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next".
+	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
 	//
 	// Corresponds with GET /v1/invocations (the `ListInvocations` operationId).
 	ListInvocations(ctx context.Context, params *ListInvocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetInvocation Get an invocation
 	//
-	// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way.
+	// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way. Needs an API key with the invoke scope (or admin).
 	//
 	// Corresponds with GET /v1/invocations/{id} (the `GetInvocation` operationId).
 	GetInvocation(ctx context.Context, id int64, params *GetInvocationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CancelInvocation Cancel an invocation
 	//
-	// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise.
+	// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise. Needs an API key with the admin scope.
 	//
 	// Corresponds with POST /v1/invocations/{id}/cancel (the `CancelInvocation` operationId).
 	CancelInvocation(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListKeys List API keys
+	//
+	// Every key, revoked ones included, oldest first; never the keys themselves. Needs an API key with the admin scope.
+	//
+	// Corresponds with GET /v1/keys (the `ListKeys` operationId).
+	ListKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateKeyWithBody Create an API key
+	//
+	// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+	CreateKeyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateKey Create an API key
+	//
+	// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+	CreateKey(ctx context.Context, body CreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeKey Revoke an API key
+	//
+	// The key stops working on every node at once. It stays in the list, with revoked_at; revoking it again changes nothing. Needs an API key with the admin scope.
+	//
+	// Corresponds with DELETE /v1/keys/{id} (the `RevokeKey` operationId).
+	RevokeKey(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListSchedules List all schedules
+	//
+	//  Needs an API key with the admin scope.
 	//
 	// Corresponds with GET /v1/schedules (the `ListSchedules` operationId).
 	ListSchedules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -795,7 +1025,7 @@ type ClientInterface interface {
 
 // CallFunctionDelete Call a function (DELETE)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Corresponds with DELETE /fn/{name} (the `CallFunctionDelete` operationId).
 func (c *Client) CallFunctionDelete(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -812,7 +1042,7 @@ func (c *Client) CallFunctionDelete(ctx context.Context, name string, reqEditors
 
 // CallFunctionGet Call a function (GET)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Corresponds with GET /fn/{name} (the `CallFunctionGet` operationId).
 func (c *Client) CallFunctionGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -829,7 +1059,7 @@ func (c *Client) CallFunctionGet(ctx context.Context, name string, reqEditors ..
 
 // CallFunctionPatchWithBody Call a function (PATCH)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Takes any type of body and a specified content type.
 //
@@ -848,7 +1078,7 @@ func (c *Client) CallFunctionPatchWithBody(ctx context.Context, name string, con
 
 // CallFunctionPostWithBody Call a function (POST)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Takes any type of body and a specified content type.
 //
@@ -867,7 +1097,7 @@ func (c *Client) CallFunctionPostWithBody(ctx context.Context, name string, cont
 
 // CallFunctionPutWithBody Call a function (PUT)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Takes any type of body and a specified content type.
 //
@@ -920,7 +1150,7 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 
 // ListFunctions List functions
 //
-// Every function, by name, without sources.
+// Every function, by name, without sources. Needs an API key with the admin scope.
 //
 // Corresponds with GET /v1/functions (the `ListFunctions` operationId).
 func (c *Client) ListFunctions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -937,7 +1167,7 @@ func (c *Client) ListFunctions(ctx context.Context, reqEditors ...RequestEditorF
 
 // DeleteFunction Delete a function
 //
-// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them.
+// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them. Needs an API key with the admin scope.
 //
 // Corresponds with DELETE /v1/functions/{name} (the `DeleteFunction` operationId).
 func (c *Client) DeleteFunction(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -954,7 +1184,7 @@ func (c *Client) DeleteFunction(ctx context.Context, name string, reqEditors ...
 
 // GetFunction Get a function
 //
-// The function with its current source.
+// The function with its current source. Needs an API key with the admin scope.
 //
 // Corresponds with GET /v1/functions/{name} (the `GetFunction` operationId).
 func (c *Client) GetFunction(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -971,7 +1201,7 @@ func (c *Client) GetFunction(ctx context.Context, name string, reqEditors ...Req
 
 // PutFunctionWithBody Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -990,7 +1220,7 @@ func (c *Client) PutFunctionWithBody(ctx context.Context, name string, contentTy
 
 // PutFunction Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1009,7 +1239,7 @@ func (c *Client) PutFunction(ctx context.Context, name string, body PutFunctionJ
 
 // GetFunctionEnv Get a function's configuration
 //
-// Its configuration values, and the names (never the values) of its secrets.
+// Its configuration values, and the names (never the values) of its secrets. Needs an API key with the admin scope.
 //
 // Corresponds with GET /v1/functions/{name}/env (the `GetFunctionEnv` operationId).
 func (c *Client) GetFunctionEnv(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1026,7 +1256,7 @@ func (c *Client) GetFunctionEnv(ctx context.Context, name string, reqEditors ...
 
 // DeleteFunctionEnv Delete a configuration value
 //
-// Deletes a configuration value (env.KEY in the script).
+// Deletes a configuration value (env.KEY in the script). Needs an API key with the admin scope.
 //
 // Corresponds with DELETE /v1/functions/{name}/env/{key} (the `DeleteFunctionEnv` operationId).
 func (c *Client) DeleteFunctionEnv(ctx context.Context, name string, key string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1043,7 +1273,7 @@ func (c *Client) DeleteFunctionEnv(ctx context.Context, name string, key string,
 
 // SetFunctionEnvWithBody Set a configuration value
 //
-// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1062,7 +1292,7 @@ func (c *Client) SetFunctionEnvWithBody(ctx context.Context, name string, key st
 
 // SetFunctionEnv Set a configuration value
 //
-// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1081,7 +1311,7 @@ func (c *Client) SetFunctionEnv(ctx context.Context, name string, key string, bo
 
 // InvokeFunctionWithBody Invoke a function
 //
-// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1100,7 +1330,7 @@ func (c *Client) InvokeFunctionWithBody(ctx context.Context, name string, params
 
 // InvokeFunction Invoke a function
 //
-// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1119,6 +1349,8 @@ func (c *Client) InvokeFunction(ctx context.Context, name string, params *Invoke
 
 // ListFunctionSchedules List a function's schedules
 //
+//	Needs an API key with the admin scope.
+//
 // Corresponds with GET /v1/functions/{name}/schedules (the `ListFunctionSchedules` operationId).
 func (c *Client) ListFunctionSchedules(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListFunctionSchedulesRequest(c.Server, name)
@@ -1133,6 +1365,8 @@ func (c *Client) ListFunctionSchedules(ctx context.Context, name string, reqEdit
 }
 
 // DeleteSchedule Delete a schedule
+//
+//	Needs an API key with the admin scope.
 //
 // Corresponds with DELETE /v1/functions/{name}/schedules/{schedule} (the `DeleteSchedule` operationId).
 func (c *Client) DeleteSchedule(ctx context.Context, name string, schedule string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1149,7 +1383,7 @@ func (c *Client) DeleteSchedule(ctx context.Context, name string, schedule strin
 
 // PutScheduleWithBody Create or replace a schedule
 //
-// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1168,7 +1402,7 @@ func (c *Client) PutScheduleWithBody(ctx context.Context, name string, schedule 
 
 // PutSchedule Create or replace a schedule
 //
-// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1187,7 +1421,7 @@ func (c *Client) PutSchedule(ctx context.Context, name string, schedule string, 
 
 // DeleteFunctionSecret Delete a secret
 //
-// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error).
+// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). Needs an API key with the admin scope.
 //
 // Corresponds with DELETE /v1/functions/{name}/secrets/{key} (the `DeleteFunctionSecret` operationId).
 func (c *Client) DeleteFunctionSecret(ctx context.Context, name string, key string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1204,7 +1438,7 @@ func (c *Client) DeleteFunctionSecret(ctx context.Context, name string, key stri
 
 // SetFunctionSecretWithBody Set a secret
 //
-// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1223,7 +1457,7 @@ func (c *Client) SetFunctionSecretWithBody(ctx context.Context, name string, key
 
 // SetFunctionSecret Set a secret
 //
-// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1242,7 +1476,7 @@ func (c *Client) SetFunctionSecret(ctx context.Context, name string, key string,
 
 // ListInvocations List invocations
 //
-// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next".
+// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
 //
 // Corresponds with GET /v1/invocations (the `ListInvocations` operationId).
 func (c *Client) ListInvocations(ctx context.Context, params *ListInvocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1259,7 +1493,7 @@ func (c *Client) ListInvocations(ctx context.Context, params *ListInvocationsPar
 
 // GetInvocation Get an invocation
 //
-// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way.
+// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way. Needs an API key with the invoke scope (or admin).
 //
 // Corresponds with GET /v1/invocations/{id} (the `GetInvocation` operationId).
 func (c *Client) GetInvocation(ctx context.Context, id int64, params *GetInvocationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1276,7 +1510,7 @@ func (c *Client) GetInvocation(ctx context.Context, id int64, params *GetInvocat
 
 // CancelInvocation Cancel an invocation
 //
-// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise.
+// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise. Needs an API key with the admin scope.
 //
 // Corresponds with POST /v1/invocations/{id}/cancel (the `CancelInvocation` operationId).
 func (c *Client) CancelInvocation(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1291,7 +1525,81 @@ func (c *Client) CancelInvocation(ctx context.Context, id int64, reqEditors ...R
 	return c.Client.Do(req)
 }
 
+// ListKeys List API keys
+//
+// Every key, revoked ones included, oldest first; never the keys themselves. Needs an API key with the admin scope.
+//
+// Corresponds with GET /v1/keys (the `ListKeys` operationId).
+func (c *Client) ListKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListKeysRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateKeyWithBody Create an API key
+//
+// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+func (c *Client) CreateKeyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateKeyRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateKey Create an API key
+//
+// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+func (c *Client) CreateKey(ctx context.Context, body CreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateKeyRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeKey Revoke an API key
+//
+// The key stops working on every node at once. It stays in the list, with revoked_at; revoking it again changes nothing. Needs an API key with the admin scope.
+//
+// Corresponds with DELETE /v1/keys/{id} (the `RevokeKey` operationId).
+func (c *Client) RevokeKey(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListSchedules List all schedules
+//
+//	Needs an API key with the admin scope.
 //
 // Corresponds with GET /v1/schedules (the `ListSchedules` operationId).
 func (c *Client) ListSchedules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2278,6 +2586,107 @@ func NewCancelInvocationRequest(server string, id int64) (*http.Request, error) 
 	return req, nil
 }
 
+// NewListKeysRequest constructs an http.Request for the ListKeys method
+func NewListKeysRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateKeyRequest calls the generic CreateKey builder with application/json body
+func NewCreateKeyRequest(server string, body CreateKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateKeyRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateKeyRequestWithBody constructs an http.Request for the CreateKey method, with any body, and a specified content type
+func NewCreateKeyRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeKeyRequest constructs an http.Request for the RevokeKey method
+func NewRevokeKeyRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/keys/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListSchedulesRequest constructs an http.Request for the ListSchedules method
 func NewListSchedulesRequest(server string) (*http.Request, error) {
 	var err error
@@ -2351,7 +2760,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionDeleteWithResponse Call a function (DELETE)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2360,7 +2769,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionGetWithResponse Call a function (GET)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2369,7 +2778,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPatchWithBodyWithResponse Call a function (PATCH)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2378,7 +2787,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPostWithBodyWithResponse Call a function (POST)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2387,7 +2796,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPutWithBodyWithResponse Call a function (PUT)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2414,7 +2823,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListFunctionsWithResponse List functions
 	//
-	// Every function, by name, without sources.
+	// Every function, by name, without sources. Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2423,7 +2832,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteFunctionWithResponse Delete a function
 	//
-	// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them.
+	// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them. Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2432,7 +2841,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetFunctionWithResponse Get a function
 	//
-	// The function with its current source.
+	// The function with its current source. Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2441,7 +2850,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutFunctionWithBodyWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2450,7 +2859,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutFunctionWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2459,7 +2868,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetFunctionEnvWithResponse Get a function's configuration
 	//
-	// Its configuration values, and the names (never the values) of its secrets.
+	// Its configuration values, and the names (never the values) of its secrets. Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2468,7 +2877,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteFunctionEnvWithResponse Delete a configuration value
 	//
-	// Deletes a configuration value (env.KEY in the script).
+	// Deletes a configuration value (env.KEY in the script). Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2477,7 +2886,7 @@ type ClientWithResponsesInterface interface {
 
 	// SetFunctionEnvWithBodyWithResponse Set a configuration value
 	//
-	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2486,7 +2895,7 @@ type ClientWithResponsesInterface interface {
 
 	// SetFunctionEnvWithResponse Set a configuration value
 	//
-	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+	// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2495,7 +2904,7 @@ type ClientWithResponsesInterface interface {
 
 	// InvokeFunctionWithBodyWithResponse Invoke a function
 	//
-	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2504,7 +2913,7 @@ type ClientWithResponsesInterface interface {
 
 	// InvokeFunctionWithResponse Invoke a function
 	//
-	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+	// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2513,12 +2922,16 @@ type ClientWithResponsesInterface interface {
 
 	// ListFunctionSchedulesWithResponse List a function's schedules
 	//
+	//  Needs an API key with the admin scope.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/functions/{name}/schedules (the `ListFunctionSchedules` operationId).
 	ListFunctionSchedulesWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListFunctionSchedulesResponse, error)
 
 	// DeleteScheduleWithResponse Delete a schedule
+	//
+	//  Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2527,7 +2940,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutScheduleWithBodyWithResponse Create or replace a schedule
 	//
-	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2536,7 +2949,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutScheduleWithResponse Create or replace a schedule
 	//
-	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+	// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2545,7 +2958,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteFunctionSecretWithResponse Delete a secret
 	//
-	// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error).
+	// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2554,7 +2967,7 @@ type ClientWithResponsesInterface interface {
 
 	// SetFunctionSecretWithBodyWithResponse Set a secret
 	//
-	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2563,7 +2976,7 @@ type ClientWithResponsesInterface interface {
 
 	// SetFunctionSecretWithResponse Set a secret
 	//
-	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+	// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2572,7 +2985,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListInvocationsWithResponse List invocations
 	//
-	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next".
+	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2581,7 +2994,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetInvocationWithResponse Get an invocation
 	//
-	// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way.
+	// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way. Needs an API key with the invoke scope (or admin).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2590,14 +3003,52 @@ type ClientWithResponsesInterface interface {
 
 	// CancelInvocationWithResponse Cancel an invocation
 	//
-	// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise.
+	// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise. Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/invocations/{id}/cancel (the `CancelInvocation` operationId).
 	CancelInvocationWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*CancelInvocationResponse, error)
 
+	// ListKeysWithResponse List API keys
+	//
+	// Every key, revoked ones included, oldest first; never the keys themselves. Needs an API key with the admin scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/keys (the `ListKeys` operationId).
+	ListKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListKeysResponse, error)
+
+	// CreateKeyWithBodyWithResponse Create an API key
+	//
+	// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+	CreateKeyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateKeyResponse, error)
+
+	// CreateKeyWithResponse Create an API key
+	//
+	// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+	CreateKeyWithResponse(ctx context.Context, body CreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateKeyResponse, error)
+
+	// RevokeKeyWithResponse Revoke an API key
+	//
+	// The key stops working on every node at once. It stays in the list, with revoked_at; revoking it again changes nothing. Needs an API key with the admin scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/keys/{id} (the `RevokeKey` operationId).
+	RevokeKeyWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*RevokeKeyResponse, error)
+
 	// ListSchedulesWithResponse List all schedules
+	//
+	//  Needs an API key with the admin scope.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2612,6 +3063,11 @@ type CallFunctionDeleteResponse200Headers struct {
 
 // CallFunctionDeleteResponse204Headers the declared response headers of an HTTP 204 response for CallFunctionDelete
 type CallFunctionDeleteResponse204Headers struct {
+	XInvocationId *int64
+}
+
+// CallFunctionDeleteResponse401Headers the declared response headers of an HTTP 401 response for CallFunctionDelete
+type CallFunctionDeleteResponse401Headers struct {
 	XInvocationId *int64
 }
 
@@ -2638,6 +3094,8 @@ type CallFunctionDeleteResponse504Headers struct {
 type CallFunctionDeleteResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *ErrorModel
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -2650,6 +3108,8 @@ type CallFunctionDeleteResponse struct {
 	Headers200 *CallFunctionDeleteResponse200Headers
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *CallFunctionDeleteResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CallFunctionDeleteResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CallFunctionDeleteResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -2658,6 +3118,11 @@ type CallFunctionDeleteResponse struct {
 	Headers500 *CallFunctionDeleteResponse500Headers
 	// Headers504 the parsed response headers for an HTTP 504 response
 	Headers504 *CallFunctionDeleteResponse504Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CallFunctionDeleteResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -2719,6 +3184,11 @@ type CallFunctionGetResponse204Headers struct {
 	XInvocationId *int64
 }
 
+// CallFunctionGetResponse401Headers the declared response headers of an HTTP 401 response for CallFunctionGet
+type CallFunctionGetResponse401Headers struct {
+	XInvocationId *int64
+}
+
 // CallFunctionGetResponse404Headers the declared response headers of an HTTP 404 response for CallFunctionGet
 type CallFunctionGetResponse404Headers struct {
 	XInvocationId *int64
@@ -2742,6 +3212,8 @@ type CallFunctionGetResponse504Headers struct {
 type CallFunctionGetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *ErrorModel
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -2754,6 +3226,8 @@ type CallFunctionGetResponse struct {
 	Headers200 *CallFunctionGetResponse200Headers
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *CallFunctionGetResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CallFunctionGetResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CallFunctionGetResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -2762,6 +3236,11 @@ type CallFunctionGetResponse struct {
 	Headers500 *CallFunctionGetResponse500Headers
 	// Headers504 the parsed response headers for an HTTP 504 response
 	Headers504 *CallFunctionGetResponse504Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CallFunctionGetResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -2823,6 +3302,11 @@ type CallFunctionPatchResponse204Headers struct {
 	XInvocationId *int64
 }
 
+// CallFunctionPatchResponse401Headers the declared response headers of an HTTP 401 response for CallFunctionPatch
+type CallFunctionPatchResponse401Headers struct {
+	XInvocationId *int64
+}
+
 // CallFunctionPatchResponse404Headers the declared response headers of an HTTP 404 response for CallFunctionPatch
 type CallFunctionPatchResponse404Headers struct {
 	XInvocationId *int64
@@ -2846,6 +3330,8 @@ type CallFunctionPatchResponse504Headers struct {
 type CallFunctionPatchResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *ErrorModel
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -2858,6 +3344,8 @@ type CallFunctionPatchResponse struct {
 	Headers200 *CallFunctionPatchResponse200Headers
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *CallFunctionPatchResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CallFunctionPatchResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CallFunctionPatchResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -2866,6 +3354,11 @@ type CallFunctionPatchResponse struct {
 	Headers500 *CallFunctionPatchResponse500Headers
 	// Headers504 the parsed response headers for an HTTP 504 response
 	Headers504 *CallFunctionPatchResponse504Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CallFunctionPatchResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -2927,6 +3420,11 @@ type CallFunctionPostResponse204Headers struct {
 	XInvocationId *int64
 }
 
+// CallFunctionPostResponse401Headers the declared response headers of an HTTP 401 response for CallFunctionPost
+type CallFunctionPostResponse401Headers struct {
+	XInvocationId *int64
+}
+
 // CallFunctionPostResponse404Headers the declared response headers of an HTTP 404 response for CallFunctionPost
 type CallFunctionPostResponse404Headers struct {
 	XInvocationId *int64
@@ -2950,6 +3448,8 @@ type CallFunctionPostResponse504Headers struct {
 type CallFunctionPostResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *ErrorModel
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -2962,6 +3462,8 @@ type CallFunctionPostResponse struct {
 	Headers200 *CallFunctionPostResponse200Headers
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *CallFunctionPostResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CallFunctionPostResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CallFunctionPostResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -2970,6 +3472,11 @@ type CallFunctionPostResponse struct {
 	Headers500 *CallFunctionPostResponse500Headers
 	// Headers504 the parsed response headers for an HTTP 504 response
 	Headers504 *CallFunctionPostResponse504Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CallFunctionPostResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -3031,6 +3538,11 @@ type CallFunctionPutResponse204Headers struct {
 	XInvocationId *int64
 }
 
+// CallFunctionPutResponse401Headers the declared response headers of an HTTP 401 response for CallFunctionPut
+type CallFunctionPutResponse401Headers struct {
+	XInvocationId *int64
+}
+
 // CallFunctionPutResponse404Headers the declared response headers of an HTTP 404 response for CallFunctionPut
 type CallFunctionPutResponse404Headers struct {
 	XInvocationId *int64
@@ -3054,6 +3566,8 @@ type CallFunctionPutResponse504Headers struct {
 type CallFunctionPutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *ErrorModel
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -3066,6 +3580,8 @@ type CallFunctionPutResponse struct {
 	Headers200 *CallFunctionPutResponse200Headers
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *CallFunctionPutResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CallFunctionPutResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CallFunctionPutResponse404Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
@@ -3074,6 +3590,11 @@ type CallFunctionPutResponse struct {
 	Headers500 *CallFunctionPutResponse500Headers
 	// Headers504 the parsed response headers for an HTTP 504 response
 	Headers504 *CallFunctionPutResponse504Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CallFunctionPutResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -3228,18 +3749,39 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListFunctionsResponse401Headers the declared response headers of an HTTP 401 response for ListFunctions
+type ListFunctionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
 type ListFunctionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ListFunctionsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListFunctionsResponse401Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListFunctionsResponse) GetJSON200() *ListFunctionsOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListFunctionsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListFunctionsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3717,18 +4259,39 @@ func (r InvokeFunctionResponse) ContentType() string {
 	return ""
 }
 
+// ListFunctionSchedulesResponse401Headers the declared response headers of an HTTP 401 response for ListFunctionSchedules
+type ListFunctionSchedulesResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
 type ListFunctionSchedulesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ListSchedulesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListFunctionSchedulesResponse401Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListFunctionSchedulesResponse) GetJSON200() *ListSchedulesOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListFunctionSchedulesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListFunctionSchedulesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4004,20 +4567,41 @@ type ListInvocationsResponse200Headers struct {
 	Link *string
 }
 
+// ListInvocationsResponse401Headers the declared response headers of an HTTP 401 response for ListInvocations
+type ListInvocationsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
 type ListInvocationsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ListInvocationsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *ErrorModel
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListInvocationsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListInvocationsResponse401Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListInvocationsResponse) GetJSON200() *ListInvocationsOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListInvocationsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListInvocationsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4185,18 +4769,239 @@ func (r CancelInvocationResponse) ContentType() string {
 	return ""
 }
 
+// ListKeysResponse401Headers the declared response headers of an HTTP 401 response for ListKeys
+type ListKeysResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type ListKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListKeysOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListKeysResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListKeysResponse) GetJSON200() *ListKeysOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListKeysResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListKeysResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListKeysResponse) GetApplicationproblemJSONDefault() *ErrorModel {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateKeyResponse401Headers the declared response headers of an HTTP 401 response for CreateKey
+type CreateKeyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type CreateKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CreateKeyOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateKeyResponse401Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateKeyResponse) GetJSON201() *CreateKeyOutputBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSONDefault() *ErrorModel {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyBody
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeKeyResponse) GetJSON200() *KeyBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeKeyResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RevokeKeyResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokeKeyResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListSchedulesResponse401Headers the declared response headers of an HTTP 401 response for ListSchedules
+type ListSchedulesResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
 type ListSchedulesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ListSchedulesOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListSchedulesResponse401Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListSchedulesResponse) GetJSON200() *ListSchedulesOutputBody {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSchedulesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSchedulesResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4235,7 +5040,7 @@ func (r ListSchedulesResponse) ContentType() string {
 
 // CallFunctionDeleteWithResponse Call a function (DELETE)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4250,7 +5055,7 @@ func (c *ClientWithResponses) CallFunctionDeleteWithResponse(ctx context.Context
 
 // CallFunctionGetWithResponse Call a function (GET)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4265,7 +5070,7 @@ func (c *ClientWithResponses) CallFunctionGetWithResponse(ctx context.Context, n
 
 // CallFunctionPatchWithBodyWithResponse Call a function (PATCH)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4280,7 +5085,7 @@ func (c *ClientWithResponses) CallFunctionPatchWithBodyWithResponse(ctx context.
 
 // CallFunctionPostWithBodyWithResponse Call a function (POST)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4295,7 +5100,7 @@ func (c *ClientWithResponses) CallFunctionPostWithBodyWithResponse(ctx context.C
 
 // CallFunctionPutWithBodyWithResponse Call a function (PUT)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4340,7 +5145,7 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 
 // ListFunctionsWithResponse List functions
 //
-// Every function, by name, without sources.
+// Every function, by name, without sources. Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4355,7 +5160,7 @@ func (c *ClientWithResponses) ListFunctionsWithResponse(ctx context.Context, req
 
 // DeleteFunctionWithResponse Delete a function
 //
-// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them.
+// Deletes the function and its versions. Its invocations are kept; any still queued fail when a worker reaches them. Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4370,7 +5175,7 @@ func (c *ClientWithResponses) DeleteFunctionWithResponse(ctx context.Context, na
 
 // GetFunctionWithResponse Get a function
 //
-// The function with its current source.
+// The function with its current source. Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4385,7 +5190,7 @@ func (c *ClientWithResponses) GetFunctionWithResponse(ctx context.Context, name 
 
 // PutFunctionWithBodyWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4400,7 +5205,7 @@ func (c *ClientWithResponses) PutFunctionWithBodyWithResponse(ctx context.Contex
 
 // PutFunctionWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4415,7 +5220,7 @@ func (c *ClientWithResponses) PutFunctionWithResponse(ctx context.Context, name 
 
 // GetFunctionEnvWithResponse Get a function's configuration
 //
-// Its configuration values, and the names (never the values) of its secrets.
+// Its configuration values, and the names (never the values) of its secrets. Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4430,7 +5235,7 @@ func (c *ClientWithResponses) GetFunctionEnvWithResponse(ctx context.Context, na
 
 // DeleteFunctionEnvWithResponse Delete a configuration value
 //
-// Deletes a configuration value (env.KEY in the script).
+// Deletes a configuration value (env.KEY in the script). Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4445,7 +5250,7 @@ func (c *ClientWithResponses) DeleteFunctionEnvWithResponse(ctx context.Context,
 
 // SetFunctionEnvWithBodyWithResponse Set a configuration value
 //
-// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4460,7 +5265,7 @@ func (c *ClientWithResponses) SetFunctionEnvWithBodyWithResponse(ctx context.Con
 
 // SetFunctionEnvWithResponse Set a configuration value
 //
-// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards.
+// Sets a configuration value (env.KEY in the script). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4475,7 +5280,7 @@ func (c *ClientWithResponses) SetFunctionEnvWithResponse(ctx context.Context, na
 
 // InvokeFunctionWithBodyWithResponse Invoke a function
 //
-// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4490,7 +5295,7 @@ func (c *ClientWithResponses) InvokeFunctionWithBodyWithResponse(ctx context.Con
 
 // InvokeFunctionWithResponse Invoke a function
 //
-// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once.
+// Runs the function with a JSON payload (req.payload; req.trigger is "api"). By default the call waits and answers 200 with the finished invocation; with async it answers 202 with the queued invocation and a Location header. Asynchronous invocations get the function's max_attempts; synchronous ones run once. Needs an API key with the invoke scope (or admin).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4505,6 +5310,8 @@ func (c *ClientWithResponses) InvokeFunctionWithResponse(ctx context.Context, na
 
 // ListFunctionSchedulesWithResponse List a function's schedules
 //
+//	Needs an API key with the admin scope.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/functions/{name}/schedules (the `ListFunctionSchedules` operationId).
@@ -4517,6 +5324,8 @@ func (c *ClientWithResponses) ListFunctionSchedulesWithResponse(ctx context.Cont
 }
 
 // DeleteScheduleWithResponse Delete a schedule
+//
+//	Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4531,7 +5340,7 @@ func (c *ClientWithResponses) DeleteScheduleWithResponse(ctx context.Context, na
 
 // PutScheduleWithBodyWithResponse Create or replace a schedule
 //
-// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4546,7 +5355,7 @@ func (c *ClientWithResponses) PutScheduleWithBodyWithResponse(ctx context.Contex
 
 // PutScheduleWithResponse Create or replace a schedule
 //
-// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200.
+// Invokes the function (trigger schedule) on every tick of the cron expression, exactly once per tick however many workers run. Ticks missed while no worker ran are not replayed in a burst: a schedule that was due several times fires once, for its latest tick. Answers 201 when new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4561,7 +5370,7 @@ func (c *ClientWithResponses) PutScheduleWithResponse(ctx context.Context, name 
 
 // DeleteFunctionSecretWithResponse Delete a secret
 //
-// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error).
+// Deletes a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4576,7 +5385,7 @@ func (c *ClientWithResponses) DeleteFunctionSecretWithResponse(ctx context.Conte
 
 // SetFunctionSecretWithBodyWithResponse Set a secret
 //
-// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4591,7 +5400,7 @@ func (c *ClientWithResponses) SetFunctionSecretWithBodyWithResponse(ctx context.
 
 // SetFunctionSecretWithResponse Set a secret
 //
-// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards.
+// Sets a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error). It reaches invocations that start afterwards. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4606,7 +5415,7 @@ func (c *ClientWithResponses) SetFunctionSecretWithResponse(ctx context.Context,
 
 // ListInvocationsWithResponse List invocations
 //
-// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next".
+// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4621,7 +5430,7 @@ func (c *ClientWithResponses) ListInvocationsWithResponse(ctx context.Context, p
 
 // GetInvocationWithResponse Get an invocation
 //
-// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way.
+// The invocation row: status, timings, request, result, error and logs. With ?wait= the answer waits for the invocation to finish (woken by the database's notification, not by polling) and returns its state when the wait ends either way. Needs an API key with the invoke scope (or admin).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4636,7 +5445,7 @@ func (c *ClientWithResponses) GetInvocationWithResponse(ctx context.Context, id 
 
 // CancelInvocationWithResponse Cancel an invocation
 //
-// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise.
+// A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise. Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4649,7 +5458,69 @@ func (c *ClientWithResponses) CancelInvocationWithResponse(ctx context.Context, 
 	return ParseCancelInvocationResponse(rsp)
 }
 
+// ListKeysWithResponse List API keys
+//
+// Every key, revoked ones included, oldest first; never the keys themselves. Needs an API key with the admin scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/keys (the `ListKeys` operationId).
+func (c *ClientWithResponses) ListKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListKeysResponse, error) {
+	rsp, err := c.ListKeys(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListKeysResponse(rsp)
+}
+
+// CreateKeyWithBodyWithResponse Create an API key
+//
+// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+func (c *ClientWithResponses) CreateKeyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateKeyResponse, error) {
+	rsp, err := c.CreateKeyWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateKeyResponse(rsp)
+}
+
+// CreateKeyWithResponse Create an API key
+//
+// Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database. Needs an API key with the admin scope.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/keys (the `CreateKey` operationId).
+func (c *ClientWithResponses) CreateKeyWithResponse(ctx context.Context, body CreateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateKeyResponse, error) {
+	rsp, err := c.CreateKey(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateKeyResponse(rsp)
+}
+
+// RevokeKeyWithResponse Revoke an API key
+//
+// The key stops working on every node at once. It stays in the list, with revoked_at; revoking it again changes nothing. Needs an API key with the admin scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/keys/{id} (the `RevokeKey` operationId).
+func (c *ClientWithResponses) RevokeKeyWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*RevokeKeyResponse, error) {
+	rsp, err := c.RevokeKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeKeyResponse(rsp)
+}
+
 // ListSchedulesWithResponse List all schedules
+//
+//	Needs an API key with the admin scope.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4678,6 +5549,13 @@ func ParseCallFunctionDeleteResponse(rsp *http.Response) (*CallFunctionDeleteRes
 	switch {
 	case rsp.StatusCode == 204:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ErrorModel
@@ -4730,6 +5608,16 @@ func ParseCallFunctionDeleteResponse(rsp *http.Response) (*CallFunctionDeleteRes
 			headers.XInvocationId = &value
 		}
 		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers CallFunctionDeleteResponse401Headers
+		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Invocation-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XInvocationId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers CallFunctionDeleteResponse404Headers
 		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
@@ -4792,6 +5680,13 @@ func ParseCallFunctionGetResponse(rsp *http.Response) (*CallFunctionGetResponse,
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4843,6 +5738,16 @@ func ParseCallFunctionGetResponse(rsp *http.Response) (*CallFunctionGetResponse,
 			headers.XInvocationId = &value
 		}
 		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers CallFunctionGetResponse401Headers
+		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Invocation-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XInvocationId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers CallFunctionGetResponse404Headers
 		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
@@ -4905,6 +5810,13 @@ func ParseCallFunctionPatchResponse(rsp *http.Response) (*CallFunctionPatchRespo
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4956,6 +5868,16 @@ func ParseCallFunctionPatchResponse(rsp *http.Response) (*CallFunctionPatchRespo
 			headers.XInvocationId = &value
 		}
 		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers CallFunctionPatchResponse401Headers
+		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Invocation-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XInvocationId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers CallFunctionPatchResponse404Headers
 		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
@@ -5018,6 +5940,13 @@ func ParseCallFunctionPostResponse(rsp *http.Response) (*CallFunctionPostRespons
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5069,6 +5998,16 @@ func ParseCallFunctionPostResponse(rsp *http.Response) (*CallFunctionPostRespons
 			headers.XInvocationId = &value
 		}
 		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers CallFunctionPostResponse401Headers
+		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Invocation-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XInvocationId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers CallFunctionPostResponse404Headers
 		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
@@ -5131,6 +6070,13 @@ func ParseCallFunctionPutResponse(rsp *http.Response) (*CallFunctionPutResponse,
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5182,6 +6128,16 @@ func ParseCallFunctionPutResponse(rsp *http.Response) (*CallFunctionPutResponse,
 			headers.XInvocationId = &value
 		}
 		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers CallFunctionPutResponse401Headers
+		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Invocation-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XInvocationId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers CallFunctionPutResponse404Headers
 		if values := rsp.Header.Values("X-Invocation-Id"); len(values) > 0 {
@@ -5321,6 +6277,20 @@ func ParseListFunctionsResponse(rsp *http.Response) (*ListFunctionsResponse, err
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5328,6 +6298,19 @@ func ParseListFunctionsResponse(rsp *http.Response) (*ListFunctionsResponse, err
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListFunctionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -5708,6 +6691,20 @@ func ParseListFunctionSchedulesResponse(rsp *http.Response) (*ListFunctionSchedu
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5715,6 +6712,19 @@ func ParseListFunctionSchedulesResponse(rsp *http.Response) (*ListFunctionSchedu
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListFunctionSchedulesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -5924,6 +6934,20 @@ func ParseListInvocationsResponse(rsp *http.Response) (*ListInvocationsResponse,
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5944,6 +6968,16 @@ func ParseListInvocationsResponse(rsp *http.Response) (*ListInvocationsResponse,
 			headers.Link = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListInvocationsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -6050,6 +7084,173 @@ func ParseCancelInvocationResponse(rsp *http.Response) (*CancelInvocationRespons
 	return response, nil
 }
 
+// ParseListKeysResponse parses an HTTP response from a ListKeysWithResponse call
+func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListKeysOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListKeysResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateKeyResponse parses an HTTP response from a CreateKeyWithResponse call
+func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CreateKeyOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreateKeyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeKeyResponse parses an HTTP response from a RevokeKeyWithResponse call
+func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListSchedulesResponse parses an HTTP response from a ListSchedulesWithResponse call
 func ParseListSchedulesResponse(rsp *http.Response) (*ListSchedulesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6071,6 +7272,20 @@ func ParseListSchedulesResponse(rsp *http.Response) (*ListSchedulesResponse, err
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6078,6 +7293,19 @@ func ParseListSchedulesResponse(rsp *http.Response) (*ListSchedulesResponse, err
 		}
 		response.ApplicationproblemJSONDefault = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListSchedulesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
