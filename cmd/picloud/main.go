@@ -31,6 +31,10 @@ type cli struct {
 	Migrate migrateCmd `cmd:"" help:"Apply database migrations; idempotent and safe when several processes run it at once."`
 	OpenAPI openapiCmd `cmd:"" name:"openapi" help:"Write the OpenAPI documents (3.1 and 3.0)."`
 	Stats   statsCmd   `cmd:"" help:"Measurements: what an idle node costs."`
+	Fn      fnCmd      `cmd:"" name:"fn" help:"Deploy, list, show and delete functions on a server."`
+	Invoke  invokeCmd  `cmd:"" help:"Invoke a function through the API and print its result (or, with --async, its invocation id)."`
+	Inv     invCmd     `cmd:"" name:"inv" help:"Show, list and cancel invocations."`
+	Logs    logsCmd    `cmd:"" help:"Print the log lines of an invocation."`
 }
 
 type logFlags struct {
@@ -51,12 +55,12 @@ func main() {
 	// become one before anything else runs.
 	executor.RunSandboxIfChild()
 	var c cli
-	kctx := kong.Parse(&c, kongOptions()...)
+	kctx := parse(&c, os.Args[1:])
 	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, kctx, c.Log.logger()); err != nil {
 		fmt.Fprintln(os.Stderr, "picloud:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
