@@ -206,6 +206,21 @@ func TestClientCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("inv cancel", func(t *testing.T) {
+		ok(t, "fn", "deploy", "loop", functionsDir+"loop.lua", "--timeout", "60s", "--max-instructions", "100000000000")
+		id := strings.TrimSpace(ok(t, "invoke", "loop", "--async"))
+		if out := ok(t, "inv", "cancel", id); out != "cancelled "+id+"\n" {
+			t.Errorf("inv cancel printed %q", out)
+		}
+		r := runClient(t, "inv", "get", id, "--wait", "10s")
+		if r.code() != exitRunFail || !strings.HasPrefix(r.err.Error(), "invocation "+id+" cancelled") {
+			t.Errorf("inv get of a cancelled invocation: exit %d, %v", r.code(), r.err)
+		}
+		if r := runClient(t, "inv", "cancel", asyncID); r.code() != exitFailure || !strings.HasPrefix(r.err.Error(), "409 Conflict: ") {
+			t.Errorf("cancelling a finished invocation: exit %d, %v", r.code(), r.err)
+		}
+	})
+
 	invokeKey := p.Key(t, "invoke")
 	syntaxError := filepath.Join(t.TempDir(), "bad.lua")
 	if err := os.WriteFile(syntaxError, []byte("function handle(req)\n"), 0o600); err != nil {
