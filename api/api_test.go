@@ -78,6 +78,8 @@ func do(t testing.TB, method, url string, body any, header ...string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
+	res.Body = io.NopCloser(bytes.NewReader(data))
+	checkAgainstSpec(t, req, res)
 	return response{status: res.StatusCode, header: res.Header, body: data}
 }
 

@@ -38,6 +38,7 @@ var invokeOperations = map[string]bool{
 }
 
 func describeSecurity(hc *huma.Config) {
+	hc.Security = []map[string][]string{{securityScheme: {}}}
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		securityScheme: {
 			Type:   "http",
@@ -55,7 +56,12 @@ func describeSecurity(hc *huma.Config) {
 func (s *Server) secureOperations() {
 	for _, item := range s.api.OpenAPI().Paths {
 		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch} {
-			if op == nil || op.Metadata["access"] == accessPublic || strings.HasPrefix(op.Path, "/fn/") {
+			if op == nil || strings.HasPrefix(op.Path, "/fn/") {
+				continue
+			}
+			if op.Metadata["access"] == accessPublic {
+				// An empty requirement: no key, said explicitly.
+				op.Security = []map[string][]string{{}}
 				continue
 			}
 			need := accessAdmin
@@ -81,16 +87,16 @@ func (s *Server) secureOperations() {
 	}
 }
 
-// publicOperation marks an operation that needs no key.
-func publicOperation(op *huma.Operation) {
-	op.Metadata = map[string]any{"access": accessPublic}
-	op.Security = []map[string][]string{}
-}
-
 func addAuthResponses(op *huma.Operation) {
-	problem := op.Responses["default"]
+	var problem *huma.Response
+	for status, res := range op.Responses {
+		if (status == "default" || status[0] == '4') && res.Content["application/problem+json"] != nil {
+			problem = res
+			break
+		}
+	}
 	if problem == nil {
-		return
+		panic("operation " + op.OperationID + " documents no problem+json response to copy")
 	}
 	unauthorized := *problem
 	unauthorized.Description = "No API key, or one that is unknown or revoked (problem+json)."

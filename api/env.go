@@ -13,15 +13,15 @@ import (
 
 // EnvBody is a function's configuration; secrets are listed by name only.
 type EnvBody struct {
-	Env     map[string]string `json:"env" doc:"Configuration values, env.NAME in the script."`
-	Secrets []string          `json:"secrets" doc:"Names of the secrets, secrets.NAME in the script; their values are never returned."`
+	Env     map[string]string `json:"env" example:"{\"API_URL\": \"https://api.example.com\"}" doc:"Configuration values, env.NAME in the script."`
+	Secrets []string          `json:"secrets" example:"[\"API_TOKEN\"]" doc:"Names of the secrets, secrets.NAME in the script; their values are never returned."`
 }
 
 type setEnvInput struct {
 	Name string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" doc:"Function name."`
 	Key  string `path:"key" pattern:"^[A-Za-z_][A-Za-z0-9_]{0,127}$" doc:"Name of the value."`
 	Body struct {
-		Value string `json:"value" maxLength:"65536" doc:"The value."`
+		Value string `json:"value" maxLength:"65536" example:"https://api.example.com" doc:"The value."`
 	}
 }
 

@@ -132,9 +132,9 @@ type invokeInput struct {
 	Name              string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Function name."`
 	IdempotencyHeader string `header:"Idempotency-Key" maxLength:"255" doc:"Same as idempotency_key in the body; the body wins when both are set."`
 	Body              struct {
-		Payload        any        `json:"payload,omitempty" doc:"Any JSON value; the script sees it as req.payload."`
+		Payload        any        `json:"payload,omitempty" example:"{\"name\": \"Ada\"}" doc:"Any JSON value; the script sees it as req.payload."`
 		Async          bool       `json:"async,omitempty" doc:"Answer 202 at once instead of waiting for the result."`
-		IdempotencyKey string     `json:"idempotency_key,omitempty" maxLength:"255" doc:"A repeated call with the same key for the same function, within 24 h, returns the first invocation instead of running again."`
+		IdempotencyKey string     `json:"idempotency_key,omitempty" maxLength:"255" example:"order-1234" doc:"A repeated call with the same key for the same function, within 24 h, returns the first invocation instead of running again."`
 		RunAt          *time.Time `json:"run_at,omitempty" doc:"Run at this time instead of now; needs async."`
 		TimeoutMS      int        `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" doc:"Wall-clock limit of an attempt, overriding the function's."`
 	}
