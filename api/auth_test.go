@@ -193,3 +193,19 @@ func TestFunctionAuth(t *testing.T) {
 		t.Errorf("a key reached the log:\n%s", logs.String())
 	}
 }
+
+// TestRequestLimits: a source over MaxSourceBytes is refused with a 422
+// naming the field, not cut off by the body limit; /fn bodies stop at
+// MaxBodyBytes with a 413.
+func TestRequestLimits(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{})
+	srv := httptest.NewServer(api.New(api.Config{Queue: p.Client, DisableAuth: true, MaxBodyBytes: 1000}))
+	t.Cleanup(srv.Close)
+	long := "-- " + strings.Repeat("x", api.MaxSourceBytes) + "\nfunction handle() end"
+	assertProblem(t, do(t, http.MethodPut, srv.URL+"/v1/functions/big", map[string]string{"source": long}), http.StatusUnprocessableEntity, "validation failed")
+	deploy(t, srv.URL, "echo", "echo.lua")
+	assertProblem(t, do(t, http.MethodPost, srv.URL+"/fn/echo", strings.Repeat("y", 1001)), http.StatusRequestEntityTooLarge, "1000 bytes")
+	if res := do(t, http.MethodPost, srv.URL+"/fn/echo", `{"ok": true}`); res.status != http.StatusOK {
+		t.Errorf("a small body: %d %s", res.status, res.body)
+	}
+}

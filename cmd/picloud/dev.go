@@ -47,6 +47,13 @@ func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	c.noAuth = !c.Auth
 	n := node{api: &c.apiFlags, worker: &c.workerFlags, nodeFlags: c.nodeFlags}
 	err := n.run(ctx, logger, databaseURL, func(baseURL string) {
+		if c.Auth {
+			fmt.Fprintf(os.Stderr, `
+API keys are required. Make one with:
+  DATABASE_URL='%s' picloud keys create --scope admin
+and send it as -H "Authorization: Bearer <key>".
+`, databaseURL)
+		}
 		fmt.Fprintf(os.Stderr, `
 PiCloud is running at %[1]s
 
