@@ -59,10 +59,10 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (Enqueued, error) {
 		return Enqueued{}, &InvalidOptionsError{fmt.Sprintf("timeout must be between 1 ms and %v", MaxTimeout)}
 	}
 	params := db.EnqueueInvocationParams{
-		Function:    p.Function,
-		Trigger:     string(p.Trigger),
-		Payload:     p.Payload,
-		TimeoutMs:   optionalMillis(p.Timeout),
+		Function:      p.Function,
+		Trigger:       string(p.Trigger),
+		Payload:       p.Payload,
+		TimeoutMs:     optionalMillis(p.Timeout),
 		MaxAttempts:   optionalInt(p.MaxAttempts),
 		Authenticated: p.Authenticated,
 	}

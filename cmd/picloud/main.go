@@ -35,6 +35,7 @@ type cli struct {
 	Invoke  invokeCmd  `cmd:"" help:"Invoke a function through the API and print its result (or, with --async, its invocation id)."`
 	Inv     invCmd     `cmd:"" name:"inv" help:"Show, list and cancel invocations."`
 	Logs    logsCmd    `cmd:"" help:"Print the log lines of an invocation."`
+	Keys    keysCmd    `cmd:"" help:"Create, list and revoke API keys, straight in the database (DATABASE_URL)."`
 }
 
 type logFlags struct {

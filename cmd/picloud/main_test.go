@@ -65,9 +65,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// serveAndCall starts a serving command, deploys hello, calls it, and stops
-// the command the way a signal does.
-func serveAndCall(t *testing.T, args ...string) {
+// serveAndCall starts a serving command, deploys hello with key (none when
+// empty), calls it, and stops the command the way a signal does.
+func serveAndCall(t *testing.T, key string, args ...string) {
 	t.Helper()
 	addr := freeAddr(t)
 	ctx, stop := context.WithCancel(context.Background())
@@ -102,6 +102,16 @@ func serveAndCall(t *testing.T, args ...string) {
 	body, _ := jsonString(string(source))
 	req, _ := http.NewRequest(http.MethodPut, base+"/v1/functions/hello", strings.NewReader(`{"source":`+body+`}`))
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		unauthenticated, err := http.DefaultClient.Do(req.Clone(context.Background()))
+		if err != nil || unauthenticated.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("deploy without a key: %v %v, want 401", unauthenticated, err)
+		}
+		unauthenticated.Body.Close()
+		req, _ = http.NewRequest(http.MethodPut, base+"/v1/functions/hello", strings.NewReader(`{"source":`+body+`}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode >= 300 {
 		t.Fatalf("deploy: %v %v", res, err)
 	}
@@ -126,12 +136,23 @@ func serveAndCall(t *testing.T, args ...string) {
 	}
 }
 
+// TestServe: serve requires API keys; the operator's first one comes from
+// picloud keys create against the database.
 func TestServe(t *testing.T) {
-	serveAndCall(t, "serve", "--database-url", dbtest.CreateDatabase(t))
+	url := dbtest.CreateDatabase(t)
+	if err := runCLI(context.Background(), t, "migrate", "--database-url", url); err != nil {
+		t.Fatal(err)
+	}
+	key, err := runKeys(t, "keys", "--database-url", url, "create", "--scope", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveAndCall(t, strings.TrimSpace(key), "serve", "--database-url", url)
 }
 
+// TestDevOnDatabaseURL: dev runs with authentication off by default.
 func TestDevOnDatabaseURL(t *testing.T) {
-	serveAndCall(t, "dev", "--database-url", dbtest.CreateDatabase(t))
+	serveAndCall(t, "", "dev", "--database-url", dbtest.CreateDatabase(t))
 }
 
 // TestDevPrivateCluster is the README's first command on a machine with
@@ -140,7 +161,7 @@ func TestDevOnDatabaseURL(t *testing.T) {
 func TestDevPrivateCluster(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
 	dataDir := t.TempDir()
-	serveAndCall(t, "dev", "--data-dir", dataDir)
+	serveAndCall(t, "", "dev", "--data-dir", dataDir)
 	if _, err := os.Stat(filepath.Join(dataDir, "pg", "PG_VERSION")); err != nil {
 		t.Errorf("no cluster in the data directory: %v", err)
 	}
@@ -148,7 +169,7 @@ func TestDevPrivateCluster(t *testing.T) {
 		t.Errorf("PostgreSQL still running after dev exited (postmaster.pid: %v)", err)
 	}
 	// A second start finds the function deployed by the first.
-	serveAndCall(t, "dev", "--data-dir", dataDir)
+	serveAndCall(t, "", "dev", "--data-dir", dataDir)
 }
 
 func TestMigrateCommand(t *testing.T) {

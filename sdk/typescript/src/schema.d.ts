@@ -448,11 +448,21 @@ export interface components {
             scope: "admin" | "invoke";
         };
         EnvBody: {
-            /** @description Configuration values, env.NAME in the script. */
+            /**
+             * @description Configuration values, env.NAME in the script.
+             * @example {
+             *       "API_URL": "https://api.example.com"
+             *     }
+             */
             env: {
                 [key: string]: string;
             };
-            /** @description Names of the secrets, secrets.NAME in the script; their values are never returned. */
+            /**
+             * @description Names of the secrets, secrets.NAME in the script; their values are never returned.
+             * @example [
+             *       "API_TOKEN"
+             *     ]
+             */
             secrets: string[] | null;
         };
         ErrorDetail: {
@@ -649,9 +659,17 @@ export interface components {
         InvokeInputBody: {
             /** @description Answer 202 at once instead of waiting for the result. */
             async?: boolean;
-            /** @description A repeated call with the same key for the same function, within 24 h, returns the first invocation instead of running again. */
+            /**
+             * @description A repeated call with the same key for the same function, within 24 h, returns the first invocation instead of running again.
+             * @example order-1234
+             */
             idempotency_key?: string;
-            /** @description Any JSON value; the script sees it as req.payload. */
+            /**
+             * @description Any JSON value; the script sees it as req.payload.
+             * @example {
+             *       "name": "Ada"
+             *     }
+             */
             payload?: unknown;
             /**
              * Format: date-time
@@ -830,7 +848,10 @@ export interface components {
             updated_at: string;
         };
         SetEnvInputBody: {
-            /** @description The value. */
+            /**
+             * @description The value.
+             * @example https://api.example.com
+             */
             value: string;
         };
     };
@@ -1434,6 +1455,26 @@ export interface operations {
                     "application/json": components["schemas"]["FunctionBody"];
                 };
             };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -1497,6 +1538,26 @@ export interface operations {
                     "application/json": components["schemas"]["FunctionBody"];
                 };
             };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -1535,6 +1596,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
             };
             /** @description Not Found */
             404: {
@@ -1584,6 +1665,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EnvBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
             /** @description Not Found */
@@ -1640,6 +1741,26 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -1689,6 +1810,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
             };
             /** @description Not Found */
             404: {
@@ -1756,6 +1897,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvocationBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
             /** @description Not Found */
@@ -1884,6 +2045,26 @@ export interface operations {
                     "application/json": components["schemas"]["ScheduleBody"];
                 };
             };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -1933,6 +2114,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
             };
             /** @description Not Found */
             404: {
@@ -1988,6 +2189,26 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -2037,6 +2258,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
             };
             /** @description Not Found */
             404: {
@@ -2150,6 +2391,26 @@ export interface operations {
                     "application/json": components["schemas"]["InvocationBody"];
                 };
             };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -2198,6 +2459,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvocationBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
             /** @description Not Found */
@@ -2359,6 +2640,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
             /** @description Not Found */
