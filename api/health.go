@@ -24,17 +24,20 @@ type healthOutput struct {
 const readyTimeout = 2 * time.Second
 
 // NewHealth returns a handler with only /healthz and /readyz, for a worker
-// that serves no API but must answer its orchestrator's probes.
-func NewHealth(q *queue.Client, logger *slog.Logger) http.Handler {
+// that serves no API but must answer its orchestrator's probes, and
+// /metrics when metrics is not nil. The health address is meant for the
+// orchestrator's private network, so /metrics needs no key there.
+func NewHealth(q *queue.Client, logger *slog.Logger, metrics http.Handler) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Server{config: Config{Queue: q, Logger: logger}, logger: logger, mux: http.NewServeMux()}
+	s := &Server{config: Config{Queue: q, Logger: logger, Metrics: metrics, MetricsPublic: true}, logger: logger, mux: http.NewServeMux()}
 	hc := huma.DefaultConfig("PiCloud worker", Version)
 	hc.CreateHooks = nil
 	hc.OpenAPIPath, hc.DocsPath, hc.SchemasPath = "", "", ""
 	s.api = humago.New(s.mux, hc)
 	s.registerHealth()
+	s.registerMetrics()
 	return s
 }
 

@@ -38,6 +38,11 @@ type Config struct {
 	// function's timeout for a worker to pick the invocation up; zero means
 	// 30 seconds. Past it the caller gets 504 and the invocation id.
 	QueueGrace time.Duration
+	// Metrics, when set, is served at /metrics. It names every deployed
+	// function, so it needs an admin key unless MetricsPublic is set (or
+	// DisableAuth).
+	Metrics       http.Handler
+	MetricsPublic bool
 }
 
 // Server is the HTTP handler of the api role.
@@ -77,6 +82,7 @@ func New(config Config) *Server {
 	s.registerInvocations()
 	s.registerKeys()
 	s.registerIngress()
+	s.registerMetrics()
 	s.secureOperations()
 	// The ServeMux answers unknown paths with plain text; the catch-all keeps
 	// every error of the API in problem+json.

@@ -107,7 +107,19 @@ type Result struct {
 	// expense: the script killed its sandbox process (by exhausting its
 	// memory, most likely).
 	NoRetry bool
+	// Limit names the sandbox limit that stopped the run, if one did.
+	Limit Limit
 }
+
+// Limit is a sandbox limit a run can hit.
+type Limit string
+
+// The limits a Result can name.
+const (
+	LimitTimeout      Limit = "timeout"      // wall clock (Limits.Timeout or ctx's deadline)
+	LimitMemory       Limit = "memory"       // live heap, or the sandbox process's memory
+	LimitInstructions Limit = "instructions" // VM instruction budget
+)
 
 // Config configures a Pool.
 type Config struct {
@@ -230,11 +242,17 @@ func (p *Pool) newState() (s *state, err error) {
 }
 
 func waitAborted(ctx context.Context) Result {
-	status := Cancelled
+	res := Result{Status: Cancelled, Error: "executor: waiting for a free Lua state: " + context.Cause(ctx).Error()}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		status = TimedOut
+		res.Status, res.Limit = TimedOut, LimitTimeout
 	}
-	return Result{Status: status, Error: "executor: waiting for a free Lua state: " + context.Cause(ctx).Error()}
+	return res
+}
+
+// Usage reports how many of the pool's states are running an invocation,
+// out of how many.
+func (p *Pool) Usage() (busy, capacity int) {
+	return p.size - len(p.slots), p.size
 }
 
 // Close stops accepting runs and waits until the running ones finish (each is

@@ -585,6 +585,13 @@ func TestLimits(t *testing.T) {
 			if res.Status != TimedOut || !strings.Contains(res.Error, tt.err) {
 				t.Fatalf("got %s %q, want timed_out with %q", res.Status, res.Error, tt.err)
 			}
+			wantLimit := LimitTimeout
+			if strings.Contains(tt.err, "instruction") {
+				wantLimit = LimitInstructions
+			}
+			if res.Limit != wantLimit {
+				t.Errorf("Limit = %q, want %q", res.Limit, wantLimit)
+			}
 			if elapsed > boundedBy {
 				t.Errorf("took %v", elapsed)
 			}

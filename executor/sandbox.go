@@ -225,6 +225,14 @@ func (s *Sandboxes) reap() {
 	}
 }
 
+// Usage reports how many sandbox processes are running an invocation, out
+// of how many may.
+func (s *Sandboxes) Usage() (busy, capacity int) {
+	// The reaper holds idle children for a moment while it looks at them,
+	// which counts them as busy for that moment: harmless in a gauge.
+	return s.config.Processes - len(s.slots), s.config.Processes
+}
+
 // Close stops every child once its current run ends. Idempotent.
 func (s *Sandboxes) Close() {
 	s.closeOnce.Do(func() {
@@ -404,7 +412,7 @@ func (c *child) run(ctx context.Context, id uint64, fn Function, req Request, li
 			case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 				return Result{Status: Cancelled, Error: fmt.Sprintf("%s: cancelled: %v; the sandbox did not stop within %v and was killed", fn.Name, context.Cause(ctx), c.grace)}, false
 			default:
-				return Result{Status: TimedOut, Error: fmt.Sprintf("%s: timed out; the sandbox did not stop within %v and was killed", fn.Name, c.grace)}, false
+				return Result{Status: TimedOut, Limit: LimitTimeout, Error: fmt.Sprintf("%s: timed out; the sandbox did not stop within %v and was killed", fn.Name, c.grace)}, false
 			}
 		}
 		switch {
@@ -443,16 +451,18 @@ func (c *child) diedResult() Result {
 	<-c.exited
 	head := strings.TrimSpace(c.stderr.String())
 	reason := fmt.Sprintf("exit: %v", c.waitErr)
+	var limit Limit
 	// The Go runtime says "out of memory" or "cannot allocate memory";
 	// under the race detector its allocator says "failed to allocate".
 	if strings.Contains(head, "out of memory") || strings.Contains(head, "cannot allocate memory") || strings.Contains(head, "failed to allocate") {
 		reason = fmt.Sprintf("it ran out of memory (limit %d MiB)", c.memory>>20)
+		limit = LimitMemory
 	} else if head != "" {
 		first, _, _ := strings.Cut(head, "\n")
 		reason += ": " + first
 	}
 	c.logger.Warn("executor: sandbox process died", "reason", reason)
-	return Result{Status: Failed, NoRetry: true, Error: "the sandbox running this invocation died: " + reason}
+	return Result{Status: Failed, NoRetry: true, Limit: limit, Error: "the sandbox running this invocation died: " + reason}
 }
 
 func (c *child) kill() {

@@ -88,6 +88,15 @@ func TestSandboxMemoryBombs(t *testing.T) {
 			if strings.Contains(res.Error, "ran out of memory") && !res.NoRetry {
 				t.Errorf("a run that killed its sandbox is retryable")
 			}
+			// A library refusing a huge string is an ordinary error, not
+			// the sandbox's limit.
+			wantLimit := LimitMemory
+			if strings.Contains(res.Error, "too large") {
+				wantLimit = ""
+			}
+			if res.Limit != wantLimit {
+				t.Errorf("Limit = %q, want %q", res.Limit, wantLimit)
+			}
 			if after := runIn(t, s, `function handle() return "alive" end`, Limits{}); after.Status != Succeeded || string(after.Value) != `"alive"` {
 				t.Errorf("the next run: %s %q", after.Status, after.Error)
 			}
@@ -100,8 +109,8 @@ func TestSandboxLimits(t *testing.T) {
 
 	t.Run("timeout", func(t *testing.T) {
 		res := runIn(t, s, `function handle() while true do end end`, Limits{Timeout: 200 * time.Millisecond, Instructions: 1 << 50})
-		if res.Status != TimedOut || strings.Contains(res.Error, "killed") {
-			t.Errorf("got %s %q, want timed_out from the hook, child kept", res.Status, res.Error)
+		if res.Status != TimedOut || strings.Contains(res.Error, "killed") || res.Limit != LimitTimeout {
+			t.Errorf("got %s %q (limit %q), want timed_out from the hook, child kept", res.Status, res.Error, res.Limit)
 		}
 	})
 	t.Run("uninterruptible call is killed", func(t *testing.T) {
@@ -109,8 +118,8 @@ func TestSandboxLimits(t *testing.T) {
 		// cannot interrupt it; the parent kills the child after the grace.
 		start := time.Now()
 		res := runIn(t, s, `function handle() test_block(60) end`, Limits{Timeout: 200 * time.Millisecond})
-		if res.Status != TimedOut || !strings.Contains(res.Error, "killed") {
-			t.Errorf("got %s %q", res.Status, res.Error)
+		if res.Status != TimedOut || !strings.Contains(res.Error, "killed") || res.Limit != LimitTimeout {
+			t.Errorf("got %s %q (limit %q)", res.Status, res.Error, res.Limit)
 		}
 		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("took %v", took)

@@ -86,6 +86,7 @@ type run struct {
 	logsFull  bool
 	stop      Status // non-empty once the run must end; sticky
 	stopMsg   string
+	stopLimit Limit  // which limit stopped the run, if one did
 	crashInfo string // for the operator log when stop is caused by a Go panic
 }
 
@@ -276,8 +277,8 @@ func (s *state) execute(ctx context.Context, start time.Time, fn Function, req R
 		}
 		if r.stop != "" {
 			healthy = false
-			res = Result{Status: r.stop, Error: fn.Name + ": " + r.stopMsg}
-			if r.stop == Failed {
+			res = Result{Status: r.stop, Error: fn.Name + ": " + r.stopMsg, Limit: r.stopLimit}
+			if r.stop == Failed && r.stopLimit == "" {
 				s.logger.Error("executor: Go panic in the Lua runtime; state discarded",
 					"function", fn.Name, "version", fn.Version, "error", r.stopMsg, "stack", r.crashInfo)
 			}
@@ -361,13 +362,13 @@ func (r *run) check() bool {
 		return true
 	}
 	if r.executed >= r.budget {
-		r.stop, r.stopMsg = TimedOut, fmt.Sprintf("instruction budget exhausted (%d VM instructions)", r.budget)
+		r.stop, r.stopMsg, r.stopLimit = TimedOut, fmt.Sprintf("instruction budget exhausted (%d VM instructions)", r.budget), LimitInstructions
 		return true
 	}
 	select {
 	case <-r.ctx.Done():
 		if errors.Is(r.ctx.Err(), context.DeadlineExceeded) {
-			r.stop, r.stopMsg = TimedOut, "timed out: "+context.Cause(r.ctx).Error()
+			r.stop, r.stopMsg, r.stopLimit = TimedOut, "timed out: "+context.Cause(r.ctx).Error(), LimitTimeout
 		} else {
 			r.stop, r.stopMsg = Cancelled, "cancelled: "+context.Cause(r.ctx).Error()
 		}
@@ -380,7 +381,7 @@ func (r *run) check() bool {
 		// the whole heap is this invocation's.
 		runtime.GC()
 		if r.heapBytes() > uint64(r.heapLimit) {
-			r.stop, r.stopMsg = Failed, fmt.Sprintf("memory limit exceeded (%d MiB)", r.heapLimit>>20)
+			r.stop, r.stopMsg, r.stopLimit = Failed, fmt.Sprintf("memory limit exceeded (%d MiB)", r.heapLimit>>20), LimitMemory
 			return true
 		}
 	}
@@ -390,6 +391,7 @@ func (r *run) check() bool {
 		} else {
 			r.stop, r.stopMsg = TimedOut, fmt.Sprintf("timed out after %v", r.timeout)
 		}
+		r.stopLimit = LimitTimeout
 		return true
 	}
 	return false

@@ -44,6 +44,9 @@ type Config struct {
 	// ID names this node in River's job rows (attempted_by); River picks
 	// one from the host name and the time when empty.
 	ID string
+	// Observer hears about attempts and reconnects, for metrics; nil
+	// hears nothing.
+	Observer Observer
 }
 
 // Client is PiCloud's handle on the database: it stores functions, enqueues
@@ -60,8 +63,10 @@ type Client struct {
 	keys     keyCache
 
 	// listened is set once the listener first connected; a later connect
-	// is a reconnect.
-	listened atomic.Bool
+	// is a reconnect. It is the due channel's (workers only);
+	// finishedListened is the finished channel's, which every node has.
+	listened         atomic.Bool
+	finishedListened atomic.Bool
 
 	mu         sync.Mutex
 	stopListen context.CancelFunc
@@ -75,6 +80,9 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	}
 	if config.Logger == nil {
 		config.Logger = slog.Default()
+	}
+	if config.Observer == nil {
+		config.Observer = noObserver{}
 	}
 	c := &Client{
 		pool:     pool,

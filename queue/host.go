@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type invocationHost struct {
 	invocation int64
 	function   string
 	http       *httpFetcher
+	logger     *slog.Logger // names the invocation and function
 
 	mu       sync.Mutex
 	kvOps    []kvOp
@@ -62,9 +64,9 @@ type reservedInvoke struct {
 	RunAt          *time.Time      `json:"run_at,omitempty"`
 }
 
-func newInvocationHost(c *Client, inv Invocation, httpAllow []string) *invocationHost {
+func newInvocationHost(c *Client, inv Invocation, httpAllow []string, logger *slog.Logger) *invocationHost {
 	return &invocationHost{
-		c: c, invocation: inv.ID, function: inv.Function,
+		c: c, invocation: inv.ID, function: inv.Function, logger: logger,
 		http:     newHTTPFetcher(httpAllow, c.config.HTTP),
 		kvLatest: make(map[string]kvOp),
 	}
@@ -106,7 +108,7 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 		if errors.As(err, &he) || ctx.Err() != nil {
 			return nil, err
 		}
-		h.c.logger.ErrorContext(ctx, "host call failed", "invocation", h.invocation, "function", h.function, "method", method, "error", err)
+		h.logger.ErrorContext(ctx, "host call failed", "method", method, "error", err)
 		return nil, fmt.Errorf("%s failed; the server log has the details", method)
 	}
 	return json.Marshal(result)

@@ -286,5 +286,8 @@ func (h finishedHandler) HandleNotification(ctx context.Context, n *pgconn.Notif
 }
 
 func (h finishedHandler) HandleBacklog(ctx context.Context, channel string, conn *pgx.Conn) error {
+	if h.c.finishedListened.Swap(true) {
+		h.c.config.Observer.ListenerReconnected()
+	}
 	return h.c.finished.HandleBacklog(ctx, channel, conn)
 }

@@ -65,14 +65,15 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		return fmt.Errorf("start invocation %d: %w", job.Args.InvocationID, err)
 	}
 	inv := invocationFromStart(started)
-	logger := c.logger.With("invocation", inv.ID, "function", inv.Function)
+	logger := c.logger.With("invocation_id", inv.ID, "function", inv.Function)
+	c.config.Observer.AttemptStarted(inv.Function, queuedFor(inv))
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c.running.add(inv.ID, cancel)
 	defer c.running.remove(inv.ID)
 
-	host := newInvocationHost(c, inv, started.HttpAllow)
+	host := newInvocationHost(c, inv, started.HttpAllow, logger)
 	var secrets map[string]string
 	var res executor.Result
 	if started.Source == nil {
@@ -93,8 +94,14 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 			limits.Instructions = *started.MaxInstructions
 		}
 		res = c.config.Executor.Run(runCtx, fn, req, limits)
+		c.config.Observer.AttemptRan(inv.Function, res.Duration, string(res.Limit))
 	}
 	redactSecrets(&res, secrets)
+	if res.NoRetry {
+		// The executor's own line about a dead sandbox cannot name the
+		// invocation; this one does.
+		logger.WarnContext(ctx, "the sandbox died during the invocation", "attempt", inv.Attempt, "error", res.Error)
+	}
 
 	inv.Status = Status(res.Status)
 	inv.Error = res.Error
@@ -112,10 +119,13 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	switch {
 	case res.Status == executor.Cancelled && errors.Is(context.Cause(runCtx), errCancelledByRequest):
 		// picloud.cancel already finished the row.
+		logger.DebugContext(ctx, "invocation cancelled while it ran", "attempt", inv.Attempt)
+		c.config.Observer.InvocationFinished(inv.Function, string(inv.Trigger), string(StatusCancelled))
 		return nil
 	case res.Status == executor.Cancelled:
 		// The worker is shutting down: hand the invocation back for
 		// another worker rather than lose it.
+		logger.InfoContext(ctx, "handing the invocation back: the worker is stopping", "attempt", inv.Attempt)
 		return w.retry(finishCtx, inv, "the worker stopped during the run", logs, time.Now())
 	case (res.Status == executor.Failed || res.Status == executor.TimedOut) && inv.Attempt < inv.MaxAttempts && !res.NoRetry:
 		var base time.Duration
@@ -155,6 +165,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		}
 	}
 	if unstorable(err) {
+		logger.WarnContext(ctx, "the outcome cannot be stored; recording a failure instead", "error", err)
 		// The outcome breaks a database limit (jsonb refuses \u0000 in
 		// strings, and values over 255 MB): record the failure instead, so
 		// the row does not stay running forever.
@@ -172,7 +183,8 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	if err := json.Unmarshal(finished.Errors, &inv.Errors); err != nil {
 		return fmt.Errorf("decode errors of invocation %d: %w", inv.ID, err)
 	}
-	logger.DebugContext(ctx, "invocation finished", "status", inv.Status, "duration", res.Duration)
+	logger.DebugContext(ctx, "invocation finished", "status", inv.Status, "attempt", inv.Attempt, "duration", res.Duration)
+	c.config.Observer.InvocationFinished(inv.Function, string(inv.Trigger), string(inv.Status))
 	c.finished.finish(inv.ID, &inv)
 	return nil
 }
@@ -184,6 +196,20 @@ func (w *invocationWorker) retry(ctx context.Context, inv Invocation, reason str
 	}
 	w.client.timers.hintDue(due)
 	return nil
+}
+
+// queuedFor is how long the attempt inv just started waited: from its due
+// time (run_at, set for a retry too) or else its creation, to its start;
+// all three are the database's clock.
+func queuedFor(inv Invocation) time.Duration {
+	if inv.StartedAt == nil {
+		return 0
+	}
+	from := inv.CreatedAt
+	if inv.RunAt != nil && inv.RunAt.After(from) {
+		from = *inv.RunAt
+	}
+	return max(inv.StartedAt.Sub(from), 0)
 }
 
 // retryBackoff is the delay before the attempt after attempt n: base,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/metrics"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -22,6 +23,7 @@ import (
 type nodeFlags struct {
 	DrainTimeout time.Duration `default:"30s" env:"PICLOUD_DRAIN_TIMEOUT" help:"On shutdown, how long running invocations may take to finish before they are handed back to the queue."`
 	Migrate      bool          `default:"true" negatable:"" env:"PICLOUD_MIGRATE" help:"Apply migrations at start (safe with several nodes starting at once)."`
+	MetricsAddr  string        `env:"PICLOUD_METRICS_ADDR" help:"Also serve Prometheus /metrics on this address, without an API key: for a private network (none when empty)."`
 }
 
 // apiFlags configure the HTTP side.
@@ -30,6 +32,9 @@ type apiFlags struct {
 	MaxBodyBytes int64         `default:"6291456" env:"PICLOUD_MAX_BODY_BYTES" help:"Largest request body /fn accepts, in bytes (REST API bodies are capped at 1 MiB)."`
 	ReadTimeout  time.Duration `default:"1m" env:"PICLOUD_READ_TIMEOUT" help:"Longest a client may take to send a request, body included."`
 	WriteTimeout time.Duration `default:"17m" env:"PICLOUD_WRITE_TIMEOUT" help:"Longest a response may take, from the end of its request's headers; it must exceed the longest function timeout (15m) for synchronous calls to get their answer."`
+	// The metrics name every function: on the API address they need an
+	// admin key unless the operator says the address is private.
+	MetricsPublic bool `env:"PICLOUD_METRICS_PUBLIC" help:"Serve /metrics on --addr without an API key (by default it needs an admin key there; --metrics-addr never does)."`
 
 	// noAuth lets every request through without an API key; only dev sets
 	// it.
@@ -130,6 +135,7 @@ func openPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, err
 // executorCloser is an executor the node owns.
 type executorCloser interface {
 	queue.Executor
+	Usage() (busy, capacity int)
 	Close()
 }
 
@@ -165,9 +171,14 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		}
 	}
 
-	config := queue.Config{Logger: logger}
+	// The registry exists whether or not anything serves it: updating it
+	// costs nanoseconds and no statement.
+	m := metrics.New(logger)
+	m.WatchPool(pool)
+	config := queue.Config{Logger: logger, Observer: m}
+	var sandboxes executorCloser
 	if n.worker != nil {
-		sandboxes, err := newExecutor(*n.worker, logger)
+		sandboxes, err = newExecutor(*n.worker, logger)
 		if err != nil {
 			return err
 		}
@@ -185,6 +196,10 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 	if err != nil {
 		return err
 	}
+	m.WatchQueue(client)
+	if sandboxes != nil {
+		m.WatchWorker(client, sandboxes)
+	}
 	if err := client.Start(ctx); err != nil {
 		return err
 	}
@@ -198,18 +213,16 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		}
 		handler, addr = api.New(api.Config{
 			Queue: client, Logger: logger, DisableAuth: n.api.noAuth, MaxBodyBytes: n.api.MaxBodyBytes,
+			Metrics: m.Handler(), MetricsPublic: n.api.MetricsPublic,
 		}), n.api.Addr
 	case addr != "":
-		handler = api.NewHealth(client, logger)
+		handler = api.NewHealth(client, logger, m.Handler())
 	}
-	var srv *http.Server
-	serveErr := make(chan error, 1)
-	if handler != nil {
-		readTimeout, writeTimeout := time.Minute, 17*time.Minute
-		if n.api != nil {
-			readTimeout, writeTimeout = n.api.ReadTimeout, n.api.WriteTimeout
-		}
-		srv = &http.Server{
+	var servers []*http.Server
+	serveErr := make(chan error, 2)
+	// listen serves handler on addr until shutdown.
+	listen := func(addr string, handler http.Handler, readTimeout, writeTimeout time.Duration) (string, error) {
+		srv := &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       readTimeout,
@@ -219,15 +232,44 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			_ = client.Stop(ctx)
-			return fmt.Errorf("listen: %w", err)
+			return "", fmt.Errorf("listen: %w", err)
 		}
-		baseURL := "http://" + ln.Addr().String()
+		servers = append(servers, srv)
+		go func() { serveErr <- srv.Serve(ln) }()
+		return "http://" + ln.Addr().String(), nil
+	}
+	stopServers := func(ctx context.Context) error {
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(ctx))
+		}
+		return errors.Join(errs...)
+	}
+	if n.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsURL, err := listen(n.MetricsAddr, mux, 30*time.Second, time.Minute)
+		if err != nil {
+			_ = client.Stop(ctx)
+			return err
+		}
+		logger.Info("serving metrics", "url", metricsURL+"/metrics")
+	}
+	if handler != nil {
+		readTimeout, writeTimeout := time.Minute, 17*time.Minute
+		if n.api != nil {
+			readTimeout, writeTimeout = n.api.ReadTimeout, n.api.WriteTimeout
+		}
+		baseURL, err := listen(addr, handler, readTimeout, writeTimeout)
+		if err != nil {
+			_ = stopServers(ctx)
+			_ = client.Stop(ctx)
+			return err
+		}
 		logger.Info("serving", "url", baseURL, "api", n.api != nil, "worker", n.worker != nil, "concurrency", config.Concurrency)
 		if ready != nil {
 			ready(baseURL)
 		}
-		go func() { serveErr <- srv.Serve(ln) }()
 	} else {
 		logger.Info("working", "concurrency", config.Concurrency)
 	}
@@ -242,10 +284,7 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 	// Stop accepting requests first; waiting /fn callers still get their
 	// answers because the workers keep running until client.Stop, which
 	// hands back to the queue whatever is still running at the deadline.
-	var shutdownErr error
-	if srv != nil {
-		shutdownErr = srv.Shutdown(drainCtx)
-	}
+	shutdownErr := stopServers(drainCtx)
 	stopErr := client.Stop(drainCtx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

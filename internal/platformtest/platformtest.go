@@ -21,6 +21,7 @@ import (
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
+	"github.com/picloud/picloud/internal/metrics"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -75,6 +76,9 @@ type Platform struct {
 	Client *queue.Client
 	// AdminKey is an admin API key, set when Options.Auth is.
 	AdminKey string
+	// Metrics is the node's registry, served at URL/metrics; set when
+	// Options.Metrics is.
+	Metrics *metrics.Metrics
 }
 
 // Key creates an API key with the scope ("admin" or "invoke").
@@ -98,6 +102,11 @@ type Options struct {
 	// Auth makes /v1 require API keys, as serve does; without it every
 	// request is let through, as dev's --auth=off does.
 	Auth bool
+	// Metrics wires a metrics registry as serve does and serves it at
+	// /metrics (with Auth, it needs an admin key there, unless
+	// MetricsPublic).
+	Metrics       bool
+	MetricsPublic bool
 }
 
 // Start runs the whole platform against a fresh database until the test ends.
@@ -113,6 +122,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	}
 	var sandboxes interface {
 		queue.Executor
+		Usage() (busy, capacity int)
 		Close()
 	}
 	if opts.Processes {
@@ -124,16 +134,29 @@ func Start(t testing.TB, opts Options) *Platform {
 	} else {
 		sandboxes = executor.NewPool(executor.Config{Size: opts.Concurrency, Logger: logger})
 	}
-	client, err := queue.NewClient(pool, queue.Config{Executor: sandboxes, Concurrency: opts.Concurrency, Logger: logger})
+	config := queue.Config{Executor: sandboxes, Concurrency: opts.Concurrency, Logger: logger}
+	var m *metrics.Metrics
+	if opts.Metrics {
+		m = metrics.New(logger)
+		m.WatchPool(pool)
+		config.Observer = m
+	}
+	client, err := queue.NewClient(pool, config)
 	if err != nil {
 		t.Fatalf("queue client: %v", err)
+	}
+	apiConfig := api.Config{Queue: client, Logger: logger, DisableAuth: !opts.Auth}
+	if m != nil {
+		m.WatchQueue(client)
+		m.WatchWorker(client, sandboxes)
+		apiConfig.Metrics, apiConfig.MetricsPublic = m.Handler(), opts.MetricsPublic
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := client.Start(ctx); err != nil {
 		t.Fatalf("start queue client: %v", err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Queue: client, Logger: logger, DisableAuth: !opts.Auth}))
+	srv := httptest.NewServer(api.New(apiConfig))
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -143,7 +166,7 @@ func Start(t testing.TB, opts Options) *Platform {
 		}
 		sandboxes.Close()
 	})
-	p := &Platform{URL: srv.URL, Pool: pool, Client: client}
+	p := &Platform{URL: srv.URL, Pool: pool, Client: client, Metrics: m}
 	if opts.Auth {
 		p.AdminKey = p.Key(t, "admin")
 	}

@@ -10,7 +10,8 @@ FROM picloud.enqueue_authorized_invocation(
     sqlc.narg('max_attempts')::integer,
     sqlc.narg('idempotency_key')::text,
     sqlc.narg('run_at')::timestamptz,
-    @authenticated::boolean
+    @authenticated::boolean,
+    sqlc.narg('trace_parent')::text
 ) i;
 
 -- name: StartInvocation :one
@@ -19,7 +20,7 @@ FROM picloud.enqueue_authorized_invocation(
 -- missing when the function was deleted after the invocation was queued.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation(@id) i
@@ -78,3 +79,7 @@ WHERE (sqlc.narg('function')::text IS NULL OR function = sqlc.narg('function'))
   AND (sqlc.narg('before_id')::bigint IS NULL OR id < sqlc.narg('before_id'))
 ORDER BY id DESC
 LIMIT @max_rows;
+
+-- name: QueueDepth :one
+SELECT coalesce(due, 0)::bigint AS due, coalesce(scheduled, 0)::bigint AS scheduled, coalesce(parked, 0)::bigint AS parked
+FROM picloud.queue_depth();

@@ -59,7 +59,8 @@ FROM picloud.enqueue_authorized_invocation(
     $7::integer,
     $8::text,
     $9::timestamptz,
-    $10::boolean
+    $10::boolean,
+    $11::text
 ) i
 `
 
@@ -74,6 +75,7 @@ type EnqueueInvocationParams struct {
 	IdempotencyKey *string
 	RunAt          *time.Time
 	Authenticated  bool
+	TraceParent    *string
 }
 
 type EnqueueInvocationRow struct {
@@ -94,6 +96,7 @@ func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationPa
 		arg.IdempotencyKey,
 		arg.RunAt,
 		arg.Authenticated,
+		arg.TraceParent,
 	)
 	var i EnqueueInvocationRow
 	err := row.Scan(&i.ID, &i.Status, &i.TimeoutMs)
@@ -306,6 +309,24 @@ func (q *Queries) PromoteDue(ctx context.Context) (float64, error) {
 	return wait_seconds, err
 }
 
+const queueDepth = `-- name: QueueDepth :one
+SELECT coalesce(due, 0)::bigint AS due, coalesce(scheduled, 0)::bigint AS scheduled, coalesce(parked, 0)::bigint AS parked
+FROM picloud.queue_depth()
+`
+
+type QueueDepthRow struct {
+	Due       int64
+	Scheduled int64
+	Parked    int64
+}
+
+func (q *Queries) QueueDepth(ctx context.Context) (QueueDepthRow, error) {
+	row := q.db.QueryRow(ctx, queueDepth)
+	var i QueueDepthRow
+	err := row.Scan(&i.Due, &i.Scheduled, &i.Parked)
+	return i, err
+}
+
 const retryInvocation = `-- name: RetryInvocation :one
 SELECT i.id FROM picloud.retry_invocation($1, $2::integer, $3, $4, $5) i
 `
@@ -334,7 +355,7 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 const startInvocation = `-- name: StartInvocation :one
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
 FROM picloud.start_invocation($1) i
@@ -359,6 +380,7 @@ type StartInvocationRow struct {
 	ParentID          *int64
 	CreatedAt         time.Time
 	StartedAt         *time.Time
+	TraceParent       *string
 	RetryBackoffMs    *int32
 	HttpAllow         []string
 	MaxInstructions   *int64
@@ -390,6 +412,7 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 		&i.ParentID,
 		&i.CreatedAt,
 		&i.StartedAt,
+		&i.TraceParent,
 		&i.RetryBackoffMs,
 		&i.HttpAllow,
 		&i.MaxInstructions,

@@ -82,6 +82,7 @@ type PicloudInvocation struct {
 	Errors            []byte
 	Parked            bool
 	ParentID          *int64
+	TraceParent       *string
 }
 
 type PicloudKv struct {
