@@ -2,10 +2,12 @@ package metrics_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/platformtest"
@@ -304,5 +307,42 @@ func TestMetricsAuth(t *testing.T) {
 				t.Errorf("not a scrape:\n%s", body)
 			}
 		})
+	}
+}
+
+// TestListenerReconnects: a LISTEN connection that the database drops is
+// counted once it is back.
+func TestListenerReconnects(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Metrics: true})
+	var killed int
+	err := p.Pool.QueryRow(context.Background(), `
+		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query ILIKE 'listen "picloud\_%'`).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminated %d LISTEN connections (%v), want PiCloud's one", killed, err)
+	}
+	var got float64
+	for range 100 { // pgxlisten reconnects after 2 s
+		got = find(t, scrape(t, p.URL), "picloud_listener_reconnects_total", nil).GetCounter().GetValue()
+		if got > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != 1 {
+		t.Errorf("picloud_listener_reconnects_total = %v, want 1", got)
+	}
+}
+
+// TestHealthServesMetrics: a worker's health address serves /metrics
+// without a key, next to its probes.
+func TestHealthServesMetrics(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Metrics: true, Auth: true})
+	srv := httptest.NewServer(api.NewHealth(p.Client, nil, p.Metrics.Handler()))
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/metrics", "/healthz"} {
+		if status, body := call(t, http.MethodGet, srv.URL+path, nil); status != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, status, body)
+		}
 	}
 }
