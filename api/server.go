@@ -11,6 +11,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/queue"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	// DisableAuth).
 	Metrics       http.Handler
 	MetricsPublic bool
+	// TracerProvider, when set, traces /fn and /v1 requests; the queue
+	// client continues the trace. Nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP handler of the api role.
@@ -51,6 +55,7 @@ type Server struct {
 	logger *slog.Logger
 	mux    *http.ServeMux
 	api    huma.API
+	tracer trace.Tracer // nil: tracing is off
 }
 
 // New builds the handler.
@@ -65,6 +70,9 @@ func New(config Config) *Server {
 		config.QueueGrace = 30 * time.Second
 	}
 	s := &Server{config: config, logger: config.Logger, mux: http.NewServeMux()}
+	if config.TracerProvider != nil {
+		s.tracer = config.TracerProvider.Tracer(tracerName)
+	}
 
 	hc := huma.DefaultConfig("PiCloud", Version)
 	hc.Info.Description = "Upload a Lua script, get an HTTP endpoint. Every invocation is a row in PostgreSQL."
@@ -93,7 +101,7 @@ func New(config Config) *Server {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serveTraced(w, r, s.mux) }
 
 // OpenAPI returns the API's OpenAPI 3.1 document.
 func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }

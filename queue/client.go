@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgxlisten"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/queue/internal/db"
@@ -47,6 +49,10 @@ type Config struct {
 	// Observer hears about attempts and reconnects, for metrics; nil
 	// hears nothing.
 	Observer Observer
+	// TracerProvider makes the spans of enqueues, attempts and runs; nil
+	// makes none (OpenTelemetry's no-op tracer, which still carries a
+	// caller's trace context into the invocation row).
+	TracerProvider trace.TracerProvider
 }
 
 // Client is PiCloud's handle on the database: it stores functions, enqueues
@@ -56,6 +62,7 @@ type Client struct {
 	queries  *db.Queries
 	config   Config
 	logger   *slog.Logger
+	tracer   trace.Tracer
 	finished *finishHub
 	timers   *timers
 	running  runningSet
@@ -84,6 +91,9 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	if config.Observer == nil {
 		config.Observer = noObserver{}
 	}
+	if config.TracerProvider == nil {
+		config.TracerProvider = noop.NewTracerProvider()
+	}
 	c := &Client{
 		pool:     pool,
 		queries:  db.New(pool),
@@ -91,6 +101,7 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 		logger:   config.Logger,
 		finished: newFinishHub(),
 		timers:   newTimers(),
+		tracer:   config.TracerProvider.Tracer(tracerName),
 	}
 	if config.Executor != nil {
 		rc, err := c.newRiverClient()

@@ -9,6 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/queue/internal/db"
 )
@@ -54,7 +57,22 @@ type Enqueued struct {
 // Invoke writes the invocation row and wakes a worker. An unknown function
 // gives ErrFunctionNotFound. Called with an idempotency key whose
 // invocation exists, it returns that invocation and enqueues nothing.
-func (c *Client) Invoke(ctx context.Context, p InvokeParams) (Enqueued, error) {
+func (c *Client) Invoke(ctx context.Context, p InvokeParams) (enq Enqueued, err error) {
+	ctx, span := c.tracer.Start(ctx, "picloud.enqueue", trace.WithSpanKind(trace.SpanKindProducer))
+	defer func() {
+		// Attributes only for a recording span: building them costs
+		// allocations that an untraced call should not pay.
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String(attrFunction, p.Function), attribute.String(attrTrigger, string(p.Trigger)))
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			} else {
+				span.SetAttributes(attribute.Int64(attrInvocationID, enq.ID))
+			}
+		}
+		span.End()
+	}()
 	if p.Timeout < 0 || p.Timeout > MaxTimeout {
 		return Enqueued{}, &InvalidOptionsError{fmt.Sprintf("timeout must be between 1 ms and %v", MaxTimeout)}
 	}
@@ -68,6 +86,9 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (Enqueued, error) {
 	}
 	if p.IdempotencyKey != "" {
 		params.IdempotencyKey = &p.IdempotencyKey
+	}
+	if tp := traceParent(ctx); tp != "" {
+		params.TraceParent = &tp
 	}
 	if !p.RunAt.IsZero() {
 		params.RunAt = &p.RunAt

@@ -14,6 +14,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/queue/internal/db"
@@ -55,8 +58,9 @@ const maxRetryBackoff = time.Hour
 // retried job available again only on its leader's 5-second scheduler tick
 // and wakes no producer, while a retry here must start within milliseconds of
 // its due time, and the invocation row must keep every attempt's error.
-func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationArgs]) error {
+func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationArgs]) (err error) {
 	c := w.client
+	begun := time.Now()
 	started, err := c.queries.StartInvocation(ctx, job.Args.InvocationID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // final already, or parked until a concurrency slot frees
@@ -65,7 +69,17 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		return fmt.Errorf("start invocation %d: %w", job.Args.InvocationID, err)
 	}
 	inv := invocationFromStart(started)
+	// The trace travels in the row: whichever node enqueued the invocation,
+	// this attempt continues the enqueuer's trace.
+	ctx, span := c.tracer.Start(continueTrace(ctx, started.TraceParent), "picloud.attempt",
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(begun))
+	var res executor.Result
+	retrying := false
+	defer func() { endAttempt(span, inv, res, retrying, err) }()
 	logger := c.logger.With("invocation_id", inv.ID, "function", inv.Function)
+	if sc := span.SpanContext(); sc.IsSampled() {
+		logger = logger.With("trace_id", sc.TraceID().String())
+	}
 	c.config.Observer.AttemptStarted(inv.Function, queuedFor(inv))
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -75,7 +89,6 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 
 	host := newInvocationHost(c, inv, started.HttpAllow, logger)
 	var secrets map[string]string
-	var res executor.Result
 	if started.Source == nil {
 		res = executor.Result{Status: executor.Failed, Error: fmt.Sprintf("function %q was deleted before this invocation ran", inv.Function)}
 	} else {
@@ -93,7 +106,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		if started.MaxInstructions != nil {
 			limits.Instructions = *started.MaxInstructions
 		}
-		res = c.config.Executor.Run(runCtx, fn, req, limits)
+		res = w.run(runCtx, fn, req, limits)
 		c.config.Observer.AttemptRan(inv.Function, res.Duration, string(res.Limit))
 	}
 	redactSecrets(&res, secrets)
@@ -126,6 +139,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		// The worker is shutting down: hand the invocation back for
 		// another worker rather than lose it.
 		logger.InfoContext(ctx, "handing the invocation back: the worker is stopping", "attempt", inv.Attempt)
+		retrying = true
 		return w.retry(finishCtx, inv, "the worker stopped during the run", logs, time.Now())
 	case (res.Status == executor.Failed || res.Status == executor.TimedOut) && inv.Attempt < inv.MaxAttempts && !res.NoRetry:
 		var base time.Duration
@@ -134,6 +148,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 		}
 		backoff := retryBackoff(base, inv.Attempt)
 		logger.DebugContext(ctx, "attempt failed; retrying", "attempt", inv.Attempt, "backoff", backoff, "error", res.Error)
+		retrying = true
 		return w.retry(finishCtx, inv, res.Error, logs, time.Now().Add(backoff))
 	}
 
@@ -187,6 +202,49 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	c.config.Observer.InvocationFinished(inv.Function, string(inv.Trigger), string(inv.Status))
 	c.finished.finish(inv.ID, &inv)
 	return nil
+}
+
+// run runs the attempt in the executor, under a span of its own.
+func (w *invocationWorker) run(ctx context.Context, fn executor.Function, req executor.Request, limits executor.Limits) executor.Result {
+	ctx, span := w.client.tracer.Start(ctx, "picloud.executor.run")
+	res := w.client.config.Executor.Run(ctx, fn, req, limits)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String(attrStatus, string(res.Status)), attribute.Int64("picloud.function.version_id", int64(fn.Version)))
+		if res.Limit != "" {
+			span.SetAttributes(attribute.String("picloud.limit", string(res.Limit)))
+		}
+		if res.Status != executor.Succeeded {
+			span.SetStatus(codes.Error, res.Error)
+		}
+	}
+	span.End()
+	return res
+}
+
+// endAttempt records the attempt's outcome on its span and ends it.
+func endAttempt(span trace.Span, inv Invocation, res executor.Result, retrying bool, err error) {
+	if span.IsRecording() {
+		status := string(inv.Status) // final, as stored
+		if retrying || !inv.Status.Final() {
+			status = string(res.Status) // this attempt's own outcome
+		}
+		span.SetAttributes(
+			attribute.Int64(attrInvocationID, inv.ID),
+			attribute.String(attrFunction, inv.Function),
+			attribute.String(attrTrigger, string(inv.Trigger)),
+			attribute.Int(attrAttempt, inv.Attempt),
+			attribute.String(attrStatus, status),
+			attribute.Bool("picloud.retrying", retrying),
+		)
+		switch {
+		case err != nil:
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		case status == string(StatusFailed) || status == string(StatusTimedOut):
+			span.SetStatus(codes.Error, inv.Error)
+		}
+	}
+	span.End()
 }
 
 func (w *invocationWorker) retry(ctx context.Context, inv Invocation, reason string, logs []byte, due time.Time) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/metrics"
+	"github.com/picloud/picloud/internal/tracing"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -64,6 +65,28 @@ type node struct {
 	// healthAddr serves /healthz and /readyz on a worker without an API.
 	healthAddr string
 	nodeFlags
+}
+
+// role names the node in its spans.
+func (n node) role() string {
+	switch {
+	case n.api != nil && n.worker != nil:
+		return "serve"
+	case n.api != nil:
+		return "api"
+	default:
+		return "worker"
+	}
+}
+
+// nodeID names a worker in River's job rows (attempted_by) and any node in
+// its spans.
+func (n node) nodeID() string {
+	if n.worker != nil && n.worker.NodeID != "" {
+		return n.worker.NodeID
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
 }
 
 type serveCmd struct {
@@ -176,6 +199,21 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 	m := metrics.New(logger)
 	m.WatchPool(pool)
 	config := queue.Config{Logger: logger, Observer: m}
+	if tracing.Configured(os.Getenv) {
+		provider, shutdown, err := tracing.Start(ctx, logger, tracing.Options{Role: n.role(), InstanceID: n.nodeID(), Version: api.Version})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// Spans still batched are sent now, or dropped after a while.
+			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := shutdown(flushCtx); err != nil {
+				logger.Warn("tracing: flush", "error", err)
+			}
+		}()
+		config.TracerProvider = provider
+	}
 	var sandboxes executorCloser
 	if n.worker != nil {
 		sandboxes, err = newExecutor(*n.worker, logger)
@@ -186,11 +224,7 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		config.Executor = sandboxes
 		config.Concurrency = n.worker.concurrency()
 		config.HTTP = queue.HTTPConfig{AllowPrivate: n.worker.HTTPAllowPrivate}
-		config.ID = n.worker.NodeID
-		if config.ID == "" {
-			host, _ := os.Hostname()
-			config.ID = fmt.Sprintf("%s:%d", host, os.Getpid())
-		}
+		config.ID = n.nodeID()
 	}
 	client, err := queue.NewClient(pool, config)
 	if err != nil {
@@ -213,7 +247,7 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		}
 		handler, addr = api.New(api.Config{
 			Queue: client, Logger: logger, DisableAuth: n.api.noAuth, MaxBodyBytes: n.api.MaxBodyBytes,
-			Metrics: m.Handler(), MetricsPublic: n.api.MetricsPublic,
+			Metrics: m.Handler(), MetricsPublic: n.api.MetricsPublic, TracerProvider: config.TracerProvider,
 		}), n.api.Addr
 	case addr != "":
 		handler = api.NewHealth(client, logger, m.Handler())

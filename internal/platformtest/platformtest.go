@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/executor"
@@ -107,6 +108,9 @@ type Options struct {
 	// MetricsPublic).
 	Metrics       bool
 	MetricsPublic bool
+	// TracerProvider traces the API and the queue, as serve does with an
+	// OTLP endpoint configured; nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Start runs the whole platform against a fresh database until the test ends.
@@ -134,7 +138,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	} else {
 		sandboxes = executor.NewPool(executor.Config{Size: opts.Concurrency, Logger: logger})
 	}
-	config := queue.Config{Executor: sandboxes, Concurrency: opts.Concurrency, Logger: logger}
+	config := queue.Config{Executor: sandboxes, Concurrency: opts.Concurrency, Logger: logger, TracerProvider: opts.TracerProvider}
 	var m *metrics.Metrics
 	if opts.Metrics {
 		m = metrics.New(logger)
@@ -145,7 +149,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	if err != nil {
 		t.Fatalf("queue client: %v", err)
 	}
-	apiConfig := api.Config{Queue: client, Logger: logger, DisableAuth: !opts.Auth}
+	apiConfig := api.Config{Queue: client, Logger: logger, DisableAuth: !opts.Auth, TracerProvider: opts.TracerProvider}
 	if m != nil {
 		m.WatchQueue(client)
 		m.WatchWorker(client, sandboxes)
