@@ -1,10 +1,8 @@
 package tracing_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -59,43 +57,21 @@ type answer struct {
 
 func request(t *testing.T, method, url string, body any, traceParent string) answer {
 	t.Helper()
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		reader = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, url, reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var header []string
 	if traceParent != "" {
-		req.Header.Set("Traceparent", traceParent)
+		header = []string{"Traceparent", traceParent}
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	res := platformtest.Call(t, method, url, body, header...)
+	if res.Status >= 300 {
+		t.Fatalf("%s %s: %d %s", method, url, res.Status, res.Body)
 	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := answer{status: res.StatusCode, header: res.Header}
+	a := answer{status: res.Status, header: res.Header}
 	if id := res.Header.Get("X-Invocation-Id"); id != "" {
 		a.id, _ = strconv.ParseInt(id, 10, 64)
 	} else {
 		var inv struct{ ID int64 }
-		_ = json.Unmarshal(data, &inv)
+		_ = json.Unmarshal(res.Body, &inv)
 		a.id = inv.ID
-	}
-	if a.status >= 300 {
-		t.Fatalf("%s %s: %d %s", method, url, a.status, data)
 	}
 	return a
 }
