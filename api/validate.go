@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/queue"
+)
+
+func (s *Server) registerValidate() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "validate-function",
+		Method:      http.MethodPost,
+		Path:        "/v1/functions/{name}/validate",
+		Summary:     "Check a function without storing it",
+		Description: "Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. " +
+			"A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. " +
+			"Editors call it as the user types.",
+		Tags:          []string{"functions"},
+		DefaultStatus: http.StatusOK,
+		Errors:        []int{http.StatusUnprocessableEntity},
+		MaxBodyBytes:  2*MaxSourceBytes + 64<<10,
+	}, s.validateFunction)
+}
+
+func (s *Server) validateFunction(ctx context.Context, in *putFunctionInput) (*functionOutput, error) {
+	opts := in.Body.options()
+	err := s.config.Queue.CheckFunction(in.Name, in.Body.Source, opts)
+	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
+		// The same answer as putFunction's, so that an editor shows what a
+		// save would say.
+		return nil, huma.Error422UnprocessableEntity(
+			fmt.Sprintf("the source does not compile: line %d: %s", syntaxErr.Line, syntaxErr.Message),
+			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
+	}
+	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
+		return nil, huma.Error422UnprocessableEntity(optErr.Error())
+	}
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	sum := sha256.Sum256([]byte(in.Body.Source))
+	now := time.Now()
+	fn := queue.Function{Name: in.Name, Version: 1, Source: in.Body.Source, SHA256: hex.EncodeToString(sum[:]), Options: opts, CreatedAt: now, UpdatedAt: now}
+	// PutFunction's defaults, so that the answer reads as a stored function.
+	if fn.Options.MaxAttempts == 0 {
+		fn.Options.MaxAttempts = 1
+	}
+	if fn.Options.Auth == "" {
+		fn.Options.Auth = queue.AuthPublic
+	}
+	current, err := s.config.Queue.GetFunction(ctx, in.Name)
+	switch {
+	case errors.Is(err, queue.ErrFunctionNotFound):
+	case err != nil:
+		return nil, s.internal(ctx, err)
+	default:
+		fn.Version, fn.CreatedAt = current.Version, current.CreatedAt
+		if current.SHA256 != fn.SHA256 {
+			fn.Version++
+		}
+	}
+	return &functionOutput{Status: http.StatusOK, Body: functionBody(fn)}, nil
+}
