@@ -146,6 +146,36 @@ func (e KeyBodyScope) Valid() bool {
 	}
 }
 
+// Defines values for LastInvocationBodyStatus.
+const (
+	LastInvocationBodyStatusCancelled LastInvocationBodyStatus = "cancelled"
+	LastInvocationBodyStatusFailed    LastInvocationBodyStatus = "failed"
+	LastInvocationBodyStatusQueued    LastInvocationBodyStatus = "queued"
+	LastInvocationBodyStatusRunning   LastInvocationBodyStatus = "running"
+	LastInvocationBodyStatusSucceeded LastInvocationBodyStatus = "succeeded"
+	LastInvocationBodyStatusTimedOut  LastInvocationBodyStatus = "timed_out"
+)
+
+// Valid indicates whether the value is a known member of the LastInvocationBodyStatus enum.
+func (e LastInvocationBodyStatus) Valid() bool {
+	switch e {
+	case LastInvocationBodyStatusCancelled:
+		return true
+	case LastInvocationBodyStatusFailed:
+		return true
+	case LastInvocationBodyStatusQueued:
+		return true
+	case LastInvocationBodyStatusRunning:
+		return true
+	case LastInvocationBodyStatusSucceeded:
+		return true
+	case LastInvocationBodyStatusTimedOut:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LogEntryBodyLevel.
 const (
 	Debug LogEntryBodyLevel = "debug"
@@ -388,6 +418,49 @@ type FunctionBody struct {
 // FunctionBodyAuth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
 type FunctionBodyAuth string
 
+// FunctionStatsBody defines model for FunctionStatsBody.
+type FunctionStatsBody struct {
+	// Cancelled Example: 0
+	Cancelled int64 `json:"cancelled"`
+
+	// Failed Example: 2
+	Failed int64 `json:"failed"`
+
+	// Function Example: hello
+	Function       string              `json:"function"`
+	LastInvocation *LastInvocationBody `json:"last_invocation,omitempty"`
+
+	// Succeeded Example: 118
+	Succeeded int64 `json:"succeeded"`
+
+	// TimedOut Example: 0
+	TimedOut int64 `json:"timed_out"`
+}
+
+// FunctionVersionBody defines model for FunctionVersionBody.
+type FunctionVersionBody struct {
+	// CreatedAt When this version was deployed.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Sha256 SHA-256 of the source, hex-encoded.
+	Sha256 string `json:"sha256"`
+
+	// Source Lua source; omitted in listings.
+	//
+	// Example: function handle(req)
+	//   return "Hello!"
+	// end
+	Source *string `json:"source,omitempty"`
+
+	// SourceBytes Length of the source in bytes.
+	//
+	// Example: 182
+	SourceBytes int64 `json:"source_bytes"`
+
+	// Version Example: 3
+	Version int64 `json:"version"`
+}
+
 // HealthOutputBody defines model for HealthOutputBody.
 type HealthOutputBody struct {
 	// Status Example: ok
@@ -512,6 +585,18 @@ type KeyBody struct {
 // KeyBodyScope admin may do everything; invoke may call functions and read invocations.
 type KeyBodyScope string
 
+// LastInvocationBody defines model for LastInvocationBody.
+type LastInvocationBody struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: 42
+	Id     int64                    `json:"id"`
+	Status LastInvocationBodyStatus `json:"status"`
+}
+
+// LastInvocationBodyStatus defines model for LastInvocationBody.Status.
+type LastInvocationBodyStatus string
+
 // ListFunctionsOutputBody defines model for ListFunctionsOutputBody.
 type ListFunctionsOutputBody struct {
 	Functions *[]FunctionBody `json:"functions"`
@@ -534,6 +619,12 @@ type ListKeysOutputBody struct {
 // ListSchedulesOutputBody defines model for ListSchedulesOutputBody.
 type ListSchedulesOutputBody struct {
 	Schedules *[]ScheduleBody `json:"schedules"`
+}
+
+// ListVersionsOutputBody defines model for ListVersionsOutputBody.
+type ListVersionsOutputBody struct {
+	// Versions Newest first; the first is the current one.
+	Versions *[]FunctionVersionBody `json:"versions"`
 }
 
 // LogEntryBody defines model for LogEntryBody.
@@ -649,6 +740,65 @@ type SetEnvInputBody struct {
 	Value string `json:"value"`
 }
 
+// StatsBody defines model for StatsBody.
+type StatsBody struct {
+	// BucketSeconds Width of each bucket.
+	//
+	// Example: 60
+	BucketSeconds int64 `json:"bucket_seconds"`
+
+	// Buckets Invocations by the bucket they finished in, oldest first; every bucket is present, empty ones with zeros.
+	Buckets *[]StatsBucketBody `json:"buckets"`
+
+	// Functions Every existing function by name, with the invocations of it that finished in the window.
+	Functions *[]FunctionStatsBody `json:"functions"`
+
+	// Since Start of the first bucket.
+	Since  time.Time        `json:"since"`
+	Totals StatusCountsBody `json:"totals"`
+
+	// Until End of the last bucket, which holds the present and is still filling.
+	Until time.Time `json:"until"`
+
+	// Window The window asked for.
+	//
+	// Example: 1h
+	Window string `json:"window"`
+}
+
+// StatsBucketBody defines model for StatsBucketBody.
+type StatsBucketBody struct {
+	// Cancelled Example: 0
+	Cancelled int64 `json:"cancelled"`
+
+	// Failed Example: 2
+	Failed int64 `json:"failed"`
+
+	// Start Start of the bucket; it ends bucket_seconds later.
+	Start time.Time `json:"start"`
+
+	// Succeeded Example: 118
+	Succeeded int64 `json:"succeeded"`
+
+	// TimedOut Example: 0
+	TimedOut int64 `json:"timed_out"`
+}
+
+// StatusCountsBody defines model for StatusCountsBody.
+type StatusCountsBody struct {
+	// Cancelled Example: 0
+	Cancelled int64 `json:"cancelled"`
+
+	// Failed Example: 2
+	Failed int64 `json:"failed"`
+
+	// Succeeded Example: 118
+	Succeeded int64 `json:"succeeded"`
+
+	// TimedOut Example: 0
+	TimedOut int64 `json:"timed_out"`
+}
+
 // InvokeFunctionParams defines parameters for InvokeFunction.
 type InvokeFunctionParams struct {
 	// IdempotencyKey Same as idempotency_key in the body; the body wins when both are set.
@@ -679,6 +829,15 @@ type GetInvocationParams struct {
 	Wait *string `form:"wait,omitempty" json:"wait,omitempty"`
 }
 
+// GetStatsParams defines parameters for GetStats.
+type GetStatsParams struct {
+	// Window How far back to count, in minutes or hours (e.g. 15m, 1h, 24h; at most 168h).
+	Window *string `form:"window,omitempty" json:"window,omitempty"`
+
+	// Bucket Bucket width, a whole number of minutes or hours; by default the window divided into 60, rounded down to a minute, and at least one minute.
+	Bucket *string `form:"bucket,omitempty" json:"bucket,omitempty"`
+}
+
 // PutFunctionJSONRequestBody defines body for PutFunction for application/json ContentType.
 type PutFunctionJSONRequestBody = PutFunctionInputBody
 
@@ -693,6 +852,9 @@ type PutScheduleJSONRequestBody = PutScheduleInputBody
 
 // SetFunctionSecretJSONRequestBody defines body for SetFunctionSecret for application/json ContentType.
 type SetFunctionSecretJSONRequestBody = SetEnvInputBody
+
+// ValidateFunctionJSONRequestBody defines body for ValidateFunction for application/json ContentType.
+type ValidateFunctionJSONRequestBody = PutFunctionInputBody
 
 // CreateKeyJSONRequestBody defines body for CreateKey for application/json ContentType.
 type CreateKeyJSONRequestBody = CreateKeyInputBody
@@ -972,6 +1134,38 @@ type ClientInterface interface {
 	// Corresponds with PUT /v1/functions/{name}/secrets/{key} (the `SetFunctionSecret` operationId).
 	SetFunctionSecret(ctx context.Context, name string, key string, body SetFunctionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ValidateFunctionWithBody Check a function without storing it
+	//
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+	ValidateFunctionWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateFunction Check a function without storing it
+	//
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+	ValidateFunction(ctx context.Context, name string, body ValidateFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListFunctionVersions List a function's versions
+	//
+	// Every source the function has had, newest first, without the sources. A PUT that changes the source adds a version; deleting the function deletes its versions. Needs an API key with the admin scope.
+	//
+	// Corresponds with GET /v1/functions/{name}/versions (the `ListFunctionVersions` operationId).
+	ListFunctionVersions(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetFunctionVersion Get a function version
+	//
+	// One earlier (or the current) source of the function. To roll back, PUT the function with this source. Needs an API key with the admin scope.
+	//
+	// Corresponds with GET /v1/functions/{name}/versions/{version} (the `GetFunctionVersion` operationId).
+	GetFunctionVersion(ctx context.Context, name string, version int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListInvocations List invocations
 	//
 	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
@@ -1031,6 +1225,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/schedules (the `ListSchedules` operationId).
 	ListSchedules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetStats Count recent invocations
+	//
+	// Throughput and outcomes over a recent window: the invocations that finished in it, by time bucket and by final status, and per function together with each function's newest invocation. Queued and running invocations are not counted until they finish. Buckets are aligned to multiples of their width, so successive calls line up. Needs an API key with the admin scope.
+	//
+	// Corresponds with GET /v1/stats (the `GetStats` operationId).
+	GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // CallFunctionDelete Call a function (DELETE)
@@ -1484,6 +1685,78 @@ func (c *Client) SetFunctionSecret(ctx context.Context, name string, key string,
 	return c.Client.Do(req)
 }
 
+// ValidateFunctionWithBody Check a function without storing it
+//
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+func (c *Client) ValidateFunctionWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateFunctionRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateFunction Check a function without storing it
+//
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+func (c *Client) ValidateFunction(ctx context.Context, name string, body ValidateFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateFunctionRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListFunctionVersions List a function's versions
+//
+// Every source the function has had, newest first, without the sources. A PUT that changes the source adds a version; deleting the function deletes its versions. Needs an API key with the admin scope.
+//
+// Corresponds with GET /v1/functions/{name}/versions (the `ListFunctionVersions` operationId).
+func (c *Client) ListFunctionVersions(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListFunctionVersionsRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetFunctionVersion Get a function version
+//
+// One earlier (or the current) source of the function. To roll back, PUT the function with this source. Needs an API key with the admin scope.
+//
+// Corresponds with GET /v1/functions/{name}/versions/{version} (the `GetFunctionVersion` operationId).
+func (c *Client) GetFunctionVersion(ctx context.Context, name string, version int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFunctionVersionRequest(c.Server, name, version)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListInvocations List invocations
 //
 // Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
@@ -1614,6 +1887,23 @@ func (c *Client) RevokeKey(ctx context.Context, id int64, reqEditors ...RequestE
 // Corresponds with GET /v1/schedules (the `ListSchedules` operationId).
 func (c *Client) ListSchedules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSchedulesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStats Count recent invocations
+//
+// Throughput and outcomes over a recent window: the invocations that finished in it, by time bucket and by final status, and per function together with each function's newest invocation. Queued and running invocations are not counted until they finish. Buckets are aligned to multiples of their width, so successive calls line up. Needs an API key with the admin scope.
+//
+// Corresponds with GET /v1/stats (the `GetStats` operationId).
+func (c *Client) GetStats(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStatsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2411,6 +2701,128 @@ func NewSetFunctionSecretRequestWithBody(server string, name string, key string,
 	return req, nil
 }
 
+// NewValidateFunctionRequest calls the generic ValidateFunction builder with application/json body
+func NewValidateFunctionRequest(server string, name string, body ValidateFunctionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewValidateFunctionRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewValidateFunctionRequestWithBody constructs an http.Request for the ValidateFunction method, with any body, and a specified content type
+func NewValidateFunctionRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/functions/%s/validate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListFunctionVersionsRequest constructs an http.Request for the ListFunctionVersions method
+func NewListFunctionVersionsRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/functions/%s/versions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetFunctionVersionRequest constructs an http.Request for the GetFunctionVersion method
+func NewGetFunctionVersionRequest(server string, name string, version int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "version", version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/functions/%s/versions/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListInvocationsRequest constructs an http.Request for the ListInvocations method
 func NewListInvocationsRequest(server string, params *ListInvocationsParams) (*http.Request, error) {
 	var err error
@@ -2724,6 +3136,72 @@ func NewListSchedulesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetStatsRequest constructs an http.Request for the GetStats method
+func NewGetStatsRequest(server string, params *GetStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/stats")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Bucket != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "bucket", *params.Bucket, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -2993,6 +3471,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /v1/functions/{name}/secrets/{key} (the `SetFunctionSecret` operationId).
 	SetFunctionSecretWithResponse(ctx context.Context, name string, key string, body SetFunctionSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*SetFunctionSecretResponse, error)
 
+	// ValidateFunctionWithBodyWithResponse Check a function without storing it
+	//
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+	ValidateFunctionWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ValidateFunctionResponse, error)
+
+	// ValidateFunctionWithResponse Check a function without storing it
+	//
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+	ValidateFunctionWithResponse(ctx context.Context, name string, body ValidateFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*ValidateFunctionResponse, error)
+
+	// ListFunctionVersionsWithResponse List a function's versions
+	//
+	// Every source the function has had, newest first, without the sources. A PUT that changes the source adds a version; deleting the function deletes its versions. Needs an API key with the admin scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/functions/{name}/versions (the `ListFunctionVersions` operationId).
+	ListFunctionVersionsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListFunctionVersionsResponse, error)
+
+	// GetFunctionVersionWithResponse Get a function version
+	//
+	// One earlier (or the current) source of the function. To roll back, PUT the function with this source. Needs an API key with the admin scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/functions/{name}/versions/{version} (the `GetFunctionVersion` operationId).
+	GetFunctionVersionWithResponse(ctx context.Context, name string, version int64, reqEditors ...RequestEditorFn) (*GetFunctionVersionResponse, error)
+
 	// ListInvocationsWithResponse List invocations
 	//
 	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
@@ -3064,6 +3578,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/schedules (the `ListSchedules` operationId).
 	ListSchedulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSchedulesResponse, error)
+
+	// GetStatsWithResponse Count recent invocations
+	//
+	// Throughput and outcomes over a recent window: the invocations that finished in it, by time bucket and by final status, and per function together with each function's newest invocation. Queued and running invocations are not counted until they finish. Buckets are aligned to multiples of their width, so successive calls line up. Needs an API key with the admin scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/stats (the `GetStats` operationId).
+	GetStatsWithResponse(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*GetStatsResponse, error)
 }
 
 // CallFunctionDeleteResponse200Headers the declared response headers of an HTTP 200 response for CallFunctionDelete
@@ -4803,6 +5326,248 @@ func (r SetFunctionSecretResponse) ContentType() string {
 	return ""
 }
 
+// ValidateFunctionResponse401Headers the declared response headers of an HTTP 401 response for ValidateFunction
+type ValidateFunctionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type ValidateFunctionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FunctionBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ValidateFunctionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ValidateFunctionResponse) GetJSON200() *FunctionBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ValidateFunctionResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ValidateFunctionResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ValidateFunctionResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ValidateFunctionResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ValidateFunctionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ValidateFunctionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ValidateFunctionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ValidateFunctionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListFunctionVersionsResponse401Headers the declared response headers of an HTTP 401 response for ListFunctionVersions
+type ListFunctionVersionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type ListFunctionVersionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListVersionsOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListFunctionVersionsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListFunctionVersionsResponse) GetJSON200() *ListVersionsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListFunctionVersionsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListFunctionVersionsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListFunctionVersionsResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListFunctionVersionsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListFunctionVersionsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListFunctionVersionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListFunctionVersionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListFunctionVersionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListFunctionVersionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetFunctionVersionResponse401Headers the declared response headers of an HTTP 401 response for GetFunctionVersion
+type GetFunctionVersionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type GetFunctionVersionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FunctionVersionBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetFunctionVersionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFunctionVersionResponse) GetJSON200() *FunctionVersionBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetFunctionVersionResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetFunctionVersionResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetFunctionVersionResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetFunctionVersionResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetFunctionVersionResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFunctionVersionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFunctionVersionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFunctionVersionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFunctionVersionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListInvocationsResponse200Headers the declared response headers of an HTTP 200 response for ListInvocations
 type ListInvocationsResponse200Headers struct {
 	Link *string
@@ -5342,6 +6107,82 @@ func (r ListSchedulesResponse) ContentType() string {
 	return ""
 }
 
+// GetStatsResponse401Headers the declared response headers of an HTTP 401 response for GetStats
+type GetStatsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type GetStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StatsBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetStatsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStatsResponse) GetJSON200() *StatsBody {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetStatsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CallFunctionDeleteWithResponse Call a function (DELETE)
 //
 // Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
@@ -5717,6 +6558,66 @@ func (c *ClientWithResponses) SetFunctionSecretWithResponse(ctx context.Context,
 	return ParseSetFunctionSecretResponse(rsp)
 }
 
+// ValidateFunctionWithBodyWithResponse Check a function without storing it
+//
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+func (c *ClientWithResponses) ValidateFunctionWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ValidateFunctionResponse, error) {
+	rsp, err := c.ValidateFunctionWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateFunctionResponse(rsp)
+}
+
+// ValidateFunctionWithResponse Check a function without storing it
+//
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/functions/{name}/validate (the `ValidateFunction` operationId).
+func (c *ClientWithResponses) ValidateFunctionWithResponse(ctx context.Context, name string, body ValidateFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*ValidateFunctionResponse, error) {
+	rsp, err := c.ValidateFunction(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateFunctionResponse(rsp)
+}
+
+// ListFunctionVersionsWithResponse List a function's versions
+//
+// Every source the function has had, newest first, without the sources. A PUT that changes the source adds a version; deleting the function deletes its versions. Needs an API key with the admin scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/functions/{name}/versions (the `ListFunctionVersions` operationId).
+func (c *ClientWithResponses) ListFunctionVersionsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListFunctionVersionsResponse, error) {
+	rsp, err := c.ListFunctionVersions(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListFunctionVersionsResponse(rsp)
+}
+
+// GetFunctionVersionWithResponse Get a function version
+//
+// One earlier (or the current) source of the function. To roll back, PUT the function with this source. Needs an API key with the admin scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/functions/{name}/versions/{version} (the `GetFunctionVersion` operationId).
+func (c *ClientWithResponses) GetFunctionVersionWithResponse(ctx context.Context, name string, version int64, reqEditors ...RequestEditorFn) (*GetFunctionVersionResponse, error) {
+	rsp, err := c.GetFunctionVersion(ctx, name, version, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFunctionVersionResponse(rsp)
+}
+
 // ListInvocationsWithResponse List invocations
 //
 // Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
@@ -5835,6 +6736,21 @@ func (c *ClientWithResponses) ListSchedulesWithResponse(ctx context.Context, req
 		return nil, err
 	}
 	return ParseListSchedulesResponse(rsp)
+}
+
+// GetStatsWithResponse Count recent invocations
+//
+// Throughput and outcomes over a recent window: the invocations that finished in it, by time bucket and by final status, and per function together with each function's newest invocation. Queued and running invocations are not counted until they finish. Buckets are aligned to multiples of their width, so successive calls line up. Needs an API key with the admin scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/stats (the `GetStats` operationId).
+func (c *ClientWithResponses) GetStatsWithResponse(ctx context.Context, params *GetStatsParams, reqEditors ...RequestEditorFn) (*GetStatsResponse, error) {
+	rsp, err := c.GetStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStatsResponse(rsp)
 }
 
 // ParseCallFunctionDeleteResponse parses an HTTP response from a CallFunctionDeleteWithResponse call
@@ -7511,6 +8427,221 @@ func ParseSetFunctionSecretResponse(rsp *http.Response) (*SetFunctionSecretRespo
 	return response, nil
 }
 
+// ParseValidateFunctionResponse parses an HTTP response from a ValidateFunctionWithResponse call
+func ParseValidateFunctionResponse(rsp *http.Response) (*ValidateFunctionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ValidateFunctionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FunctionBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ValidateFunctionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListFunctionVersionsResponse parses an HTTP response from a ListFunctionVersionsWithResponse call
+func ParseListFunctionVersionsResponse(rsp *http.Response) (*ListFunctionVersionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListFunctionVersionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListVersionsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListFunctionVersionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetFunctionVersionResponse parses an HTTP response from a GetFunctionVersionWithResponse call
+func ParseGetFunctionVersionResponse(rsp *http.Response) (*GetFunctionVersionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFunctionVersionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FunctionVersionBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetFunctionVersionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListInvocationsResponse parses an HTTP response from a ListInvocationsWithResponse call
 func ParseListInvocationsResponse(rsp *http.Response) (*ListInvocationsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7977,6 +9108,73 @@ func ParseListSchedulesResponse(rsp *http.Response) (*ListSchedulesResponse, err
 	switch {
 	case rsp.StatusCode == 401:
 		var headers ListSchedulesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStatsResponse parses an HTTP response from a GetStatsWithResponse call
+func ParseGetStatsResponse(rsp *http.Response) (*GetStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StatsBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetStatsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

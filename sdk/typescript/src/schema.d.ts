@@ -260,6 +260,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/functions/{name}/validate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check a function without storing it
+         * @description Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+         */
+        post: operations["validate-function"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a function's versions
+         * @description Every source the function has had, newest first, without the sources. A PUT that changes the source adds a version; deleting the function deletes its versions. Needs an API key with the admin scope.
+         */
+        get: operations["list-function-versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a function version
+         * @description One earlier (or the current) source of the function. To roll back, PUT the function with this source. Needs an API key with the admin scope.
+         */
+        get: operations["get-function-version"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/invocations": {
         parameters: {
             query?: never;
@@ -376,6 +436,26 @@ export interface paths {
          * @description Needs an API key with the admin scope.
          */
         get: operations["list-schedules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count recent invocations
+         * @description Throughput and outcomes over a recent window: the invocations that finished in it, by time bucket and by final status, and per function together with each function's newest invocation. Queued and running invocations are not counted until they finish. Buckets are aligned to multiples of their width, so successive calls line up. Needs an API key with the admin scope.
+         */
+        get: operations["get-stats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -573,6 +653,59 @@ export interface components {
              */
             version: number;
         };
+        FunctionStatsBody: {
+            /**
+             * Format: int64
+             * @example 0
+             */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @example 2
+             */
+            failed: number;
+            /** @example hello */
+            function: string;
+            /** @description The function's newest invocation, in or before the window, in any status; absent when it was never invoked. */
+            last_invocation?: components["schemas"]["LastInvocationBody"];
+            /**
+             * Format: int64
+             * @example 118
+             */
+            succeeded: number;
+            /**
+             * Format: int64
+             * @example 0
+             */
+            timed_out: number;
+        };
+        FunctionVersionBody: {
+            /**
+             * Format: date-time
+             * @description When this version was deployed.
+             */
+            created_at: string;
+            /** @description SHA-256 of the source, hex-encoded. */
+            sha256: string;
+            /**
+             * @description Lua source; omitted in listings.
+             * @example function handle(req)
+             *       return "Hello!"
+             *     end
+             */
+            source?: string;
+            /**
+             * Format: int64
+             * @description Length of the source in bytes.
+             * @example 182
+             */
+            source_bytes: number;
+            /**
+             * Format: int64
+             * @example 3
+             */
+            version: number;
+        };
         HealthOutputBody: {
             /** @example ok */
             status: string;
@@ -716,6 +849,17 @@ export interface components {
              */
             scope: "admin" | "invoke";
         };
+        LastInvocationBody: {
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: int64
+             * @example 42
+             */
+            id: number;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "timed_out" | "cancelled";
+        };
         ListFunctionsOutputBody: {
             functions: components["schemas"]["FunctionBody"][] | null;
         };
@@ -730,6 +874,10 @@ export interface components {
         };
         ListSchedulesOutputBody: {
             schedules: components["schemas"]["ScheduleBody"][] | null;
+        };
+        ListVersionsOutputBody: {
+            /** @description Newest first; the first is the current one. */
+            versions: components["schemas"]["FunctionVersionBody"][] | null;
         };
         LogEntryBody: {
             /** @description Structured fields, from log.info("message", {key = value}). */
@@ -853,6 +1001,84 @@ export interface components {
              * @example https://api.example.com
              */
             value: string;
+        };
+        StatsBody: {
+            /**
+             * Format: int64
+             * @description Width of each bucket.
+             * @example 60
+             */
+            bucket_seconds: number;
+            /** @description Invocations by the bucket they finished in, oldest first; every bucket is present, empty ones with zeros. */
+            buckets: components["schemas"]["StatsBucketBody"][] | null;
+            /** @description Every existing function by name, with the invocations of it that finished in the window. */
+            functions: components["schemas"]["FunctionStatsBody"][] | null;
+            /**
+             * Format: date-time
+             * @description Start of the first bucket.
+             */
+            since: string;
+            /** @description Sum over the buckets. */
+            totals: components["schemas"]["StatusCountsBody"];
+            /**
+             * Format: date-time
+             * @description End of the last bucket, which holds the present and is still filling.
+             */
+            until: string;
+            /**
+             * @description The window asked for.
+             * @example 1h
+             */
+            window: string;
+        };
+        StatsBucketBody: {
+            /**
+             * Format: int64
+             * @example 0
+             */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @example 2
+             */
+            failed: number;
+            /**
+             * Format: date-time
+             * @description Start of the bucket; it ends bucket_seconds later.
+             */
+            start: string;
+            /**
+             * Format: int64
+             * @example 118
+             */
+            succeeded: number;
+            /**
+             * Format: int64
+             * @example 0
+             */
+            timed_out: number;
+        };
+        StatusCountsBody: {
+            /**
+             * Format: int64
+             * @example 0
+             */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @example 2
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @example 118
+             */
+            succeeded: number;
+            /**
+             * Format: int64
+             * @example 0
+             */
+            timed_out: number;
         };
     };
     responses: never;
@@ -2308,6 +2534,213 @@ export interface operations {
             };
         };
     };
+    "validate-function": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Function name: a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutFunctionInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-function-versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Function name: a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListVersionsOutputBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-function-version": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Function name. */
+                name: string;
+                /** @description Version number, as in the function's version field. */
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionVersionBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "list-invocations": {
         parameters: {
             query?: {
@@ -2731,6 +3164,69 @@ export interface operations {
             };
             /** @description Error */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-stats": {
+        parameters: {
+            query?: {
+                /** @description How far back to count, in minutes or hours (e.g. 15m, 1h, 24h; at most 168h). */
+                window?: string;
+                /** @description Bucket width, a whole number of minutes or hours; by default the window divided into 60, rounded down to a minute, and at least one minute. */
+                bucket?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
