@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/ui"
 )
 
 // Version is the API version reported in the OpenAPI document.
@@ -95,6 +96,8 @@ func New(config Config) *Server {
 	s.registerIngress()
 	s.registerMetrics()
 	s.secureOperations()
+	s.mux.Handle(ui.Prefix, ui.Handler())
+	s.mux.Handle("GET /{$}", http.RedirectHandler(ui.Prefix, http.StatusFound))
 	// The ServeMux answers unknown paths with plain text; the catch-all keeps
 	// every error of the API in problem+json.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
