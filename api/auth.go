@@ -32,9 +32,12 @@ const (
 // invokeOperations are what an invoke key may do besides /fn: call
 // functions and read invocations. Everything else under /v1 needs admin.
 var invokeOperations = map[string]bool{
-	"invoke-function":  true,
-	"get-invocation":   true,
-	"list-invocations": true,
+	"invoke-function":          true,
+	"get-invocation":           true,
+	"list-invocations":         true,
+	"stream-events":            true,
+	"stream-function-events":   true,
+	"stream-invocation-events": true,
 }
 
 func describeSecurity(hc *huma.Config) {
@@ -124,6 +127,11 @@ func (s *Server) authorize(ctx huma.Context, next func(huma.Context)) {
 		need = accessAdmin
 	}
 	key, ok := bearerToken(ctx.Header("Authorization"))
+	if !ok && ctx.Operation().Metadata["queryToken"] == true {
+		// A browser's EventSource cannot send headers.
+		key = ctx.Query("access_token")
+		ok = key != ""
+	}
 	if !ok {
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="picloud"`)
 		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "this operation needs an API key: send Authorization: Bearer <key>")

@@ -40,6 +40,9 @@ type Config struct {
 	// function's timeout for a worker to pick the invocation up; zero means
 	// 30 seconds. Past it the caller gets 504 and the invocation id.
 	QueueGrace time.Duration
+	// EventHeartbeat is how often an idle event stream gets a comment line;
+	// zero means DefaultHeartbeat.
+	EventHeartbeat time.Duration
 	// Metrics, when set, is served at /metrics. It names every deployed
 	// function, so it needs an admin key unless MetricsPublic is set (or
 	// DisableAuth).
@@ -67,6 +70,9 @@ func New(config Config) *Server {
 	if config.MaxBodyBytes <= 0 {
 		config.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if config.EventHeartbeat <= 0 {
+		config.EventHeartbeat = DefaultHeartbeat
+	}
 	if config.QueueGrace <= 0 {
 		config.QueueGrace = 30 * time.Second
 	}
@@ -93,6 +99,7 @@ func New(config Config) *Server {
 	s.registerStats()
 	s.registerVersions()
 	s.registerValidate()
+	s.registerEvents()
 	s.registerIngress()
 	s.registerMetrics()
 	s.secureOperations()

@@ -68,6 +68,7 @@ type Client struct {
 	running  runningSet
 	river    *river.Client[pgx.Tx]
 	keys     keyCache
+	events   eventHub
 
 	// listened is set once the listener first connected; a later connect
 	// is a reconnect. It is the due channel's (workers only);
@@ -182,6 +183,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	listener.Handle(finishedChannel, finishedHandler{c})
 	listener.Handle(keysChannel, keysHandler{c})
+	listener.Handle(eventsChannel, eventsHandler{c})
 	if c.river != nil {
 		listener.Handle(dueChannel, dueHandler{c})
 		listener.Handle(settingsChannel, settingsHandler{c})

@@ -397,11 +397,15 @@ func (c *invCancelCmd) Run(ctx context.Context, kctx *kong.Context) error {
 
 type logsCmd struct {
 	clientFlags
-	ID   int64         `arg:"" name:"id" help:"Invocation id."`
-	Wait time.Duration `placeholder:"DURATION" help:"Wait up to this long (at most 5m) for the invocation to finish first."`
+	ID     int64         `arg:"" name:"id" help:"Invocation id."`
+	Wait   time.Duration `placeholder:"DURATION" help:"Wait up to this long (at most 5m) for the invocation to finish first."`
+	Follow bool          `short:"f" help:"Stream the invocation's steps (to stderr) and log lines until it finishes; exits 5 unless it succeeded. With -o json, one JSON object per line."`
 }
 
 func (c *logsCmd) Run(ctx context.Context, kctx *kong.Context) error {
+	if c.Follow {
+		return c.follow(ctx, kctx)
+	}
 	inv, body, err := getInvocation(ctx, &c.clientFlags, c.ID, c.Wait)
 	if err != nil {
 		return err

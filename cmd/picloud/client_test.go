@@ -298,3 +298,46 @@ func TestReadPayload(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsFollow: logs --follow streams an invocation that has not run yet
+// until it finishes, and its exit code says how it ended.
+func TestLogsFollow(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Auth: true})
+	t.Setenv("PICLOUD_URL", p.URL)
+	t.Setenv("PICLOUD_API_KEY", p.Key(t, "admin"))
+	ok(t, "fn", "deploy", "hello", functionsDir+"hello.lua")
+	ok(t, "fn", "deploy", "broken", functionsDir+"error.lua")
+
+	tests := []struct {
+		function string
+		code     int
+		log      string
+	}{
+		{"hello", exitOK, "INFO  greeting Ada"},
+		{"broken", exitRunFail, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.function, func(t *testing.T) {
+			// It may finish before the stream opens: the stream then carries
+			// its logs and final state at once (api tests cover the live path).
+			id := strings.TrimSpace(ok(t, "invoke", tt.function, "--async", "--data", `{"name": "Ada"}`))
+			r := runClient(t, "logs", "--follow", id)
+			if r.code() != tt.code {
+				t.Fatalf("exit %d (%v), want %d\nstderr: %s", r.code(), r.err, tt.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.log) {
+				t.Errorf("stdout %q, want it to contain %q", r.stdout, tt.log)
+			}
+			if !regexp.MustCompile(`invocation ` + id + `: (succeeded|failed)`).MatchString(r.stderr) {
+				t.Errorf("stderr %q does not show the final step", r.stderr)
+			}
+			json := runClient(t, "logs", "-f", "-o", "json", id)
+			if tt.log != "" && !strings.Contains(json.stdout, `"message":"greeting Ada"`) {
+				t.Errorf("-o json printed %q", json.stdout)
+			}
+		})
+	}
+	if r := runClient(t, "logs", "--follow", "999999"); r.code() != exitNotFound {
+		t.Errorf("following a missing invocation: exit %d, want %d", r.code(), exitNotFound)
+	}
+}

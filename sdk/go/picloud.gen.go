@@ -103,25 +103,82 @@ func (e InvocationBodyStatus) Valid() bool {
 
 // Defines values for InvocationBodyTrigger.
 const (
-	Api      InvocationBodyTrigger = "api"
-	Function InvocationBodyTrigger = "function"
-	Http     InvocationBodyTrigger = "http"
-	Schedule InvocationBodyTrigger = "schedule"
-	Sql      InvocationBodyTrigger = "sql"
+	InvocationBodyTriggerApi      InvocationBodyTrigger = "api"
+	InvocationBodyTriggerFunction InvocationBodyTrigger = "function"
+	InvocationBodyTriggerHttp     InvocationBodyTrigger = "http"
+	InvocationBodyTriggerSchedule InvocationBodyTrigger = "schedule"
+	InvocationBodyTriggerSql      InvocationBodyTrigger = "sql"
 )
 
 // Valid indicates whether the value is a known member of the InvocationBodyTrigger enum.
 func (e InvocationBodyTrigger) Valid() bool {
 	switch e {
-	case Api:
+	case InvocationBodyTriggerApi:
 		return true
-	case Function:
+	case InvocationBodyTriggerFunction:
 		return true
-	case Http:
+	case InvocationBodyTriggerHttp:
 		return true
-	case Schedule:
+	case InvocationBodyTriggerSchedule:
 		return true
-	case Sql:
+	case InvocationBodyTriggerSql:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for InvocationEventBodyStatus.
+const (
+	InvocationEventBodyStatusCancelled InvocationEventBodyStatus = "cancelled"
+	InvocationEventBodyStatusFailed    InvocationEventBodyStatus = "failed"
+	InvocationEventBodyStatusQueued    InvocationEventBodyStatus = "queued"
+	InvocationEventBodyStatusRunning   InvocationEventBodyStatus = "running"
+	InvocationEventBodyStatusSucceeded InvocationEventBodyStatus = "succeeded"
+	InvocationEventBodyStatusTimedOut  InvocationEventBodyStatus = "timed_out"
+)
+
+// Valid indicates whether the value is a known member of the InvocationEventBodyStatus enum.
+func (e InvocationEventBodyStatus) Valid() bool {
+	switch e {
+	case InvocationEventBodyStatusCancelled:
+		return true
+	case InvocationEventBodyStatusFailed:
+		return true
+	case InvocationEventBodyStatusQueued:
+		return true
+	case InvocationEventBodyStatusRunning:
+		return true
+	case InvocationEventBodyStatusSucceeded:
+		return true
+	case InvocationEventBodyStatusTimedOut:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for InvocationEventBodyTrigger.
+const (
+	InvocationEventBodyTriggerApi      InvocationEventBodyTrigger = "api"
+	InvocationEventBodyTriggerFunction InvocationEventBodyTrigger = "function"
+	InvocationEventBodyTriggerHttp     InvocationEventBodyTrigger = "http"
+	InvocationEventBodyTriggerSchedule InvocationEventBodyTrigger = "schedule"
+	InvocationEventBodyTriggerSql      InvocationEventBodyTrigger = "sql"
+)
+
+// Valid indicates whether the value is a known member of the InvocationEventBodyTrigger enum.
+func (e InvocationEventBodyTrigger) Valid() bool {
+	switch e {
+	case InvocationEventBodyTriggerApi:
+		return true
+	case InvocationEventBodyTriggerFunction:
+		return true
+	case InvocationEventBodyTriggerHttp:
+		return true
+	case InvocationEventBodyTriggerSchedule:
+		return true
+	case InvocationEventBodyTriggerSql:
 		return true
 	default:
 		return false
@@ -178,22 +235,46 @@ func (e LastInvocationBodyStatus) Valid() bool {
 
 // Defines values for LogEntryBodyLevel.
 const (
-	Debug LogEntryBodyLevel = "debug"
-	Error LogEntryBodyLevel = "error"
-	Info  LogEntryBodyLevel = "info"
-	Warn  LogEntryBodyLevel = "warn"
+	LogEntryBodyLevelDebug LogEntryBodyLevel = "debug"
+	LogEntryBodyLevelError LogEntryBodyLevel = "error"
+	LogEntryBodyLevelInfo  LogEntryBodyLevel = "info"
+	LogEntryBodyLevelWarn  LogEntryBodyLevel = "warn"
 )
 
 // Valid indicates whether the value is a known member of the LogEntryBodyLevel enum.
 func (e LogEntryBodyLevel) Valid() bool {
 	switch e {
-	case Debug:
+	case LogEntryBodyLevelDebug:
 		return true
-	case Error:
+	case LogEntryBodyLevelError:
 		return true
-	case Info:
+	case LogEntryBodyLevelInfo:
 		return true
-	case Warn:
+	case LogEntryBodyLevelWarn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LogEventBodyLevel.
+const (
+	LogEventBodyLevelDebug LogEventBodyLevel = "debug"
+	LogEventBodyLevelError LogEventBodyLevel = "error"
+	LogEventBodyLevelInfo  LogEventBodyLevel = "info"
+	LogEventBodyLevelWarn  LogEventBodyLevel = "warn"
+)
+
+// Valid indicates whether the value is a known member of the LogEventBodyLevel enum.
+func (e LogEventBodyLevel) Valid() bool {
+	switch e {
+	case LogEventBodyLevelDebug:
+		return true
+	case LogEventBodyLevelError:
+		return true
+	case LogEventBodyLevelInfo:
+		return true
+	case LogEventBodyLevelWarn:
 		return true
 	default:
 		return false
@@ -533,6 +614,36 @@ type InvocationBodyStatus string
 // InvocationBodyTrigger What created the invocation; function means another invocation's script (see parent_id).
 type InvocationBodyTrigger string
 
+// InvocationEventBody defines model for InvocationEventBody.
+type InvocationEventBody struct {
+	// Attempt Example: 1
+	Attempt    int64      `json:"attempt"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+
+	// Function Example: hello
+	Function string `json:"function"`
+
+	// Id Example: 42
+	Id int64 `json:"id"`
+
+	// MaxAttempts Example: 1
+	MaxAttempts int64      `json:"max_attempts"`
+	StartedAt   *time.Time `json:"started_at"`
+
+	// Status Example: running
+	Status InvocationEventBodyStatus `json:"status"`
+
+	// Trigger Example: http
+	Trigger InvocationEventBodyTrigger `json:"trigger"`
+}
+
+// InvocationEventBodyStatus Example: running
+type InvocationEventBodyStatus string
+
+// InvocationEventBodyTrigger Example: http
+type InvocationEventBodyTrigger string
+
 // InvokeInputBody defines model for InvokeInputBody.
 type InvokeInputBody struct {
 	// Async Answer 202 at once instead of waiting for the result.
@@ -638,6 +749,21 @@ type LogEntryBody struct {
 
 // LogEntryBodyLevel defines model for LogEntryBody.Level.
 type LogEntryBodyLevel string
+
+// LogEventBody defines model for LogEventBody.
+type LogEventBody struct {
+	// Fields Structured fields, from log.info("message", {key = value}).
+	Fields interface{} `json:"fields,omitempty"`
+
+	// InvocationId Example: 42
+	InvocationId int64             `json:"invocation_id"`
+	Level        LogEventBodyLevel `json:"level"`
+	Message      string            `json:"message"`
+	Time         time.Time         `json:"time"`
+}
+
+// LogEventBodyLevel defines model for LogEventBody.Level.
+type LogEventBodyLevel string
 
 // PutFunctionInputBody defines model for PutFunctionInputBody.
 type PutFunctionInputBody struct {
@@ -799,6 +925,27 @@ type StatusCountsBody struct {
 	TimedOut int64 `json:"timed_out"`
 }
 
+// StreamEventsParams defines parameters for StreamEvents.
+type StreamEventsParams struct {
+	// Function Only this function's invocations.
+	Function *string `form:"function,omitempty" json:"function,omitempty"`
+
+	// AccessToken An API key, for clients that cannot send an Authorization header (a browser's EventSource). Prefer the header: URLs end up in logs.
+	AccessToken *string `form:"access_token,omitempty" json:"access_token,omitempty"`
+
+	// LastEventID Resume after this event: the id of the last event received (EventSource sends it when it reconnects).
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// StreamFunctionEventsParams defines parameters for StreamFunctionEvents.
+type StreamFunctionEventsParams struct {
+	// AccessToken An API key, for clients that cannot send an Authorization header (a browser's EventSource). Prefer the header: URLs end up in logs.
+	AccessToken *string `form:"access_token,omitempty" json:"access_token,omitempty"`
+
+	// LastEventID Resume after this event: the id of the last event received (EventSource sends it when it reconnects).
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
 // InvokeFunctionParams defines parameters for InvokeFunction.
 type InvokeFunctionParams struct {
 	// IdempotencyKey Same as idempotency_key in the body; the body wins when both are set.
@@ -827,6 +974,15 @@ type ListInvocationsParamsStatus string
 type GetInvocationParams struct {
 	// Wait Long-poll: wait up to this long (e.g. 500ms, 10s, 1m; at most 5m) for the invocation to finish before answering.
 	Wait *string `form:"wait,omitempty" json:"wait,omitempty"`
+}
+
+// StreamInvocationEventsParams defines parameters for StreamInvocationEvents.
+type StreamInvocationEventsParams struct {
+	// AccessToken An API key, for clients that cannot send an Authorization header (a browser's EventSource). Prefer the header: URLs end up in logs.
+	AccessToken *string `form:"access_token,omitempty" json:"access_token,omitempty"`
+
+	// LastEventID Resume after this event: the id of the last event received (EventSource sends it when it reconnects).
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // GetStatsParams defines parameters for GetStats.
@@ -988,6 +1144,13 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// StreamEvents Stream every invocation's steps
+	//
+	// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+	//
+	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+	StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFunctions List functions
 	//
 	// Every function, by name, without sources. Needs an API key with the admin scope.
@@ -1058,6 +1221,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/functions/{name}/env/{key} (the `SetFunctionEnv` operationId).
 	SetFunctionEnv(ctx context.Context, name string, key string, body SetFunctionEnvJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamFunctionEvents Stream a function's invocation steps
+	//
+	// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+	//
+	// Corresponds with GET /v1/functions/{name}/events (the `StreamFunctionEvents` operationId).
+	StreamFunctionEvents(ctx context.Context, name string, params *StreamFunctionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// InvokeFunctionWithBody Invoke a function
 	//
@@ -1186,6 +1356,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/invocations/{id}/cancel (the `CancelInvocation` operationId).
 	CancelInvocation(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamInvocationEvents Stream one invocation's steps and logs
+	//
+	// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+	//
+	// Corresponds with GET /v1/invocations/{id}/events (the `StreamInvocationEvents` operationId).
+	StreamInvocationEvents(ctx context.Context, id int64, params *StreamInvocationEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListKeys List API keys
 	//
@@ -1359,6 +1536,23 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 	return c.Client.Do(req)
 }
 
+// StreamEvents Stream every invocation's steps
+//
+// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+//
+// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+func (c *Client) StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListFunctions List functions
 //
 // Every function, by name, without sources. Needs an API key with the admin scope.
@@ -1510,6 +1704,23 @@ func (c *Client) SetFunctionEnvWithBody(ctx context.Context, name string, key st
 // Corresponds with PUT /v1/functions/{name}/env/{key} (the `SetFunctionEnv` operationId).
 func (c *Client) SetFunctionEnv(ctx context.Context, name string, key string, body SetFunctionEnvJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSetFunctionEnvRequest(c.Server, name, key, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamFunctionEvents Stream a function's invocation steps
+//
+// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+//
+// Corresponds with GET /v1/functions/{name}/events (the `StreamFunctionEvents` operationId).
+func (c *Client) StreamFunctionEvents(ctx context.Context, name string, params *StreamFunctionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamFunctionEventsRequest(c.Server, name, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1798,6 +2009,23 @@ func (c *Client) GetInvocation(ctx context.Context, id int64, params *GetInvocat
 // Corresponds with POST /v1/invocations/{id}/cancel (the `CancelInvocation` operationId).
 func (c *Client) CancelInvocation(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCancelInvocationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamInvocationEvents Stream one invocation's steps and logs
+//
+// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+//
+// Corresponds with GET /v1/invocations/{id}/events (the `StreamInvocationEvents` operationId).
+func (c *Client) StreamInvocationEvents(ctx context.Context, id int64, params *StreamInvocationEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamInvocationEventsRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2144,6 +2372,87 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewStreamEventsRequest constructs an http.Request for the StreamEvents method
+func NewStreamEventsRequest(server string, params *StreamEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Function != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "function", *params.Function, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AccessToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "access_token", *params.AccessToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewListFunctionsRequest constructs an http.Request for the ListFunctions method
 func NewListFunctionsRequest(server string) (*http.Request, error) {
 	var err error
@@ -2411,6 +2720,82 @@ func NewSetFunctionEnvRequestWithBody(server string, name string, key string, co
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamFunctionEventsRequest constructs an http.Request for the StreamFunctionEvents method
+func NewStreamFunctionEventsRequest(server string, name string, params *StreamFunctionEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/functions/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.AccessToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "access_token", *params.AccessToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -3008,6 +3393,82 @@ func NewCancelInvocationRequest(server string, id int64) (*http.Request, error) 
 	return req, nil
 }
 
+// NewStreamInvocationEventsRequest constructs an http.Request for the StreamInvocationEvents method
+func NewStreamInvocationEventsRequest(server string, id int64, params *StreamInvocationEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/invocations/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.AccessToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "access_token", *params.AccessToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewListKeysRequest constructs an http.Request for the ListKeys method
 func NewListKeysRequest(server string) (*http.Request, error) {
 	var err error
@@ -3309,6 +3770,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
 
+	// StreamEventsWithResponse Stream every invocation's steps
+	//
+	// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+	StreamEventsWithResponse(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*StreamEventsResponse, error)
+
 	// ListFunctionsWithResponse List functions
 	//
 	// Every function, by name, without sources. Needs an API key with the admin scope.
@@ -3389,6 +3859,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/functions/{name}/env/{key} (the `SetFunctionEnv` operationId).
 	SetFunctionEnvWithResponse(ctx context.Context, name string, key string, body SetFunctionEnvJSONRequestBody, reqEditors ...RequestEditorFn) (*SetFunctionEnvResponse, error)
+
+	// StreamFunctionEventsWithResponse Stream a function's invocation steps
+	//
+	// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/functions/{name}/events (the `StreamFunctionEvents` operationId).
+	StreamFunctionEventsWithResponse(ctx context.Context, name string, params *StreamFunctionEventsParams, reqEditors ...RequestEditorFn) (*StreamFunctionEventsResponse, error)
 
 	// InvokeFunctionWithBodyWithResponse Invoke a function
 	//
@@ -3533,6 +4012,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/invocations/{id}/cancel (the `CancelInvocation` operationId).
 	CancelInvocationWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*CancelInvocationResponse, error)
+
+	// StreamInvocationEventsWithResponse Stream one invocation's steps and logs
+	//
+	// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/invocations/{id}/events (the `StreamInvocationEvents` operationId).
+	StreamInvocationEventsWithResponse(ctx context.Context, id int64, params *StreamInvocationEventsParams, reqEditors ...RequestEditorFn) (*StreamInvocationEventsResponse, error)
 
 	// ListKeysWithResponse List API keys
 	//
@@ -4282,6 +4770,68 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// StreamEventsResponse401Headers the declared response headers of an HTTP 401 response for StreamEvents
+type StreamEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type StreamEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StreamEventsResponse401Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamEventsResponse) GetApplicationproblemJSONDefault() *ErrorModel {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListFunctionsResponse401Headers the declared response headers of an HTTP 401 response for ListFunctions
 type ListFunctionsResponse401Headers struct {
 	WWWAuthenticate *string
@@ -4822,6 +5372,68 @@ func (r SetFunctionEnvResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SetFunctionEnvResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StreamFunctionEventsResponse401Headers the declared response headers of an HTTP 401 response for StreamFunctionEvents
+type StreamFunctionEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type StreamFunctionEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StreamFunctionEventsResponse401Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StreamFunctionEventsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StreamFunctionEventsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamFunctionEventsResponse) GetApplicationproblemJSONDefault() *ErrorModel {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamFunctionEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamFunctionEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamFunctionEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamFunctionEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5817,6 +6429,82 @@ func (r CancelInvocationResponse) ContentType() string {
 	return ""
 }
 
+// StreamInvocationEventsResponse401Headers the declared response headers of an HTTP 401 response for StreamInvocationEvents
+type StreamInvocationEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type StreamInvocationEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StreamInvocationEventsResponse401Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StreamInvocationEventsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StreamInvocationEventsResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r StreamInvocationEventsResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamInvocationEventsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StreamInvocationEventsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamInvocationEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamInvocationEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamInvocationEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamInvocationEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListKeysResponse401Headers the declared response headers of an HTTP 401 response for ListKeys
 type ListKeysResponse401Headers struct {
 	WWWAuthenticate *string
@@ -6288,6 +6976,21 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 	return ParseReadyzResponse(rsp)
 }
 
+// StreamEventsWithResponse Stream every invocation's steps
+//
+// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/events (the `StreamEvents` operationId).
+func (c *ClientWithResponses) StreamEventsWithResponse(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*StreamEventsResponse, error) {
+	rsp, err := c.StreamEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamEventsResponse(rsp)
+}
+
 // ListFunctionsWithResponse List functions
 //
 // Every function, by name, without sources. Needs an API key with the admin scope.
@@ -6421,6 +7124,21 @@ func (c *ClientWithResponses) SetFunctionEnvWithResponse(ctx context.Context, na
 		return nil, err
 	}
 	return ParseSetFunctionEnvResponse(rsp)
+}
+
+// StreamFunctionEventsWithResponse Stream a function's invocation steps
+//
+// Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/functions/{name}/events (the `StreamFunctionEvents` operationId).
+func (c *ClientWithResponses) StreamFunctionEventsWithResponse(ctx context.Context, name string, params *StreamFunctionEventsParams, reqEditors ...RequestEditorFn) (*StreamFunctionEventsResponse, error) {
+	rsp, err := c.StreamFunctionEvents(ctx, name, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamFunctionEventsResponse(rsp)
 }
 
 // InvokeFunctionWithBodyWithResponse Invoke a function
@@ -6661,6 +7379,21 @@ func (c *ClientWithResponses) CancelInvocationWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseCancelInvocationResponse(rsp)
+}
+
+// StreamInvocationEventsWithResponse Stream one invocation's steps and logs
+//
+// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/invocations/{id}/events (the `StreamInvocationEvents` operationId).
+func (c *ClientWithResponses) StreamInvocationEventsWithResponse(ctx context.Context, id int64, params *StreamInvocationEventsParams, reqEditors ...RequestEditorFn) (*StreamInvocationEventsResponse, error) {
+	rsp, err := c.StreamInvocationEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamInvocationEventsResponse(rsp)
 }
 
 // ListKeysWithResponse List API keys
@@ -7476,6 +8209,59 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	return response, nil
 }
 
+// ParseStreamEventsResponse parses an HTTP response from a StreamEventsWithResponse call
+func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers StreamEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListFunctionsResponse parses an HTTP response from a ListFunctionsWithResponse call
 func ParseListFunctionsResponse(rsp *http.Response) (*ListFunctionsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7955,6 +8741,59 @@ func ParseSetFunctionEnvResponse(rsp *http.Response) (*SetFunctionEnvResponse, e
 	switch {
 	case rsp.StatusCode == 401:
 		var headers SetFunctionEnvResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamFunctionEventsResponse parses an HTTP response from a StreamFunctionEventsWithResponse call
+func ParseStreamFunctionEventsResponse(rsp *http.Response) (*StreamFunctionEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamFunctionEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers StreamFunctionEventsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8854,6 +9693,76 @@ func ParseCancelInvocationResponse(rsp *http.Response) (*CancelInvocationRespons
 	switch {
 	case rsp.StatusCode == 401:
 		var headers CancelInvocationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamInvocationEventsResponse parses an HTTP response from a StreamInvocationEventsWithResponse call
+func ParseStreamInvocationEventsResponse(rsp *http.Response) (*StreamInvocationEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamInvocationEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers StreamInvocationEventsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

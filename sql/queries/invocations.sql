@@ -83,3 +83,19 @@ LIMIT @max_rows;
 -- name: QueueDepth :one
 SELECT coalesce(due, 0)::bigint AS due, coalesce(scheduled, 0)::bigint AS scheduled, coalesce(parked, 0)::bigint AS parked
 FROM picloud.queue_depth();
+
+-- name: WatchEvents :exec
+-- Asks every writer of invocations to announce queued and running steps
+-- until the given time (see picloud.event_watch).
+UPDATE picloud.event_watch SET until = greatest(until, @until::timestamptz);
+
+-- name: ChangedInvocations :many
+-- Invocations whose latest step happened after @since, oldest first, for a
+-- resumed event stream: their current state, not every step.
+SELECT i.id, i.function, i.status, i.trigger, i.attempt, i.max_attempts, i.created_at, i.started_at, i.finished_at
+FROM picloud.invocations i
+WHERE greatest(i.created_at, i.started_at, i.finished_at) > @since::timestamptz
+  AND (sqlc.narg('function')::text IS NULL OR i.function = sqlc.narg('function'))
+  AND (sqlc.narg('id')::bigint IS NULL OR i.id = sqlc.narg('id'))
+ORDER BY greatest(i.created_at, i.started_at, i.finished_at)
+LIMIT 1000;

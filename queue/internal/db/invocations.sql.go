@@ -47,6 +47,60 @@ func (q *Queries) CancelledAmong(ctx context.Context, ids []int64) ([]int64, err
 	return items, nil
 }
 
+const changedInvocations = `-- name: ChangedInvocations :many
+SELECT i.id, i.function, i.status, i.trigger, i.attempt, i.max_attempts, i.created_at, i.started_at, i.finished_at
+FROM picloud.invocations i
+WHERE greatest(i.created_at, i.started_at, i.finished_at) > $1::timestamptz
+  AND ($2::text IS NULL OR i.function = $2)
+  AND ($3::bigint IS NULL OR i.id = $3)
+ORDER BY greatest(i.created_at, i.started_at, i.finished_at)
+LIMIT 1000
+`
+
+type ChangedInvocationsRow struct {
+	ID          int64
+	Function    string
+	Status      string
+	Trigger     string
+	Attempt     int32
+	MaxAttempts int32
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	FinishedAt  *time.Time
+}
+
+// Invocations whose latest step happened after @since, oldest first, for a
+// resumed event stream: their current state, not every step.
+func (q *Queries) ChangedInvocations(ctx context.Context, since time.Time, function *string, iD *int64) ([]ChangedInvocationsRow, error) {
+	rows, err := q.db.Query(ctx, changedInvocations, since, function, iD)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ChangedInvocationsRow
+	for rows.Next() {
+		var i ChangedInvocationsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Function,
+			&i.Status,
+			&i.Trigger,
+			&i.Attempt,
+			&i.MaxAttempts,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const enqueueInvocation = `-- name: EnqueueInvocation :one
 SELECT i.id, i.status, i.timeout_ms
 FROM picloud.enqueue_authorized_invocation(
@@ -436,4 +490,15 @@ func (q *Queries) Sweep(ctx context.Context) (float64, error) {
 	var wait_seconds float64
 	err := row.Scan(&wait_seconds)
 	return wait_seconds, err
+}
+
+const watchEvents = `-- name: WatchEvents :exec
+UPDATE picloud.event_watch SET until = greatest(until, $1::timestamptz)
+`
+
+// Asks every writer of invocations to announce queued and running steps
+// until the given time (see picloud.event_watch).
+func (q *Queries) WatchEvents(ctx context.Context, until time.Time) error {
+	_, err := q.db.Exec(ctx, watchEvents, until)
+	return err
 }

@@ -21,6 +21,11 @@ type PicloudApiKey struct {
 	RevokedAt  *time.Time
 }
 
+type PicloudEventWatch struct {
+	Singleton bool
+	Until     time.Time
+}
+
 type PicloudFunction struct {
 	Name            string
 	Version         int32

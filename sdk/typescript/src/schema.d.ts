@@ -80,6 +80,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream every invocation's steps
+         * @description Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+         */
+        get: operations["stream-events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/functions": {
         parameters: {
             query?: never;
@@ -167,6 +187,26 @@ export interface paths {
          * @description Deletes a configuration value (env.KEY in the script). Needs an API key with the admin scope.
          */
         delete: operations["delete-function-env"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{name}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream a function's invocation steps
+         * @description Server-Sent Events (text/event-stream), driven by the database's notifications, not by polling. An `invocation` event carries the invocation's state right after each step (queued, running, and its final status); its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and should reread the list. A comment line every 15 s keeps the connection alive. Needs an API key with the invoke scope (or admin).
+         */
+        get: operations["stream-function-events"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -374,6 +414,26 @@ export interface paths {
          * @description A queued invocation never runs; a running one is stopped in its sandbox. Answers with the invocation, now cancelled (also when it already was); 409 when it had already finished otherwise. Needs an API key with the admin scope.
          */
         post: operations["cancel-invocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invocations/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream one invocation's steps and logs
+         * @description Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+         */
+        get: operations["stream-invocation-events"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -789,6 +849,41 @@ export interface components {
              */
             wait_ms: number | null;
         };
+        InvocationEventBody: {
+            /**
+             * Format: int64
+             * @example 1
+             */
+            attempt: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            finished_at: string | null;
+            /** @example hello */
+            function: string;
+            /**
+             * Format: int64
+             * @example 42
+             */
+            id: number;
+            /**
+             * Format: int64
+             * @example 1
+             */
+            max_attempts: number;
+            /** Format: date-time */
+            started_at: string | null;
+            /**
+             * @example running
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed" | "timed_out" | "cancelled";
+            /**
+             * @example http
+             * @enum {string}
+             */
+            trigger: "http" | "api" | "sql" | "schedule" | "function";
+        };
         InvokeInputBody: {
             /** @description Answer 202 at once instead of waiting for the result. */
             async?: boolean;
@@ -882,6 +977,20 @@ export interface components {
         LogEntryBody: {
             /** @description Structured fields, from log.info("message", {key = value}). */
             fields?: unknown;
+            /** @enum {string} */
+            level: "debug" | "info" | "warn" | "error";
+            message: string;
+            /** Format: date-time */
+            time: string;
+        };
+        LogEventBody: {
+            /** @description Structured fields, from log.info("message", {key = value}). */
+            fields?: unknown;
+            /**
+             * Format: int64
+             * @example 42
+             */
+            invocation_id: number;
             /** @enum {string} */
             level: "debug" | "info" | "warn" | "error";
             message: string;
@@ -1611,6 +1720,63 @@ export interface operations {
             };
         };
     };
+    "stream-events": {
+        parameters: {
+            query?: {
+                /** @description Only this function's invocations. */
+                function?: string;
+                /** @description An API key, for clients that cannot send an Authorization header (a browser's EventSource). Prefer the header: URLs end up in logs. */
+                access_token?: string;
+            };
+            header?: {
+                /** @description Resume after this event: the id of the last event received (EventSource sends it when it reconnects). */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream. Each event's data is a JSON object: an InvocationEventBody for `invocation` events, a LogEventBody for `log` events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "list-functions": {
         parameters: {
             query?: never;
@@ -2077,6 +2243,64 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "stream-function-events": {
+        parameters: {
+            query?: {
+                /** @description An API key, for clients that cannot send an Authorization header (a browser's EventSource). Prefer the header: URLs end up in logs. */
+                access_token?: string;
+            };
+            header?: {
+                /** @description Resume after this event: the id of the last event received (EventSource sends it when it reconnects). */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description Function name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream. Each event's data is a JSON object: an InvocationEventBody for `invocation` events, a LogEventBody for `log` events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Error */
+            default: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2925,6 +3149,89 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "stream-invocation-events": {
+        parameters: {
+            query?: {
+                /** @description An API key, for clients that cannot send an Authorization header (a browser's EventSource). Prefer the header: URLs end up in logs. */
+                access_token?: string;
+            };
+            header?: {
+                /** @description Resume after this event: the id of the last event received (EventSource sends it when it reconnects). */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description Invocation id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream. Each event's data is a JSON object: an InvocationEventBody for `invocation` events, a LogEventBody for `log` events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The stream already ended at the given Last-Event-ID: the invocation has finished. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
