@@ -253,7 +253,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	main.do("type the missing parenthesis", chromedp.SendKeys(chromedp.CSS(`.CodeMirror textarea`), ")"))
 	main.waitFor("see the draft compile", `document.querySelector('[data-compile="ok"]') !== null && document.querySelector(".pc-error-widget") === null`)
 	main.do("save", chromedp.Click(chromedp.CSS(`[data-action="save"]`)))
-	main.waitFor("land on the function's page", `location.pathname === "/ui/functions/greet" && document.querySelector(".page-title .version") !== null`)
+	main.waitFor("land on the function's page", `location.pathname === "/ui/functions/greet" && document.querySelector(".page-title .version") !== null && document.querySelector(".CodeMirror") !== null`)
 	if src := main.eval("read the editor", `document.querySelector(".CodeMirror").CodeMirror.getValue()`); !strings.Contains(src, `log.info("greeting " .. name)`) {
 		t.Errorf("the saved source lacks the typed fix:\n%s", src)
 	}

@@ -1,7 +1,7 @@
 // The Lua editor: CodeMirror 5 (a classic script that installs
 // window.CodeMirror) with its Lua mode. A compile error is shown at its
 // line: a marker in the gutter, the line tinted, and the message under it.
-import { html, useEffect, useRef } from "../lib/html.mjs";
+import { html, useEffect, useLayoutEffect, useRef } from "../lib/html.mjs";
 
 export function Editor({ value, onChange, onSave, error, readOnly = false, minHeight = 420, docKey, visible = true }) {
   const host = useRef();
@@ -10,7 +10,8 @@ export function Editor({ value, onChange, onSave, error, readOnly = false, minHe
   const handlers = useRef({});
   handlers.current = { onChange, onSave };
 
-  useEffect(() => {
+  // Made before the browser paints, so the page never shows without it.
+  useLayoutEffect(() => {
     const CodeMirror = window.CodeMirror;
     const save = () => handlers.current.onSave?.();
     const editor = CodeMirror(host.current, {

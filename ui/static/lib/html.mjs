@@ -3,5 +3,5 @@ import { h, render, Fragment, createContext } from "../vendor/preact.mjs";
 import htm from "../vendor/htm.mjs";
 
 export { h, render, Fragment, createContext };
-export { useState, useEffect, useRef, useMemo, useCallback, useContext, useReducer } from "../vendor/preact-hooks.mjs";
+export { useState, useEffect, useLayoutEffect, useRef, useMemo, useCallback, useContext, useReducer } from "../vendor/preact-hooks.mjs";
 export const html = htm.bind(h);
