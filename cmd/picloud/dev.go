@@ -57,6 +57,7 @@ and send it as -H "Authorization: Bearer <key>".
 		fmt.Fprintf(os.Stderr, `
 PiCloud is running at %[1]s
 
+  Dashboard:          %[1]s/ui/
   Deploy a function:  curl -X PUT %[1]s/v1/functions/hello -H 'content-type: application/json' \
                         -d "{\"source\": $(jq -Rs . < testdata/functions/hello.lua)}"
   Call it:            curl '%[1]s/fn/hello?name=Ada'
