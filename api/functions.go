@@ -30,13 +30,14 @@ type FunctionBody struct {
 
 // FunctionOptionsBody are the settings of a function's invocations.
 type FunctionOptionsBody struct {
-	TimeoutMS       int      `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" example:"10000" doc:"Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent."`
-	MaxAttempts     int      `json:"max_attempts,omitempty" minimum:"1" maximum:"100" default:"1" doc:"Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once."`
-	MaxConcurrency  int      `json:"max_concurrency,omitempty" minimum:"1" doc:"How many invocations of the function may run at once across all workers; unlimited when absent."`
-	RetryBackoffMS  *int     `json:"retry_backoff_ms,omitempty" minimum:"0" maximum:"3600000" doc:"Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour."`
-	MaxInstructions int64    `json:"max_instructions,omitempty" minimum:"1000" maximum:"100000000000" doc:"VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out."`
-	Auth            string   `json:"auth,omitempty" enum:"public,key" default:"public" doc:"Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key)."`
-	HTTPAllow       []string `json:"http_allow,omitempty" maxItems:"100" example:"[\"api.example.com\", \"*.example.org\"]" doc:"Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them."`
+	TimeoutMS         int      `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" example:"10000" doc:"Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent."`
+	MaxAttempts       int      `json:"max_attempts,omitempty" minimum:"1" maximum:"100" default:"1" doc:"Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once."`
+	MaxConcurrency    int      `json:"max_concurrency,omitempty" minimum:"1" doc:"How many invocations of the function may run at once across all workers; unlimited when absent."`
+	RetryBackoffMS    *int     `json:"retry_backoff_ms,omitempty" minimum:"0" maximum:"3600000" doc:"Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour."`
+	MaxInstructions   int64    `json:"max_instructions,omitempty" minimum:"1000" maximum:"100000000000" doc:"VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out."`
+	LogRetentionHours int      `json:"log_retention_hours,omitempty" minimum:"1" maximum:"87600" example:"24" doc:"Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default)."`
+	Auth              string   `json:"auth,omitempty" enum:"public,key" default:"public" doc:"Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key)."`
+	HTTPAllow         []string `json:"http_allow,omitempty" maxItems:"100" example:"[\"api.example.com\", \"*.example.org\"]" doc:"Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them."`
 }
 
 func (o FunctionOptionsBody) options() queue.FunctionOptions {
@@ -48,6 +49,7 @@ func (o FunctionOptionsBody) options() queue.FunctionOptions {
 		HTTPAllow:       o.HTTPAllow,
 		MaxInstructions: o.MaxInstructions,
 		Auth:            queue.Auth(o.Auth),
+		LogRetention:    time.Duration(o.LogRetentionHours) * time.Hour,
 	}
 	if o.RetryBackoffMS != nil {
 		opts.RetryBackoff = time.Duration(*o.RetryBackoffMS) * time.Millisecond
@@ -67,6 +69,9 @@ func functionBody(fn queue.Function) FunctionBody {
 			HTTPAllow:       fn.Options.HTTPAllow,
 			MaxInstructions: fn.Options.MaxInstructions,
 			Auth:            string(fn.Options.Auth),
+			// Rounded up: a retention set below an hour through the Go API
+			// still reads as set.
+			LogRetentionHours: int((fn.Options.LogRetention + time.Hour - 1) / time.Hour),
 		},
 		CreatedAt: fn.CreatedAt, UpdatedAt: fn.UpdatedAt,
 	}

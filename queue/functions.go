@@ -56,6 +56,8 @@ func (o FunctionOptions) validate() error {
 		return &InvalidOptionsError{"max_concurrency must be positive"}
 	case o.RetryBackoff < 0 || o.RetryBackoff > time.Hour:
 		return &InvalidOptionsError{"retry_backoff must be between 0 and 1 h"}
+	case o.LogRetention < 0 || (o.LogRetention > 0 && o.LogRetention < time.Second):
+		return &InvalidOptionsError{"log_retention must be at least a second"}
 	case o.Auth != "" && o.Auth != AuthPublic && o.Auth != AuthKey:
 		return &InvalidOptionsError{fmt.Sprintf("auth must be %q or %q", AuthPublic, AuthKey)}
 	case o.MaxInstructions != 0 && (o.MaxInstructions < 1000 || o.MaxInstructions > MaxInstructions):
@@ -130,6 +132,7 @@ func (c *Client) PutFunction(ctx context.Context, name, source string, opts Func
 			HttpAllow:       opts.HTTPAllow,
 			MaxInstructions: optionalInt64(opts.MaxInstructions),
 			Auth:            string(opts.Auth),
+			LogRetentionMs:  optionalInt64(opts.LogRetention.Milliseconds()),
 		}); err != nil {
 			return fmt.Errorf("update function: %w", err)
 		}
@@ -166,7 +169,7 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 	for i, r := range rows {
 		fns[i] = Function{
 			Name: r.Name, Version: int(r.Version), SHA256: hex.EncodeToString(r.SourceSha256),
-			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth),
+			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth, r.LogRetentionMs),
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		}
 	}
@@ -189,13 +192,14 @@ func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 func functionFromRow(r db.GetFunctionRow) Function {
 	return Function{
 		Name: r.Name, Version: int(r.Version), Source: r.Source, SHA256: hex.EncodeToString(r.SourceSha256),
-		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth),
+		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth, r.LogRetentionMs),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
-func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32, httpAllow []string, maxInstructions *int64, auth string) FunctionOptions {
-	o := FunctionOptions{MaxAttempts: int(maxAttempts), RetryBackoff: time.Duration(retryBackoffMS) * time.Millisecond, HTTPAllow: httpAllow, Auth: Auth(auth)}
+func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32, httpAllow []string, maxInstructions *int64, auth string, logRetentionMS int64) FunctionOptions {
+	o := FunctionOptions{MaxAttempts: int(maxAttempts), RetryBackoff: time.Duration(retryBackoffMS) * time.Millisecond, HTTPAllow: httpAllow, Auth: Auth(auth),
+		LogRetention: time.Duration(logRetentionMS) * time.Millisecond}
 	if maxInstructions != nil {
 		o.MaxInstructions = *maxInstructions
 	}

@@ -439,6 +439,52 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// TestLogRetention: a function's log retention clears its invocations' log
+// lines, on the sweep timer, while the rows stay; another function's logs
+// are kept.
+func TestLogRetention(t *testing.T) {
+	ctx := context.Background()
+	client, _ := worker(t, nil)
+	logger := `function handle(req) log.info("secret-ish detail") return "ok" end`
+	put(t, client, "brief", logger, queue.FunctionOptions{LogRetention: time.Second})
+	put(t, client, "kept", logger, queue.FunctionOptions{})
+	fn, err := client.GetFunction(ctx, "brief")
+	if err != nil || fn.Options.LogRetention != time.Second {
+		t.Fatalf("GetFunction: %v, log retention %v", err, fn.Options.LogRetention)
+	}
+	brief := waitFor(t, client, invoke(t, client, queue.InvokeParams{Function: "brief"}).ID)
+	kept := waitFor(t, client, invoke(t, client, queue.InvokeParams{Function: "kept"}).ID)
+	if len(brief.Logs) != 1 || len(kept.Logs) != 1 {
+		t.Fatalf("logs right after the run: %v, %v", brief.Logs, kept.Logs)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		inv, err := client.GetInvocation(ctx, brief.ID)
+		if err != nil {
+			t.Fatalf("the invocation itself must stay: %v", err)
+		}
+		if len(inv.Logs) == 0 {
+			if gone := time.Since(*inv.FinishedAt); gone < time.Second {
+				t.Errorf("logs cleared %v after finishing, before their retention", gone)
+			}
+			if inv.Status != queue.StatusSucceeded || len(inv.Result) == 0 {
+				t.Errorf("clearing logs changed the rest of the row: %+v", inv)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs still there long after their retention")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if inv, err := client.GetInvocation(ctx, kept.ID); err != nil || len(inv.Logs) != 1 {
+		t.Errorf("a function without log retention lost its logs: %v %v", inv.Logs, err)
+	}
+	if _, _, err := client.PutFunction(ctx, "bad", logger, queue.FunctionOptions{LogRetention: time.Millisecond}); err == nil {
+		t.Error("a log retention under a second was accepted")
+	}
+}
+
 // TestConcurrentCallersShareNothing runs many invocations from several
 // goroutines on one client, under -race.
 func TestConcurrentCallersShareNothing(t *testing.T) {

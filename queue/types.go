@@ -89,6 +89,10 @@ type FunctionOptions struct {
 	// Auth says who may call the function at /fn/{name}; empty means
 	// AuthPublic.
 	Auth Auth
+	// LogRetention, when set, clears the log lines of the function's
+	// invocations this long after they finish, before the rows themselves
+	// go (picloud.settings.retention).
+	LogRetention time.Duration
 }
 
 // Auth says who may call a function over HTTP at /fn/{name}.

@@ -456,6 +456,11 @@ type FunctionBody struct {
 	// Example: ["api.example.com","*.example.org"]
 	HttpAllow *[]string `json:"http_allow,omitempty"`
 
+	// LogRetentionHours Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default).
+	//
+	// Example: 24
+	LogRetentionHours *int64 `json:"log_retention_hours,omitempty"`
+
 	// MaxAttempts Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
@@ -774,6 +779,11 @@ type PutFunctionInputBody struct {
 	//
 	// Example: ["api.example.com","*.example.org"]
 	HttpAllow *[]string `json:"http_allow,omitempty"`
+
+	// LogRetentionHours Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default).
+	//
+	// Example: 24
+	LogRetentionHours *int64 `json:"log_retention_hours,omitempty"`
 
 	// MaxAttempts Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`

@@ -28,24 +28,28 @@ SET version = @version,
     http_allow = @http_allow,
     max_instructions = sqlc.narg('max_instructions'),
     auth = @auth,
+    log_retention = sqlc.narg('log_retention_ms')::bigint * interval '1 millisecond',
     updated_at = CASE
-        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth)
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth, log_retention)
              IS DISTINCT FROM (@version, sqlc.narg('timeout_ms')::integer, @max_attempts, sqlc.narg('max_concurrency')::integer,
-                               @retry_backoff_ms, @http_allow::text[], sqlc.narg('max_instructions')::bigint, @auth::text)
+                               @retry_backoff_ms, @http_allow::text[], sqlc.narg('max_instructions')::bigint, @auth::text,
+                               sqlc.narg('log_retention_ms')::bigint * interval '1 millisecond')
         THEN clock_timestamp() ELSE updated_at END
 WHERE name = @name
 RETURNING updated_at;
 
 -- name: GetFunction :one
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth, v.source, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = @name;
 
 -- name: ListFunctions :many
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name;

@@ -48,7 +48,8 @@ func (q *Queries) DeleteFunction(ctx context.Context, name string) (int64, error
 
 const getFunction = `-- name: GetFunction :one
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth, v.source, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = $1
@@ -66,6 +67,7 @@ type GetFunctionRow struct {
 	HttpAllow       []string
 	MaxInstructions *int64
 	Auth            string
+	LogRetentionMs  int64
 	Source          string
 	SourceSha256    []byte
 }
@@ -85,6 +87,7 @@ func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow,
 		&i.HttpAllow,
 		&i.MaxInstructions,
 		&i.Auth,
+		&i.LogRetentionMs,
 		&i.Source,
 		&i.SourceSha256,
 	)
@@ -123,7 +126,8 @@ func (q *Queries) InsertFunctionVersion(ctx context.Context, arg InsertFunctionV
 
 const listFunctions = `-- name: ListFunctions :many
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
-       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth, v.source_sha256
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name
@@ -141,6 +145,7 @@ type ListFunctionsRow struct {
 	HttpAllow       []string
 	MaxInstructions *int64
 	Auth            string
+	LogRetentionMs  int64
 	SourceSha256    []byte
 }
 
@@ -165,6 +170,7 @@ func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error)
 			&i.HttpAllow,
 			&i.MaxInstructions,
 			&i.Auth,
+			&i.LogRetentionMs,
 			&i.SourceSha256,
 		); err != nil {
 			return nil, err
@@ -208,12 +214,14 @@ SET version = $1,
     http_allow = $6,
     max_instructions = $7,
     auth = $8,
+    log_retention = $9::bigint * interval '1 millisecond',
     updated_at = CASE
-        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth)
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth, log_retention)
              IS DISTINCT FROM ($1, $2::integer, $3, $4::integer,
-                               $5, $6::text[], $7::bigint, $8::text)
+                               $5, $6::text[], $7::bigint, $8::text,
+                               $9::bigint * interval '1 millisecond')
         THEN clock_timestamp() ELSE updated_at END
-WHERE name = $9
+WHERE name = $10
 RETURNING updated_at
 `
 
@@ -226,6 +234,7 @@ type UpdateFunctionParams struct {
 	HttpAllow       []string
 	MaxInstructions *int64
 	Auth            string
+	LogRetentionMs  *int64
 	Name            string
 }
 
@@ -241,6 +250,7 @@ func (q *Queries) UpdateFunction(ctx context.Context, arg UpdateFunctionParams) 
 		arg.HttpAllow,
 		arg.MaxInstructions,
 		arg.Auth,
+		arg.LogRetentionMs,
 		arg.Name,
 	)
 	var updated_at time.Time

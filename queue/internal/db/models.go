@@ -38,6 +38,7 @@ type PicloudFunction struct {
 	HttpAllow       []string
 	MaxInstructions *int64
 	Auth            string
+	LogRetention    pgtype.Interval
 }
 
 type PicloudFunctionEnv struct {

@@ -665,6 +665,12 @@ export interface components {
             http_allow?: string[] | null;
             /**
              * Format: int64
+             * @description Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default).
+             * @example 24
+             */
+            log_retention_hours?: number;
+            /**
+             * Format: int64
              * @description Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
              * @default 1
              */
@@ -1012,6 +1018,12 @@ export interface components {
              *     ]
              */
             http_allow?: string[] | null;
+            /**
+             * Format: int64
+             * @description Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default).
+             * @example 24
+             */
+            log_retention_hours?: number;
             /**
              * Format: int64
              * @description Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
