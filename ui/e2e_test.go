@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/picloud/picloud/internal/platformtest"
@@ -540,6 +541,12 @@ func watchNetwork(t *testing.T, ctx context.Context) *netlog {
 			delete(n.pending, e.RequestID)
 		case *network.EventLoadingFailed:
 			delete(n.pending, e.RequestID)
+		case *page.EventFrameNavigated:
+			// The browser reports no end for the requests of a document
+			// it left; they are gone with it.
+			if e.Frame.ParentID == "" {
+				clear(n.pending)
+			}
 		}
 	})
 	return n

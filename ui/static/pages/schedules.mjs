@@ -1,7 +1,7 @@
 // Schedules: cron expressions that invoke functions, from GET /v1/schedules;
 // made, changed and deleted with PUT/DELETE /v1/functions/{name}/schedules/{schedule}.
 import { icons } from "../components/icons.mjs";
-import { html, useState } from "../lib/html.mjs";
+import { html, useEffect, useState } from "../lib/html.mjs";
 import { api } from "../lib/api.mjs";
 import { dateTime, pretty } from "../lib/format.mjs";
 import { Confirm, Empty, ErrorBox, Field, Modal, PageHeader, Spinner, Time, toast, useAsync } from "../components/ui.mjs";
@@ -38,7 +38,7 @@ export function Schedules() {
   const noFunctions = fns.data && fns.data.functions.length === 0;
   return html`<div class="page">
     <${PageHeader} title="Schedules" subtitle="Invoke functions on a cron expression, exactly once per tick however many workers run">
-      <button class="btn primary" disabled=${noFunctions} onClick=${() => setEditing({})}>New schedule</button>
+      <button class="btn primary" disabled=${!fns.data || noFunctions} onClick=${() => setEditing({})}>New schedule</button>
     <//>
     <${ErrorBox} error=${list.error} onRetry=${list.reload} />
     <${ErrorBox} error=${rowError} compact />
@@ -122,6 +122,10 @@ function ScheduleForm({ schedule, functions, onClose, onSaved }) {
   const [enabled, setEnabled] = useState(schedule.enabled ?? true);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  // The form may open before the function list has arrived.
+  useEffect(() => {
+    if (!fn && functions.length) setFn(functions[0].name);
+  }, [functions]);
 
   const submit = async (e) => {
     e?.preventDefault();
