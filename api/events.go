@@ -37,6 +37,7 @@ type InvocationEventBody struct {
 // LogEventBody is a line an invocation logged.
 type LogEventBody struct {
 	InvocationID int64 `json:"invocation_id" example:"42"`
+	Attempt      int   `json:"attempt" example:"1" doc:"The attempt that logged the line."`
 	LogEntryBody
 }
 
@@ -97,7 +98,7 @@ func (s *Server) registerEvents() {
 		Description: "Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, " +
 			"and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the " +
 			"stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to " +
-			"stop. Log lines arrive when the attempt ends, not while it runs.",
+			"stop. Log lines arrive as the script writes them (a line written before the stream opened comes with the final state).",
 		Tags:     tags,
 		Errors:   []int{http.StatusNotFound},
 		Metadata: map[string]any{"queryToken": true},
@@ -207,7 +208,12 @@ func (s *Server) eventStream(filter queue.EventFilter, lastEventID string) *huma
 				}
 			}
 		}
-		s.pump(ctx, w, sub, func(e queue.Event) (bool, error) { return false, w.invocation(e) })
+		s.pump(ctx, w, sub, func(e queue.Event) (bool, error) {
+			if e.Log != nil {
+				return false, nil // lines go to the invocation's own stream
+			}
+			return false, w.invocation(e)
+		})
 	}}
 }
 
@@ -270,35 +276,49 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 		if w.start() != nil {
 			return
 		}
+		// streamed counts the live lines sent of each attempt, so that the
+		// final state adds only the lines the stream has not shown.
+		streamed := map[int]int{}
 		if inv.Status.Final() {
-			_ = s.finalEvents(w, inv)
+			_ = s.finalEvents(w, inv, 0)
 			return
 		}
 		if w.invocation(eventOf(inv)) != nil {
 			return
 		}
 		s.pump(subCtx, w, sub, func(e queue.Event) (bool, error) {
-			if !e.Status.Final() {
+			switch {
+			case e.Log != nil:
+				if e.Log.Index != streamed[e.Log.Attempt] {
+					return false, nil // a line from before this stream began: the final state has it
+				}
+				streamed[e.Log.Attempt]++
+				return false, w.logLine(e.ID, e.Log.Attempt, e.Log.LogEntry)
+			case !e.Status.Final():
 				return false, w.invocation(e)
 			}
 			finished, err := s.config.Queue.GetInvocation(subCtx, e.ID)
 			if err != nil {
 				return true, err
 			}
-			return true, s.finalEvents(w, finished)
+			return true, s.finalEvents(w, finished, streamed[finished.Attempt])
 		})
 	}}, nil
 }
 
-// finalEvents sends a finished invocation's log lines, then its final
-// state, which ends the stream.
-func (s *Server) finalEvents(w *sseWriter, inv queue.Invocation) error {
-	for _, l := range inv.Logs {
-		if err := w.event("log", l.Time.UnixMicro(), LogEventBody{InvocationID: inv.ID, LogEntryBody: LogEntryBody(l)}); err != nil {
+// finalEvents sends a finished invocation's log lines from the first one
+// the stream has not shown, then its final state, which ends the stream.
+func (s *Server) finalEvents(w *sseWriter, inv queue.Invocation, shown int) error {
+	for _, l := range inv.Logs[min(shown, len(inv.Logs)):] {
+		if err := w.logLine(inv.ID, inv.Attempt, l); err != nil {
 			return err
 		}
 	}
 	return w.invocation(eventOf(inv))
+}
+
+func (w *sseWriter) logLine(id int64, attempt int, l queue.LogEntry) error {
+	return w.event("log", l.Time.UnixMicro(), LogEventBody{InvocationID: id, Attempt: attempt, LogEntryBody: LogEntryBody(l)})
 }
 
 func eventOf(inv queue.Invocation) queue.Event {

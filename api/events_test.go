@@ -200,3 +200,57 @@ func TestEventHeartbeat(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveLogLines: a watched invocation's log lines reach its stream while
+// it still runs, each once, and secrets are redacted from them as from the
+// stored lines.
+func TestLiveLogLines(t *testing.T) {
+	for _, processes := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in-process", true: "sandbox processes"}[processes], func(t *testing.T) {
+			testLiveLogLines(t, platformtest.Start(t, platformtest.Options{Processes: processes}))
+		})
+	}
+}
+
+func testLiveLogLines(t *testing.T, p *platformtest.Platform) {
+	source := `function handle(req)
+  log.info("one " .. secrets.TOKEN)
+  local x = 0
+  for i = 1, 4000000 do x = x + i end
+  log.info("two")
+  return x
+end`
+	if res := do(t, http.MethodPut, p.URL+"/v1/functions/slow", map[string]any{"source": source, "timeout_ms": 60000, "max_instructions": 100000000}); res.status != http.StatusCreated {
+		t.Fatalf("deploy: %d %s", res.status, res.body)
+	}
+	if res := do(t, http.MethodPut, p.URL+"/v1/functions/slow/secrets/TOKEN", map[string]string{"value": "hunter22"}); res.status >= 300 {
+		t.Fatalf("secret: %d %s", res.status, res.body)
+	}
+	runAt := time.Now().Add(500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	queued := do(t, http.MethodPost, p.URL+"/v1/functions/slow/invocations", map[string]any{"async": true, "run_at": runAt})
+	id := fmt.Sprint(queued.json(t)["id"])
+	events, _ := openStream(t, p.URL+"/v1/invocations/"+id+"/events")
+
+	var got []string
+	for e := range events {
+		if e.name == ":" {
+			continue
+		}
+		v := decodeEvent(t, e)
+		if e.name == "invocation" {
+			got = append(got, v["status"].(string))
+			continue
+		}
+		got = append(got, fmt.Sprint(v["message"]))
+		if v["message"] == "one [secret TOKEN]" {
+			// Live: the invocation has not finished when its first line
+			// arrives.
+			if status := do(t, http.MethodGet, p.URL+"/v1/invocations/"+id, nil).json(t)["status"]; status != "running" {
+				t.Errorf("first line arrived with the invocation %v, want running", status)
+			}
+		}
+	}
+	if want := "queued,running,one [secret TOKEN],two,succeeded"; strings.Join(got, ",") != want {
+		t.Errorf("stream %v, want %s", got, want)
+	}
+}

@@ -36,6 +36,16 @@ type Request struct {
 	// Host answers the script's calls outside the sandbox (kv, http,
 	// invoking functions); nil leaves those libraries failing with an error.
 	Host Host
+	// StreamLogs also hands each log line to Host as it is written (method
+	// "log", arguments a LiveLog), for someone watching the invocation
+	// live; Result.Logs has every line either way.
+	StreamLogs bool
+}
+
+// LiveLog is a log line sent to the Host while the run goes on.
+type LiveLog struct {
+	Index int `json:"index"` // position in Result.Logs
+	LogEntry
 }
 
 // Host answers the calls a script makes outside its sandbox. Method names

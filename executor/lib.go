@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -281,9 +282,26 @@ func (r *run) addLog(level, msg string, fields json.RawMessage) {
 	}
 	r.logs = append(r.logs, LogEntry{Time: time.Now(), Level: level, Message: msg, Fields: fields})
 	r.logBytes += len(msg) + len(fields)
+	r.streamLog()
 	if cut {
 		r.truncateLogs()
 	}
+}
+
+// streamLog hands the newest line to the host for live viewers. It is best
+// effort: the line is in the result anyway, so a failed call is not the
+// script's problem.
+func (r *run) streamLog() {
+	if !r.streamLogs {
+		return
+	}
+	data, err := json.Marshal(LiveLog{Index: len(r.logs) - 1, LogEntry: r.logs[len(r.logs)-1]})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithDeadline(r.ctx, r.deadline)
+	defer cancel()
+	_, _ = r.host.Call(ctx, "log", data)
 }
 
 func (r *run) truncateLogs() {
@@ -293,6 +311,7 @@ func (r *run) truncateLogs() {
 		Level:   "warn",
 		Message: fmt.Sprintf("log truncated: an invocation may log at most %d entries and %d bytes", maxLogEntries, maxLogBytes),
 	})
+	r.streamLog()
 }
 
 // stringRep bounds the result: go-lua's string.rep("x", 2^40) is a fatal,

@@ -78,6 +78,7 @@ type run struct {
 	heapLimit  int64 // 0: not checked
 	heapSample []metrics.Sample
 	host       Host
+	streamLogs bool
 
 	walkWork int // see walkStep
 
@@ -263,6 +264,7 @@ func clearTable(l *lua.State, idx int) {
 func (s *state) execute(ctx context.Context, start time.Time, fn Function, req Request, limits Limits, heapLimit int64) (res Result, healthy bool) {
 	r := newRun(ctx, start, limits)
 	r.host = req.Host
+	r.streamLogs = req.StreamLogs && req.Host != nil
 	if heapLimit > 0 {
 		r.heapLimit = heapLimit
 		r.heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}

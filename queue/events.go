@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +38,10 @@ type Event struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	FinishedAt  *time.Time `json:"finished_at"`
+	// Log, when set, makes this event a line the invocation logged while it
+	// ran rather than a step; the other fields but ID and Function are
+	// then empty.
+	Log *LiveLog `json:"log,omitempty"`
 }
 
 // At is when the step happened.
@@ -200,4 +206,37 @@ func (c *Client) ChangedSince(ctx context.Context, filter EventFilter, since tim
 		}
 	}
 	return events, nil
+}
+
+// maxLiveLogMessage keeps a live log line's notification under PostgreSQL's
+// 8000-byte payload limit; the stored line is whole.
+const maxLiveLogMessage = 6000
+
+// LiveLog is a log line an invocation wrote while it ran.
+type LiveLog struct {
+	Index   int `json:"index"` // position in the attempt's logs
+	Attempt int `json:"attempt"`
+	LogEntry
+}
+
+// streamLog announces a line the script just logged to the event streams.
+// The worker asks for live lines only while someone watches.
+func (h *invocationHost) streamLog(ctx context.Context, args json.RawMessage) error {
+	var line LiveLog
+	if err := json.Unmarshal(args, &line); err != nil {
+		return fmt.Errorf("decode live log line: %w", err)
+	}
+	line.Attempt = h.attempt
+	line.Message = redact(line.Message, h.secrets)
+	if len(line.Message) > maxLiveLogMessage {
+		line.Message = strings.ToValidUTF8(line.Message[:maxLiveLogMessage], "") + "…"
+	}
+	if len(line.Fields) > maxLiveLogMessage {
+		line.Fields = nil
+	}
+	payload, err := json.Marshal(Event{ID: h.invocation, Function: h.function, Log: &line})
+	if err != nil {
+		return err
+	}
+	return h.c.queries.NotifyEvent(ctx, string(payload))
 }

@@ -40,8 +40,11 @@ type invocationHost struct {
 	c          *Client
 	invocation int64
 	function   string
+	attempt    int
 	http       *httpFetcher
 	logger     *slog.Logger // names the invocation and function
+	// secrets are redacted from live log lines, as from the stored ones.
+	secrets map[string]string
 
 	mu       sync.Mutex
 	kvOps    []kvOp
@@ -66,7 +69,7 @@ type reservedInvoke struct {
 
 func newInvocationHost(c *Client, inv Invocation, httpAllow []string, logger *slog.Logger) *invocationHost {
 	return &invocationHost{
-		c: c, invocation: inv.ID, function: inv.Function, logger: logger,
+		c: c, invocation: inv.ID, function: inv.Function, attempt: inv.Attempt, logger: logger,
 		http:     newHTTPFetcher(httpAllow, c.config.HTTP),
 		kvLatest: make(map[string]kvOp),
 	}
@@ -100,6 +103,8 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 		result, err = h.http.fetch(ctx, args)
 	case "picloud.invoke":
 		result, err = h.invoke(ctx, args)
+	case "log":
+		return nil, h.streamLog(ctx, args)
 	default:
 		return nil, scriptError("unknown host call %q", method)
 	}

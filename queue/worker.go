@@ -101,6 +101,8 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 			return fmt.Errorf("decode secrets of invocation %d: %w", inv.ID, err)
 		}
 		secrets = req.Secrets
+		host.secrets = req.Secrets
+		req.StreamLogs = started.Watched
 		fn := executor.Function{Name: inv.Function, Version: int(started.FunctionVersionID), Source: *started.Source}
 		limits := executor.Limits{Timeout: inv.Timeout}
 		if started.MaxInstructions != nil {
@@ -333,16 +335,19 @@ const minRedactedSecret = 4
 // redactSecrets keeps secret values out of the invocation's logs and error,
 // which anyone who can read invocations sees.
 func redactSecrets(res *executor.Result, secrets map[string]string) {
+	res.Error = redact(res.Error, secrets)
+	for i := range res.Logs {
+		res.Logs[i].Message = redact(res.Logs[i].Message, secrets)
+	}
+}
+
+func redact(text string, secrets map[string]string) string {
 	for name, value := range secrets {
-		if len(value) < minRedactedSecret {
-			continue
-		}
-		mask := "[secret " + name + "]"
-		res.Error = strings.ReplaceAll(res.Error, value, mask)
-		for i := range res.Logs {
-			res.Logs[i].Message = strings.ReplaceAll(res.Logs[i].Message, value, mask)
+		if len(value) >= minRedactedSecret {
+			text = strings.ReplaceAll(text, value, "[secret "+name+"]")
 		}
 	}
+	return text
 }
 
 // unstorable reports a database error caused by the values written rather

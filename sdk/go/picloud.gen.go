@@ -757,6 +757,11 @@ type LogEntryBodyLevel string
 
 // LogEventBody defines model for LogEventBody.
 type LogEventBody struct {
+	// Attempt The attempt that logged the line.
+	//
+	// Example: 1
+	Attempt int64 `json:"attempt"`
+
 	// Fields Structured fields, from log.info("message", {key = value}).
 	Fields interface{} `json:"fields,omitempty"`
 
@@ -1369,7 +1374,7 @@ type ClientInterface interface {
 
 	// StreamInvocationEvents Stream one invocation's steps and logs
 	//
-	// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+	// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive as the script writes them (a line written before the stream opened comes with the final state). Needs an API key with the invoke scope (or admin).
 	//
 	// Corresponds with GET /v1/invocations/{id}/events (the `StreamInvocationEvents` operationId).
 	StreamInvocationEvents(ctx context.Context, id int64, params *StreamInvocationEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2031,7 +2036,7 @@ func (c *Client) CancelInvocation(ctx context.Context, id int64, reqEditors ...R
 
 // StreamInvocationEvents Stream one invocation's steps and logs
 //
-// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive as the script writes them (a line written before the stream opened comes with the final state). Needs an API key with the invoke scope (or admin).
 //
 // Corresponds with GET /v1/invocations/{id}/events (the `StreamInvocationEvents` operationId).
 func (c *Client) StreamInvocationEvents(ctx context.Context, id int64, params *StreamInvocationEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4025,7 +4030,7 @@ type ClientWithResponsesInterface interface {
 
 	// StreamInvocationEventsWithResponse Stream one invocation's steps and logs
 	//
-	// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+	// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive as the script writes them (a line written before the stream opened comes with the final state). Needs an API key with the invoke scope (or admin).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7393,7 +7398,7 @@ func (c *ClientWithResponses) CancelInvocationWithResponse(ctx context.Context, 
 
 // StreamInvocationEventsWithResponse Stream one invocation's steps and logs
 //
-// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+// Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive as the script writes them (a line written before the stream opened comes with the final state). Needs an API key with the invoke scope (or admin).
 //
 // Returns a wrapper object for the known response body format(s).
 //

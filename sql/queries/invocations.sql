@@ -22,7 +22,8 @@ SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
-       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
 FROM picloud.start_invocation(@id) i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function;
@@ -99,3 +100,7 @@ WHERE greatest(i.created_at, i.started_at, i.finished_at) > @since::timestamptz
   AND (sqlc.narg('id')::bigint IS NULL OR i.id = sqlc.narg('id'))
 ORDER BY greatest(i.created_at, i.started_at, i.finished_at)
 LIMIT 1000;
+
+-- name: NotifyEvent :exec
+-- A live log line, for the event streams (see picloud.event_watch).
+SELECT pg_notify('picloud_events', @payload::text);

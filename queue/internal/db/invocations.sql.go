@@ -335,6 +335,16 @@ func (q *Queries) ListInvocations(ctx context.Context, arg ListInvocationsParams
 	return items, nil
 }
 
+const notifyEvent = `-- name: NotifyEvent :exec
+SELECT pg_notify('picloud_events', $1::text)
+`
+
+// A live log line, for the event streams (see picloud.event_watch).
+func (q *Queries) NotifyEvent(ctx context.Context, payload string) error {
+	_, err := q.db.Exec(ctx, notifyEvent, payload)
+	return err
+}
+
 const nudge = `-- name: Nudge :one
 SELECT picloud.nudge()::boolean AS nudged
 `
@@ -411,7 +421,8 @@ SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
-       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
 FROM picloud.start_invocation($1) i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function
@@ -441,6 +452,7 @@ type StartInvocationRow struct {
 	Source            *string
 	Env               []byte
 	Secrets           []byte
+	Watched           bool
 }
 
 // Claims the invocation for a run and returns what the run needs; no row
@@ -473,6 +485,7 @@ func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocatio
 		&i.Source,
 		&i.Env,
 		&i.Secrets,
+		&i.Watched,
 	)
 	return i, err
 }

@@ -429,7 +429,7 @@ export interface paths {
         };
         /**
          * Stream one invocation's steps and logs
-         * @description Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive when the attempt ends, not while it runs. Needs an API key with the invoke scope (or admin).
+         * @description Server-Sent Events for one invocation: an `invocation` event with its current state at once, one at each later step, and when it has finished, a `log` event per line of its latest attempt followed by the final `invocation` event; then the stream ends. Reconnecting after the end (Last-Event-ID at or past the final event) answers 204, which tells EventSource to stop. Log lines arrive as the script writes them (a line written before the stream opened comes with the final state). Needs an API key with the invoke scope (or admin).
          */
         get: operations["stream-invocation-events"];
         put?: never;
@@ -990,6 +990,12 @@ export interface components {
             time: string;
         };
         LogEventBody: {
+            /**
+             * Format: int64
+             * @description The attempt that logged the line.
+             * @example 1
+             */
+            attempt: number;
             /** @description Structured fields, from log.info("message", {key = value}). */
             fields?: unknown;
             /**
