@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -32,6 +33,21 @@ function handle(req)
   log.info("greeting " .. name
   log.debug("details", {path = req.path, method = req.method})
   return {status = 200, headers = {["content-type"] = "text/plain"}, body = "Hello, " .. name .. "!"}
+end
+`
+
+// slow logs its first line a while after it starts, when the page that
+// watches it is open: a stream carries the lines written after it opened.
+const slow = `function handle(req)
+  local function spin(s)
+    local t = os.clock()
+    while os.clock() - t < s do end
+  end
+  spin(2)
+  log.info("warming up")
+  spin(3)
+  log.info("ready after " .. math.floor(os.clock()) .. " s")
+  return "ok"
 end
 `
 
@@ -303,10 +319,24 @@ func TestDashboardEndToEnd(t *testing.T) {
 	list.waitFor("read its logs", `(document.querySelector('[data-section="logs"]')?.textContent || "").includes("greeting Ada")`)
 	list.shot("07-invocation-logs")
 
+	// A running invocation's page follows it: with the stream, its log
+	// lines show before it ends.
+	if live {
+		deploy(t, p, "slow", slow, `"max_instructions": 100000000000, "timeout_ms": 30000`)
+		slowID := invokeAsync(t, p, "slow")
+		list.do("open a running invocation", chromedp.Navigate(fmt.Sprintf("%s/ui/invocations/%d", p.URL, slowID)))
+		list.waitFor("see its first line while it runs", `(document.querySelector('[data-section="logs"]')?.textContent || "").includes("warming up") && document.querySelector('.page-title [data-status="running"]') !== null`)
+		list.shot("08-invocation-running")
+		list.waitFor("see it finish", `document.querySelector('.page-title [data-status="succeeded"]') !== null && document.querySelector('[data-section="logs"]').textContent.includes("ready after")`)
+	}
+
 	// Traffic for the overview: a flaky function that fails now and then,
 	// and sometimes runs out of its instruction budget.
 	deploy(t, p, "flaky", flaky, `"max_instructions": 100000`)
 	total, errors := 1, 0 // greet's invocation
+	if live {
+		total++ // and slow's
+	}
 	for i := range 48 {
 		q := ""
 		switch {
@@ -346,23 +376,23 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if bars := main.eval("count the bars", `String(new Set([...document.querySelectorAll(".chart rect.seg")].map(r => r.getAttribute("x"))).size)`); bars == "1" {
 		t.Error("the chart shows one bar for invocations spread over the hour")
 	}
-	main.shot("08-overview")
+	main.shot("09-overview")
 
 	main.do("open the function list",
 		chromedp.Navigate(p.URL+"/ui/functions"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-function="flaky"] [data-status]`)),
 	)
-	main.shot("09-functions")
+	main.shot("10-functions")
 
 	main.do("filter the failures",
 		chromedp.Navigate(p.URL+"/ui/invocations?status=failed"),
 		chromedp.WaitVisible(chromedp.CSS(`table[data-table="invocations"] [data-status="failed"]`)),
 	)
-	main.shot("10-invocations-failed")
+	main.shot("11-invocations-failed")
 	failed := main.eval("find a failure", `document.querySelector('table[data-table="invocations"] tbody tr').getAttribute("data-invocation")`)
 	main.do("open a failure", chromedp.Navigate(p.URL+"/ui/invocations/"+failed))
 	main.waitFor("see its error", `(document.querySelector('[data-section="error"]')?.textContent || "").includes("upstream answered 503")`)
-	main.shot("11-invocation-failed")
+	main.shot("12-invocation-failed")
 
 	// Schedules and keys.
 	main.do("create a schedule",
@@ -375,7 +405,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`.modal-foot .btn.primary`)),
 		chromedp.WaitVisible(chromedp.CSS(`table[data-table="schedules"] tbody tr`)),
 	)
-	main.shot("12-schedules")
+	main.shot("13-schedules")
 
 	main.do("create a key",
 		chromedp.Navigate(p.URL+"/ui/keys"),
@@ -387,7 +417,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	if key := main.eval("read the new key", `document.querySelector("[data-new-key] code").textContent`); !strings.HasPrefix(key, "pic_") {
 		t.Errorf("new key shown as %q", key)
 	}
-	main.shot("13-keys")
+	main.shot("14-keys")
 
 	for _, msgs := range [][]string{problems(), listProblems()} {
 		for _, m := range msgs {
@@ -560,4 +590,27 @@ func (n *netlog) stillPending() []string {
 		out = append(out, r)
 	}
 	return out
+}
+
+// invokeAsync queues an invocation through the API and returns its id.
+func invokeAsync(t *testing.T, p *platformtest.Platform, name string) int64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, p.URL+"/v1/functions/"+name+"/invocations", strings.NewReader(`{"async": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.AdminKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var inv struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&inv); err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("invoke %s: %d %v", name, res.StatusCode, err)
+	}
+	return inv.ID
 }

@@ -5,7 +5,7 @@ import { html, useEffect, useState } from "../lib/html.mjs";
 import { api } from "../lib/api.mjs";
 import { watchInvocation } from "../lib/live.mjs";
 import { clockTime, dateTime, duration, isFinal, pretty } from "../lib/format.mjs";
-import { Confirm, CopyButton, ErrorBox, PageHeader, Spinner, StatusBadge, Time, toast } from "../components/ui.mjs";
+import { Confirm, CopyButton, ErrorBox, PageHeader, Spinner, StatusBadge, Time, toast, useNow } from "../components/ui.mjs";
 
 export function InvocationPage({ id }) {
   const [inv, setInv] = useState(null);
@@ -146,8 +146,11 @@ function fieldsText(fields) {
 }
 
 function Timeline({ inv }) {
+  const now = useNow();
   const wait = inv.wait_ms ?? null;
-  const run = inv.run_ms ?? null;
+  // A running attempt has no run_ms yet: show how long it has run so far.
+  const running = inv.started_at && !inv.finished_at;
+  const run = inv.run_ms ?? (running ? Math.max(0, now - Date.parse(inv.started_at)) : null);
   const total = (wait || 0) + (run || 0);
   const waitPct = total ? Math.max((100 * (wait || 0)) / total, wait ? 2 : 0) : 0;
   return html`<section class="card" data-section="timings">
@@ -156,7 +159,7 @@ function Timeline({ inv }) {
       <div><span>Started</span><b>${dateTime(inv.started_at)}</b></div>
       <div><span>Finished</span><b>${dateTime(inv.finished_at)}</b></div>
       <div><span>Queued for</span><b>${duration(wait)}</b></div>
-      <div><span>Ran for</span><b>${duration(run)}</b></div>
+      <div><span>${running ? "Running for" : "Ran for"}</span><b>${duration(run)}</b></div>
       <div><span>Attempt</span><b>${inv.attempt} of ${inv.max_attempts}</b></div>
       <div><span>Timeout</span><b>${duration(inv.timeout_ms)}</b></div>
       ${inv.idempotency_key ? html`<div><span>Idempotency key</span><b class="mono">${inv.idempotency_key}</b></div>` : null}
@@ -167,7 +170,7 @@ function Timeline({ inv }) {
           <div class="timebar-wait" style=${{ width: `${waitPct}%` }}></div>
           <div class=${"timebar-run status-" + inv.status} style=${{ width: `${100 - waitPct}%` }}></div>
         </div>
-        <div class="timebar-legend"><span><i class="sw wait"></i>queued ${duration(wait)}</span><span><i class=${"sw status-" + inv.status}></i>ran ${duration(run)}</span></div>`
+        <div class="timebar-legend"><span><i class="sw wait"></i>queued ${duration(wait)}</span><span><i class=${"sw status-" + inv.status}></i>${running ? "running for" : "ran"} ${duration(run)}</span></div>`
       : null}
   </section>`;
 }
