@@ -155,22 +155,29 @@ func (s *Server) registerFunctions() {
 
 func (s *Server) putFunction(ctx context.Context, in *putFunctionInput) (*functionOutput, error) {
 	fn, created, err := s.config.Queue.PutFunction(ctx, in.Name, in.Body.Source, in.Body.options())
-	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
-		return nil, huma.Error422UnprocessableEntity(
-			fmt.Sprintf("the source does not compile: line %d: %s", syntaxErr.Line, syntaxErr.Message),
-			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
-	}
-	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
-		return nil, huma.Error422UnprocessableEntity(optErr.Error())
-	}
 	if err != nil {
-		return nil, s.internal(ctx, err)
+		return nil, s.putError(ctx, err)
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
 	return &functionOutput{Status: status, Body: functionBody(fn)}, nil
+}
+
+// putError answers a function that cannot be stored: a syntax error at its
+// line, options out of range, or the server's own failure. Validation gives
+// the same answers, so that an editor shows what a save would say.
+func (s *Server) putError(ctx context.Context, err error) error {
+	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
+		return huma.Error422UnprocessableEntity(
+			fmt.Sprintf("the source does not compile: line %d: %s", syntaxErr.Line, syntaxErr.Message),
+			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
+	}
+	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
+		return huma.Error422UnprocessableEntity(optErr.Error())
+	}
+	return s.internal(ctx, err)
 }
 
 func (s *Server) listFunctions(ctx context.Context, _ *struct{}) (*listFunctionsOutput, error) {

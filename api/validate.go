@@ -5,13 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -33,19 +31,8 @@ func (s *Server) registerValidate() {
 
 func (s *Server) validateFunction(ctx context.Context, in *putFunctionInput) (*functionOutput, error) {
 	opts := in.Body.options()
-	err := s.config.Queue.CheckFunction(in.Name, in.Body.Source, opts)
-	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
-		// The same answer as putFunction's, so that an editor shows what a
-		// save would say.
-		return nil, huma.Error422UnprocessableEntity(
-			fmt.Sprintf("the source does not compile: line %d: %s", syntaxErr.Line, syntaxErr.Message),
-			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
-	}
-	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
-		return nil, huma.Error422UnprocessableEntity(optErr.Error())
-	}
-	if err != nil {
-		return nil, s.internal(ctx, err)
+	if err := s.config.Queue.CheckFunction(in.Name, in.Body.Source, opts); err != nil {
+		return nil, s.putError(ctx, err)
 	}
 	sum := sha256.Sum256([]byte(in.Body.Source))
 	now := time.Now()
