@@ -17,7 +17,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -43,19 +42,21 @@ type Options struct {
 }
 
 // Start returns a tracer provider that exports over OTLP/HTTP, and the
-// function that flushes and stops it; call Configured first. The exporter
-// connects lazily: an unreachable collector costs dropped spans and a log
-// line, not a failed start.
+// function that flushes and stops it; call Configured first. A malformed
+// OTEL_EXPORTER_OTLP_* variable is an error, but the exporter connects
+// lazily: an unreachable collector costs dropped spans and a log line, not a
+// failed start.
 func Start(ctx context.Context, logger *slog.Logger, opts Options) (trace.TracerProvider, func(context.Context) error, error) {
-	// Only the HTTP exporter ships: the gRPC one would bring gRPC into
-	// the binary.
+	// Only OTLP/HTTP with protobuf ships: gRPC would add megabytes to the
+	// binary.
 	if p := cmp.Or(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")); p != "" && p != "http/protobuf" {
 		logger.WarnContext(ctx, "tracing: only OTLP over http/protobuf is supported; sending with it", "requested", p)
 	}
-	exporter, err := otlptracehttp.New(ctx)
+	cfg, err := exporterConfigFromEnv(os.Getenv)
 	if err != nil {
 		return nil, nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
+	exporter := newExporter(cfg)
 	attrs := []attribute.KeyValue{attribute.String("service.name", "picloud")}
 	if opts.Version != "" {
 		attrs = append(attrs, attribute.String("service.version", opts.Version))
@@ -88,6 +89,6 @@ func Start(ctx context.Context, logger *slog.Logger, opts Options) (trace.Tracer
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("tracing: export", "error", err)
 	}))
-	logger.InfoContext(ctx, "tracing: exporting spans over OTLP/HTTP")
+	logger.InfoContext(ctx, "tracing: exporting spans over OTLP/HTTP", "endpoint", cfg.shown)
 	return provider, provider.Shutdown, nil
 }
