@@ -91,13 +91,18 @@ func intArg(l *lua.State, idx, def int) int {
 	switch {
 	case math.IsNaN(n):
 		return 0
-	case n >= 1<<53:
-		return 1 << 53
-	case n <= -(1 << 53):
-		return -(1 << 53)
+	case n >= maxIntArg:
+		return maxIntArg
+	case n <= -maxIntArg:
+		return -maxIntArg
 	}
 	return int(n)
 }
+
+// maxIntArg is the largest integer argument: 2^53, where float64 stops
+// counting every integer, or less where int is 32 bits (armv7), which is
+// past any string's length there anyway.
+const maxIntArg = min(1<<53, math.MaxInt)
 
 // relativePos turns a negative string position into one from the end, as
 // Lua's posrelat does.
