@@ -4,12 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"slices"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/picloud/picloud/internal/bench"
 	"github.com/picloud/picloud/internal/platformtest"
 )
 
@@ -23,39 +20,23 @@ func BenchmarkSyncCall(b *testing.B) {
 	p := platformtest.Start(b, platformtest.Options{Concurrency: 2})
 	ctx := context.Background()
 
-	b.Run("floor=select1", func(b *testing.B) {
-		measure(b, func() error {
-			var one int
-			return p.Pool.QueryRow(ctx, "SELECT 1").Scan(&one)
-		})
-	})
+	b.Run("floor=select1", func(b *testing.B) { measure(b, bench.SelectOne(ctx, p.Pool)) })
 
 	b.Run("floor=insert_commit", func(b *testing.B) {
-		if _, err := p.Pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())"); err != nil {
-			b.Fatal(err)
-		}
-		measure(b, func() error {
-			_, err := p.Pool.Exec(ctx, "INSERT INTO bench_floor DEFAULT VALUES")
-			return err
-		})
-	})
-
-	b.Run("floor=notify_to_listener", func(b *testing.B) {
-		listener, err := pgx.ConnectConfig(ctx, p.Pool.Config().ConnConfig.Copy())
+		op, err := bench.InsertCommit(ctx, p.Pool)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer listener.Close(ctx)
-		if _, err := listener.Exec(ctx, "LISTEN bench_floor"); err != nil {
+		measure(b, op)
+	})
+
+	b.Run("floor=notify_to_listener", func(b *testing.B) {
+		op, closeListener, err := bench.NotifyToListener(ctx, p.Pool)
+		if err != nil {
 			b.Fatal(err)
 		}
-		measure(b, func() error {
-			if _, err := p.Pool.Exec(ctx, "SELECT pg_notify('bench_floor', 'x')"); err != nil {
-				return err
-			}
-			_, err := listener.WaitForNotification(ctx)
-			return err
-		})
+		defer closeListener()
+		measure(b, op)
 	})
 
 	res := do(b, http.MethodPut, p.URL+"/v1/functions/hello", map[string]string{"source": helloSource})
@@ -88,15 +69,14 @@ const helloSource = `function handle(req) return "Hello, " .. (req.query.name or
 // measure runs op b.N times and reports the median and 99th percentile.
 func measure(b *testing.B, op func() error) {
 	b.Helper()
-	var samples []time.Duration
+	var samples bench.Samples
 	for b.Loop() {
-		start := time.Now()
-		if err := op(); err != nil {
+		d, err := bench.Time(op)
+		if err != nil {
 			b.Fatal(err)
 		}
-		samples = append(samples, time.Since(start))
+		samples = append(samples, d)
 	}
-	slices.Sort(samples)
-	b.ReportMetric(float64(samples[len(samples)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(samples[len(samples)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(bench.Millis(samples.Quantile(0.50)), "p50-ms")
+	b.ReportMetric(bench.Millis(samples.Quantile(0.99)), "p99-ms")
 }

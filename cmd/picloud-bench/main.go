@@ -1,0 +1,217 @@
+// Command picloud-bench is PiCloud's reproducible benchmark harness (issue
+// 10): it measures the platform on a fresh database of the local
+// PostgreSQL, next to the PostgreSQL operations it is built from, in the
+// same run, so the ratios hold on a noisy machine. It prints a Markdown
+// table and writes the results as JSON.
+//
+//	go run ./cmd/picloud-bench [--quick] [--json FILE]
+//
+// The server is DATABASE_URL if set (it must allow CREATE DATABASE), else
+// a private cluster started from the installed PostgreSQL binaries in a
+// temporary directory.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"time"
+
+	"github.com/picloud/picloud/executor"
+)
+
+func main() {
+	// Sandbox children are this program re-executed; they must never get
+	// past this line.
+	executor.RunSandboxIfChild()
+
+	quick := flag.Bool("quick", false, "shorter runs (under 2 minutes), for a smoke check")
+	jsonFile := flag.String("json", "picloud-bench.json", "file to write the results to as JSON; empty writes none")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, logger, settingsFor(*quick), *jsonFile); err != nil {
+		logger.Error("picloud-bench failed", slog.Any("err", err))
+		os.Exit(1)
+	}
+}
+
+// settings size every scenario; quick trades precision at the tail for a
+// run under two minutes.
+type settings struct {
+	Quick          bool          `json:"quick"`
+	Samples        int           `json:"samples"`
+	Clients        int           `json:"clients"`
+	ThroughputTime time.Duration `json:"throughput_ns"`
+	WakeEnqueues   int           `json:"wake_enqueues"`
+	WakeSpacing    time.Duration `json:"wake_spacing_ns"`
+	Concurrency    int           `json:"concurrency"`
+}
+
+func settingsFor(quick bool) settings {
+	s := settings{
+		Samples:        2000,
+		Clients:        16,
+		ThroughputTime: 10 * time.Second,
+		WakeEnqueues:   1000,
+		WakeSpacing:    5 * time.Millisecond,
+		Concurrency:    runtime.GOMAXPROCS(0),
+	}
+	if quick {
+		s.Quick, s.Samples, s.ThroughputTime, s.WakeEnqueues = true, 500, 3*time.Second, 200
+	}
+	return s
+}
+
+// report is what the JSON file holds.
+type report struct {
+	Started     time.Time `json:"started"`
+	Duration    float64   `json:"duration_s"`
+	GoVersion   string    `json:"go_version"`
+	GOOS        string    `json:"goos"`
+	GOARCH      string    `json:"goarch"`
+	CPUs        int       `json:"cpus"`
+	Postgres    string    `json:"postgres"`
+	Server      string    `json:"server"`
+	Settings    settings  `json:"settings"`
+	Results     []result  `json:"results"`
+	NotMeasured []string  `json:"not_measured"`
+}
+
+// result is one row of the table. Baseline is a measurement of the same
+// run that the value is compared with; Ratio is value/baseline.
+type result struct {
+	Scenario       string  `json:"scenario"`
+	Metric         string  `json:"metric"`
+	Unit           string  `json:"unit"`
+	Value          float64 `json:"value"`
+	Baseline       string  `json:"baseline,omitempty"`
+	BaselineValue  float64 `json:"baseline_value,omitempty"`
+	Ratio          float64 `json:"ratio,omitempty"`
+	baselineMetric string
+}
+
+// notMeasured lists the scenarios of issue 10 this harness does not run yet.
+func notMeasured() []string {
+	return []string{
+		"idle: picloud stats idle's node runner lives in cmd/picloud's main package and cannot be called as a library without moving it",
+		"SQL burn-down and its River-alone baseline",
+		"wake latency of River alone",
+		"sandbox overhead and the gopher-lua reference",
+		"scale-out with 1 and 2 workers",
+	}
+}
+
+func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile string) error {
+	started := time.Now()
+	srv, err := openServer(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	db, err := srv.freshDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.drop()
+
+	rep := report{
+		Started: started.UTC(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
+		CPUs: runtime.NumCPU(), Server: srv.description, Settings: s, NotMeasured: notMeasured(),
+	}
+	if err := db.pool.QueryRow(ctx, "SHOW server_version").Scan(&rep.Postgres); err != nil {
+		return fmt.Errorf("read the server version: %w", err)
+	}
+	logger.Info("measuring", slog.String("postgres", rep.Postgres), slog.String("server", srv.description), slog.Bool("quick", s.Quick))
+
+	p, err := startPlatform(ctx, db.pool, s.Concurrency)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+
+	var results []result
+	for _, sc := range []struct {
+		name string
+		run  func(context.Context, *platform, settings) ([]result, error)
+	}{
+		{"floor", floor},
+		{"sync", syncHTTP},
+		{"wake", wake},
+	} {
+		logger.Info("scenario", slog.String("name", sc.name))
+		rs, err := sc.run(ctx, p, s)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", sc.name, err)
+		}
+		results = append(results, rs...)
+	}
+	rep.Results = withBaselines(results)
+	rep.Duration = time.Since(started).Seconds()
+
+	printTable(os.Stdout, rep)
+	if jsonFile != "" {
+		data, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode the results: %w", err)
+		}
+		if err := os.WriteFile(jsonFile, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", jsonFile, err)
+		}
+	}
+	return nil
+}
+
+// withBaselines fills in each result's baseline from the result of the
+// same run it names.
+func withBaselines(results []result) []result {
+	byName := map[string]float64{}
+	for _, r := range results {
+		byName[r.Scenario+" "+r.Metric] = r.Value
+	}
+	for i, r := range results {
+		if r.baselineMetric == "" {
+			continue
+		}
+		b, ok := byName[r.baselineMetric]
+		if !ok || b == 0 {
+			continue
+		}
+		results[i].Baseline, results[i].BaselineValue, results[i].Ratio = r.baselineMetric, b, r.Value/b
+	}
+	return results
+}
+
+func printTable(w io.Writer, rep report) {
+	fmt.Fprintf(w, "\nPiCloud benchmark, %s, PostgreSQL %s (%s), %s/%s, %d CPUs, %d sandboxes, quick=%t, %.1f s\n\n",
+		rep.GoVersion, rep.Postgres, rep.Server, rep.GOOS, rep.GOARCH, rep.CPUs, rep.Settings.Concurrency, rep.Settings.Quick, rep.Duration)
+	fmt.Fprintln(w, "| scenario | metric | value | baseline | ratio |")
+	fmt.Fprintln(w, "|---|---|---:|---|---:|")
+	for _, r := range rep.Results {
+		baseline, ratio := "", ""
+		if r.Baseline != "" {
+			baseline = fmt.Sprintf("%s = %s", r.Baseline, format(r.BaselineValue, r.Unit))
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.Scenario, r.Metric, format(r.Value, r.Unit), baseline, ratio)
+	}
+	fmt.Fprintln(w, "\nNot measured yet:")
+	for _, n := range rep.NotMeasured {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+}
+
+func format(v float64, unit string) string {
+	if unit == "ops/s" {
+		return fmt.Sprintf("%.0f %s", v, unit)
+	}
+	return fmt.Sprintf("%.3f %s", v, unit)
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/picloud/picloud/internal/bench"
+	"github.com/picloud/picloud/queue"
+)
+
+// latency turns samples into p50 and p99 rows, each compared with the same
+// quantile of baseline (a "scenario metric" prefix such as "floor select1").
+func latency(scenario, metric string, samples bench.Samples, baseline string) []result {
+	var rs []result
+	for _, q := range []struct {
+		name string
+		q    float64
+	}{{"p50", 0.50}, {"p99", 0.99}} {
+		r := result{Scenario: scenario, Metric: metric + " " + q.name, Unit: "ms", Value: bench.Millis(samples.Quantile(q.q))}
+		if baseline != "" {
+			r.baselineMetric = baseline + " " + q.name
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// floor measures the PostgreSQL operations a PiCloud call is made of, on
+// the platform's own pool, against one round trip.
+func floor(ctx context.Context, p *platform, s settings) ([]result, error) {
+	selectOne, err := bench.Sequential(ctx, s.Samples, bench.SelectOne(ctx, p.pool))
+	if err != nil {
+		return nil, fmt.Errorf("SELECT 1: %w", err)
+	}
+	insert, err := bench.InsertCommit(ctx, p.pool)
+	if err != nil {
+		return nil, err
+	}
+	inserts, err := bench.Sequential(ctx, s.Samples, insert)
+	if err != nil {
+		return nil, fmt.Errorf("INSERT+COMMIT: %w", err)
+	}
+	notify, closeListener, err := bench.NotifyToListener(ctx, p.pool)
+	if err != nil {
+		return nil, err
+	}
+	defer closeListener()
+	notifies, err := bench.Sequential(ctx, s.Samples, notify)
+	if err != nil {
+		return nil, fmt.Errorf("NOTIFY to LISTEN: %w", err)
+	}
+	insertRate, err := bench.Throughput(ctx, s.Clients, s.ThroughputTime, insert)
+	if err != nil {
+		return nil, fmt.Errorf("INSERT+COMMIT throughput: %w", err)
+	}
+	var rs []result
+	rs = append(rs, latency("floor", "select1", selectOne, "")...)
+	rs = append(rs, latency("floor", "insert_commit", inserts, "floor select1")...)
+	rs = append(rs, latency("floor", "notify_to_listen", notifies, "floor select1")...)
+	rs = append(rs, result{Scenario: "floor", Metric: fmt.Sprintf("insert_commit throughput, %d clients", s.Clients), Unit: "ops/s", Value: insertRate})
+	return rs, nil
+}
+
+const noopSource = `function handle() return "" end`
+
+// helloFile is the example the README deploys; the harness runs from the
+// repository's root, as `task bench` does.
+const helloFile = "testdata/functions/hello.lua"
+
+// syncHTTP measures synchronous /fn calls: latency one call at a time,
+// then the most calls a closed loop of clients gets through.
+func syncHTTP(ctx context.Context, p *platform, s settings) ([]result, error) {
+	hello, err := os.ReadFile(helloFile)
+	if err != nil {
+		return nil, fmt.Errorf("read %s (run from the repository root): %w", helloFile, err)
+	}
+	if err := deploy(ctx, p, "noop", noopSource); err != nil {
+		return nil, err
+	}
+	if err := deploy(ctx, p, "hello", string(hello)); err != nil {
+		return nil, err
+	}
+	throughputBaseline := fmt.Sprintf("floor insert_commit throughput, %d clients", s.Clients)
+	var rs []result
+	for _, fn := range []struct{ name, path string }{
+		{"noop", "/fn/noop"},
+		{"hello", "/fn/hello?name=Ada"},
+	} {
+		call := p.get(ctx, fn.path)
+		// The first calls start sandboxes and fill caches; a caller of a
+		// running node never pays for them.
+		if _, err := bench.Sequential(ctx, 20, call); err != nil {
+			return nil, fmt.Errorf("warm up %s: %w", fn.path, err)
+		}
+		samples, err := bench.Sequential(ctx, s.Samples, call)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn.path, err)
+		}
+		rate, err := bench.Throughput(ctx, s.Clients, s.ThroughputTime, call)
+		if err != nil {
+			return nil, fmt.Errorf("%s throughput: %w", fn.path, err)
+		}
+		rs = append(rs, latency("sync", "/fn/"+fn.name+" sequential", samples, "floor insert_commit")...)
+		rs = append(rs, result{
+			Scenario: "sync", Metric: fmt.Sprintf("/fn/%s throughput, %d clients", fn.name, s.Clients),
+			Unit: "ops/s", Value: rate, baselineMetric: throughputBaseline,
+		})
+	}
+	return rs, nil
+}
+
+func deploy(ctx context.Context, p *platform, name, source string) error {
+	if _, _, err := p.client.PutFunction(ctx, name, source, queue.FunctionOptions{}); err != nil {
+		return fmt.Errorf("deploy %s: %w", name, err)
+	}
+	return nil
+}
+
+// get returns an operation that calls path and fails on any answer but 200.
+func (p *platform) get(ctx context.Context, path string) func() error {
+	return func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+path, nil)
+		if err != nil {
+			return err
+		}
+		res, err := p.http.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if _, err := io.Copy(io.Discard, res.Body); err != nil {
+			return err
+		}
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: status %d", path, res.StatusCode)
+		}
+		return nil
+	}
+}
+
+// wake measures, on an otherwise idle platform, how long a single SQL
+// enqueue waits before its Lua starts, as the database itself records it
+// (started_at - created_at), so no client-side clock is involved.
+func wake(ctx context.Context, p *platform, s settings) ([]result, error) {
+	if err := deploy(ctx, p, "noop", noopSource); err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, s.WakeEnqueues)
+	for range s.WakeEnqueues {
+		var id int64
+		if err := p.pool.QueryRow(ctx, "SELECT picloud.invoke('noop')").Scan(&id); err != nil {
+			return nil, fmt.Errorf("enqueue: %w", err)
+		}
+		ids = append(ids, id)
+		// Spaced so that each enqueue finds the workers idle: the point is
+		// the wake-up, not a backlog.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(s.WakeSpacing):
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var pending int
+		if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM picloud.invocations WHERE id = ANY($1) AND started_at IS NULL", ids).Scan(&pending); err != nil {
+			return nil, fmt.Errorf("count pending invocations: %w", err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d of %d invocations did not start within a minute", pending, len(ids))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rows, err := p.pool.Query(ctx, "SELECT started_at - created_at FROM picloud.invocations WHERE id = ANY($1)", ids)
+	if err != nil {
+		return nil, fmt.Errorf("read wake latencies: %w", err)
+	}
+	defer rows.Close()
+	samples := make(bench.Samples, 0, len(ids))
+	for rows.Next() {
+		var d time.Duration
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("read wake latency: %w", err)
+		}
+		samples = append(samples, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read wake latencies: %w", err)
+	}
+	return latency("wake", "SQL invoke to Lua start", samples, "floor notify_to_listen"), nil
+}
