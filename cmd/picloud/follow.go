@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -90,7 +91,6 @@ type rawResponse struct{ res *http.Response }
 func (r rawResponse) StatusCode() int { return r.res.StatusCode }
 
 func (r rawResponse) GetBody() []byte {
-	var b strings.Builder
-	_, _ = bufio.NewReader(r.res.Body).WriteTo(&b)
-	return []byte(b.String())
+	body, _ := io.ReadAll(io.LimitReader(r.res.Body, 1<<20))
+	return body
 }
