@@ -2,9 +2,10 @@
 // 10): it measures the platform on a fresh database of the local
 // PostgreSQL, next to the PostgreSQL operations it is built from, in the
 // same run, so the ratios hold on a noisy machine. It prints a Markdown
-// table and writes the results as JSON.
+// table, writes the results as JSON and writes the report
+// (docs/performance.md and its SVG charts in docs/performance/).
 //
-//	go run ./cmd/picloud-bench [--quick] [--json FILE]
+//	go run ./cmd/picloud-bench [--quick] [--json FILE] [--report FILE]
 //
 // The server is DATABASE_URL if set (it must allow CREATE DATABASE), else
 // a private cluster started from the installed PostgreSQL binaries in a
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -33,12 +35,13 @@ func main() {
 
 	quick := flag.Bool("quick", false, "shorter runs (under 2 minutes), for a smoke check")
 	jsonFile := flag.String("json", "picloud-bench.json", "file to write the results to as JSON; empty writes none")
+	reportFile := flag.String("report", "docs/performance.md", "Markdown report to write, with its SVG charts in a directory of the same name without .md; empty writes none")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, logger, settingsFor(*quick), *jsonFile); err != nil {
+	if err := run(ctx, logger, settingsFor(*quick), *jsonFile, *reportFile); err != nil {
 		logger.Error("picloud-bench failed", slog.Any("err", err))
 		os.Exit(1)
 	}
@@ -84,18 +87,27 @@ type report struct {
 	Settings    settings  `json:"settings"`
 	Results     []result  `json:"results"`
 	NotMeasured []string  `json:"not_measured"`
+
+	Machine          machine     `json:"machine"`
+	Commit           string      `json:"commit,omitempty"`
+	Modules          []module    `json:"modules,omitempty"`
+	PostgresSettings []pgSetting `json:"postgres_settings,omitempty"`
 }
 
 // result is one row of the table. Baseline is a measurement of the same
 // run that the value is compared with; Ratio is value/baseline.
 type result struct {
-	Scenario       string  `json:"scenario"`
-	Metric         string  `json:"metric"`
-	Unit           string  `json:"unit"`
-	Value          float64 `json:"value"`
-	Baseline       string  `json:"baseline,omitempty"`
-	BaselineValue  float64 `json:"baseline_value,omitempty"`
-	Ratio          float64 `json:"ratio,omitempty"`
+	Scenario      string  `json:"scenario"`
+	Metric        string  `json:"metric"`
+	Unit          string  `json:"unit"`
+	Value         float64 `json:"value"`
+	Baseline      string  `json:"baseline,omitempty"`
+	BaselineValue float64 `json:"baseline_value,omitempty"`
+	Ratio         float64 `json:"ratio,omitempty"`
+	// Latency is the distribution behind a latency metric's rows, for the
+	// charts; latency() sets it on the p50 row only, so the JSON holds it
+	// once.
+	Latency        *distribution `json:"latency,omitempty"`
 	baselineMetric string
 }
 
@@ -110,7 +122,7 @@ func notMeasured() []string {
 	}
 }
 
-func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile string) error {
+func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportFile string) error {
 	started := time.Now()
 	srv, err := openServer(ctx, logger)
 	if err != nil {
@@ -129,6 +141,9 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile string) 
 	}
 	if err := db.pool.QueryRow(ctx, "SHOW server_version").Scan(&rep.Postgres); err != nil {
 		return fmt.Errorf("read the server version: %w", err)
+	}
+	if err := describe(ctx, db.pool, &rep, reportFile); err != nil {
+		return err
 	}
 	logger.Info("measuring", slog.String("postgres", rep.Postgres), slog.String("server", srv.description), slog.Bool("quick", s.Quick))
 
@@ -167,6 +182,12 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile string) 
 			return fmt.Errorf("write %s: %w", jsonFile, err)
 		}
 	}
+	if reportFile != "" {
+		if err := writeReport(reportFile, rep); err != nil {
+			return err
+		}
+		logger.Info("report written", slog.String("file", reportFile))
+	}
 	return nil
 }
 
@@ -193,25 +214,43 @@ func withBaselines(results []result) []result {
 func printTable(w io.Writer, rep report) {
 	fmt.Fprintf(w, "\nPiCloud benchmark, %s, PostgreSQL %s (%s), %s/%s, %d CPUs, %d sandboxes, quick=%t, %.1f s\n\n",
 		rep.GoVersion, rep.Postgres, rep.Server, rep.GOOS, rep.GOARCH, rep.CPUs, rep.Settings.Concurrency, rep.Settings.Quick, rep.Duration)
-	fmt.Fprintln(w, "| scenario | metric | value | baseline | ratio |")
-	fmt.Fprintln(w, "|---|---|---:|---|---:|")
-	for _, r := range rep.Results {
-		baseline, ratio := "", ""
-		if r.Baseline != "" {
-			baseline = fmt.Sprintf("%s = %s", r.Baseline, format(r.BaselineValue, r.Unit))
-			ratio = fmt.Sprintf("%.2f", r.Ratio)
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.Scenario, r.Metric, format(r.Value, r.Unit), baseline, ratio)
-	}
+	writeResults(w, rep.Results)
+	fmt.Fprintln(w, "\nTargets of issue 10:")
+	fmt.Fprintln(w)
+	writeTargets(w, checkTargets(targets(rep.Settings), rep.Results))
 	fmt.Fprintln(w, "\nNot measured yet:")
 	for _, n := range rep.NotMeasured {
 		fmt.Fprintf(w, "- %s\n", n)
 	}
 }
 
-func format(v float64, unit string) string {
-	if unit == "ops/s" {
-		return fmt.Sprintf("%.0f %s", v, unit)
+// writeResults writes the results as a Markdown table, for the terminal
+// and the report alike.
+func writeResults(w io.Writer, results []result) {
+	fmt.Fprintln(w, "| scenario | metric | value | baseline | ratio |")
+	fmt.Fprintln(w, "|---|---|---:|---|---:|")
+	for _, r := range results {
+		baseline, ratio := "", ""
+		if r.Baseline != "" {
+			baseline = fmt.Sprintf("%s = %s", r.Baseline, format(r.BaselineValue, r.Unit))
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", cell(r.Scenario), cell(r.Metric), format(r.Value, r.Unit), cell(baseline), ratio)
 	}
-	return fmt.Sprintf("%.3f %s", v, unit)
+}
+
+// format gives a value as many digits as it can be trusted with:
+// latencies are sampled to the microsecond, rates and counts vary by more
+// than a unit from run to run.
+func format(v float64, unit string) string {
+	switch {
+	case unit == "ms" && v < 100:
+		return fmt.Sprintf("%.3f %s", v, unit)
+	case math.Abs(v) >= 100:
+		return fmt.Sprintf("%.0f %s", v, unit)
+	case math.Abs(v) >= 10:
+		return fmt.Sprintf("%.1f %s", v, unit)
+	default:
+		return fmt.Sprintf("%.2f %s", v, unit)
+	}
 }

@@ -14,18 +14,23 @@ import (
 
 // latency turns samples into p50 and p99 rows, each compared with the same
 // quantile of baseline (a "scenario metric" prefix such as "floor select1").
+// The p50 row also carries the whole distribution, which the report's
+// chart draws next to the baseline's.
 func latency(scenario, metric string, samples bench.Samples, baseline string) []result {
+	dist := distributionOf(samples, baseline)
 	var rs []result
 	for _, q := range []struct {
-		name string
-		q    float64
-	}{{"p50", 0.50}, {"p99", 0.99}} {
-		r := result{Scenario: scenario, Metric: metric + " " + q.name, Unit: "ms", Value: bench.Millis(samples.Quantile(q.q))}
+		name  string
+		value float64
+	}{{"p50", dist.P50}, {"p99", dist.P99}} {
+		r := result{Scenario: scenario, Metric: metric + " " + q.name, Unit: "ms", Value: q.value}
 		if baseline != "" {
 			r.baselineMetric = baseline + " " + q.name
 		}
 		rs = append(rs, r)
 	}
+	dist.Metric = metric
+	rs[0].Latency = &dist
 	return rs
 }
 
