@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ type statsIdleCmd struct {
 	Warmup      time.Duration `default:"5s" help:"How long to let each node start before measuring."`
 	Roles       []string      `default:"serve,worker,api,river" enum:"serve,worker,api,river" help:"Nodes to measure, at the same time, each on its own database: serve, worker, api, and river (River's default client with one queue, for comparison)."`
 	Verbose     bool          `short:"v" help:"List the statements each node sent."`
+	JSON        bool          `name:"json" help:"Print the results as JSON, every statement each node sent included, for programs such as picloud-bench."`
 }
 
 // idleResult is one role's measurement.
@@ -64,7 +66,55 @@ func (c *statsIdleCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		})
 	}
 	wg.Wait()
+	if c.JSON {
+		return printIdleJSON(os.Stdout, results, c.Duration)
+	}
 	return printIdle(os.Stdout, results, c.Duration.Minutes(), c.Verbose)
+}
+
+// idleReport is what --json prints.
+type idleReport struct {
+	DurationSeconds float64    `json:"duration_s"`
+	Nodes           []idleNode `json:"nodes"`
+}
+
+type idleNode struct {
+	Role             string          `json:"role"`
+	Statements       int             `json:"statements"`
+	StatementsPerMin float64         `json:"statements_per_min"`
+	ByStatement      []idleStatement `json:"by_statement,omitempty"`
+	// Error is set when the node could not be measured; the command then
+	// also exits non-zero, after printing the nodes that could.
+	Error string `json:"error,omitempty"`
+}
+
+type idleStatement struct {
+	SQL   string `json:"sql"`
+	Count int    `json:"count"`
+}
+
+func printIdleJSON(w io.Writer, results []idleResult, duration time.Duration) error {
+	rep := idleReport{DurationSeconds: duration.Seconds(), Nodes: make([]idleNode, 0, len(results))}
+	var errs []error
+	for _, r := range results {
+		n := idleNode{Role: r.role}
+		if r.err != nil {
+			n.Error = r.err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", r.role, r.err))
+		} else {
+			n.Statements, n.StatementsPerMin = r.total, float64(r.total)/duration.Minutes()
+			for _, st := range r.statements {
+				n.ByStatement = append(n.ByStatement, idleStatement{SQL: st.SQL, Count: st.Count})
+			}
+		}
+		rep.Nodes = append(rep.Nodes, n)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		errs = append(errs, fmt.Errorf("write the results: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 func printIdle(w io.Writer, results []idleResult, minutes float64, verbose bool) error {
