@@ -68,6 +68,7 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 		// The caller is waiting for the answer: one attempt, no backoff.
 		MaxAttempts:   1,
 		Authenticated: hasKey,
+		Wait:          true,
 	})
 	if errors.Is(err, queue.ErrUnauthenticated) {
 		writeProblem(w, http.StatusUnauthorized, fmt.Sprintf("function %q needs an API key: send Authorization: Bearer <key>", name),

@@ -259,6 +259,7 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 	}
 	if !b.Async {
 		params.MaxAttempts = 1 // the caller waits: no backoff
+		params.Wait = true
 	}
 	enq, err := s.config.Queue.Invoke(ctx, params)
 	if errors.Is(err, queue.ErrFunctionNotFound) {

@@ -70,6 +70,13 @@ type Client struct {
 	keys     keyCache
 	events   eventHub
 
+	// worker runs attempts, fetched by River or started here (runhere.go).
+	worker *invocationWorker
+	// busy counts the attempts this node runs; a call runs here only while
+	// it is below Concurrency.
+	busy atomic.Int64
+	here hereRuns
+
 	// listened is set once the listener first connected; a later connect
 	// is a reconnect. It is the due channel's (workers only);
 	// finishedListened is the finished channel's, which every node has.
@@ -116,7 +123,8 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 
 func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, &invocationWorker{client: c}); err != nil {
+	c.worker = &invocationWorker{client: c}
+	if err := river.AddWorkerSafely(workers, c.worker); err != nil {
 		return nil, fmt.Errorf("register worker: %w", err)
 	}
 	rc, err := river.NewClient(riverpgxv5.New(c.pool), &river.Config{
@@ -211,6 +219,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.stopListen, c.listenDone = stop, done
 
 	if c.river != nil {
+		c.here.start(ctx)
 		// River runs until the context given to Start ends; the client's
 		// lifetime is Stop's business, not the start-up deadline's.
 		if err := c.river.Start(context.WithoutCancel(ctx)); err != nil {
@@ -226,6 +235,14 @@ func (c *Client) Start(ctx context.Context) error {
 func (c *Client) Stop(ctx context.Context) error {
 	var err error
 	if c.river != nil {
+		// Calls running here drain alongside River's jobs, under the same
+		// deadline; what is left when it passes is handed back.
+		hereDrained := make(chan struct{})
+		go func() {
+			c.here.stop(ctx)
+			close(hereDrained)
+		}()
+		defer func() { <-hereDrained }()
 		if err = c.river.Stop(ctx); err != nil {
 			// The drain ran out of time: cancel what is still running, which
 			// records those invocations as cancelled.

@@ -58,9 +58,11 @@ const maxRetryBackoff = time.Hour
 // retried job available again only on its leader's 5-second scheduler tick
 // and wakes no producer, while a retry here must start within milliseconds of
 // its due time, and the invocation row must keep every attempt's error.
-func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationArgs]) (err error) {
+func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationArgs]) error {
 	c := w.client
 	begun := time.Now()
+	c.busy.Add(1)
+	defer c.busy.Add(-1)
 	started, err := c.queries.StartInvocation(ctx, job.Args.InvocationID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // final already, or parked until a concurrency slot frees
@@ -68,6 +70,13 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	if err != nil {
 		return fmt.Errorf("start invocation %d: %w", job.Args.InvocationID, err)
 	}
+	return w.attempt(ctx, started, begun)
+}
+
+// attempt runs the attempt that started (through River's job, or on this
+// node by InvokeHere) and records its outcome.
+func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocationRow, begun time.Time) (err error) {
+	c := w.client
 	inv := invocationFromStart(started)
 	// The trace travels in the row: whichever node enqueued the invocation,
 	// this attempt continues the enqueuer's trace.

@@ -14,6 +14,31 @@ FROM picloud.enqueue_authorized_invocation(
     sqlc.narg('trace_parent')::text
 ) i;
 
+-- name: InvokeHere :one
+-- Writes the invocation and, when it can start at once on this node, starts
+-- it (see picloud.invoke_here): then started_at is set and the row carries
+-- what StartInvocation returns. Otherwise it was enqueued for any worker.
+SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
+       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
+       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
+FROM picloud.invoke_here(
+    @function::text,
+    @trigger::text,
+    sqlc.narg('request')::jsonb,
+    sqlc.narg('request_body')::bytea,
+    sqlc.narg('payload')::jsonb,
+    sqlc.narg('timeout_ms')::integer,
+    sqlc.narg('max_attempts')::integer,
+    @authenticated::boolean,
+    sqlc.narg('trace_parent')::text,
+    @node::text
+) i
+LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
+LEFT JOIN picloud.functions f ON f.name = i.function;
+
 -- name: StartInvocation :one
 -- Claims the invocation for a run and returns what the run needs; no row
 -- when it is final or parked (see picloud.start_invocation). The source is

@@ -257,6 +257,115 @@ func (q *Queries) GetInvocation(ctx context.Context, id int64) (GetInvocationRow
 	return i, err
 }
 
+const invokeHere = `-- name: InvokeHere :one
+SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
+       i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
+       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
+       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
+FROM picloud.invoke_here(
+    $1::text,
+    $2::text,
+    $3::jsonb,
+    $4::bytea,
+    $5::jsonb,
+    $6::integer,
+    $7::integer,
+    $8::boolean,
+    $9::text,
+    $10::text
+) i
+LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
+LEFT JOIN picloud.functions f ON f.name = i.function
+`
+
+type InvokeHereParams struct {
+	Function      string
+	Trigger       string
+	Request       []byte
+	RequestBody   []byte
+	Payload       []byte
+	TimeoutMs     *int32
+	MaxAttempts   *int32
+	Authenticated bool
+	TraceParent   *string
+	Node          string
+}
+
+type InvokeHereRow struct {
+	ID                int64
+	Function          string
+	FunctionVersion   int32
+	FunctionVersionID int64
+	Trigger           string
+	Request           []byte
+	RequestBody       []byte
+	Payload           []byte
+	Attempt           int32
+	MaxAttempts       int32
+	TimeoutMs         int32
+	IdempotencyKey    *string
+	RunAt             *time.Time
+	ParentID          *int64
+	CreatedAt         time.Time
+	StartedAt         *time.Time
+	TraceParent       *string
+	RetryBackoffMs    *int32
+	HttpAllow         []string
+	MaxInstructions   *int64
+	Source            *string
+	Env               []byte
+	Secrets           []byte
+	Watched           bool
+}
+
+// Writes the invocation and, when it can start at once on this node, starts
+// it (see picloud.invoke_here): then started_at is set and the row carries
+// what StartInvocation returns. Otherwise it was enqueued for any worker.
+func (q *Queries) InvokeHere(ctx context.Context, arg InvokeHereParams) (InvokeHereRow, error) {
+	row := q.db.QueryRow(ctx, invokeHere,
+		arg.Function,
+		arg.Trigger,
+		arg.Request,
+		arg.RequestBody,
+		arg.Payload,
+		arg.TimeoutMs,
+		arg.MaxAttempts,
+		arg.Authenticated,
+		arg.TraceParent,
+		arg.Node,
+	)
+	var i InvokeHereRow
+	err := row.Scan(
+		&i.ID,
+		&i.Function,
+		&i.FunctionVersion,
+		&i.FunctionVersionID,
+		&i.Trigger,
+		&i.Request,
+		&i.RequestBody,
+		&i.Payload,
+		&i.Attempt,
+		&i.MaxAttempts,
+		&i.TimeoutMs,
+		&i.IdempotencyKey,
+		&i.RunAt,
+		&i.ParentID,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.TraceParent,
+		&i.RetryBackoffMs,
+		&i.HttpAllow,
+		&i.MaxInstructions,
+		&i.Source,
+		&i.Env,
+		&i.Secrets,
+		&i.Watched,
+	)
+	return i, err
+}
+
 const listInvocations = `-- name: ListInvocations :many
 SELECT id, function, function_version, trigger, status, error, attempt, max_attempts, timeout_ms,
        idempotency_key, run_at, parent_id, created_at, started_at, finished_at
