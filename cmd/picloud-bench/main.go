@@ -76,17 +76,16 @@ func settingsFor(quick bool) settings {
 
 // report is what the JSON file holds.
 type report struct {
-	Started     time.Time `json:"started"`
-	Duration    float64   `json:"duration_s"`
-	GoVersion   string    `json:"go_version"`
-	GOOS        string    `json:"goos"`
-	GOARCH      string    `json:"goarch"`
-	CPUs        int       `json:"cpus"`
-	Postgres    string    `json:"postgres"`
-	Server      string    `json:"server"`
-	Settings    settings  `json:"settings"`
-	Results     []result  `json:"results"`
-	NotMeasured []string  `json:"not_measured"`
+	Started   time.Time `json:"started"`
+	Duration  float64   `json:"duration_s"`
+	GoVersion string    `json:"go_version"`
+	GOOS      string    `json:"goos"`
+	GOARCH    string    `json:"goarch"`
+	CPUs      int       `json:"cpus"`
+	Postgres  string    `json:"postgres"`
+	Server    string    `json:"server"`
+	Settings  settings  `json:"settings"`
+	Results   []result  `json:"results"`
 
 	Machine          machine     `json:"machine"`
 	Commit           string      `json:"commit,omitempty"`
@@ -111,17 +110,6 @@ type result struct {
 	baselineMetric string
 }
 
-// notMeasured lists the scenarios of issue 10 this harness does not run yet.
-func notMeasured() []string {
-	return []string{
-		"idle: picloud stats idle's node runner lives in cmd/picloud's main package and cannot be called as a library without moving it",
-		"SQL burn-down and its River-alone baseline",
-		"wake latency of River alone",
-		"sandbox overhead and the gopher-lua reference",
-		"scale-out with 1 and 2 workers",
-	}
-}
-
 func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportFile string) error {
 	started := time.Now()
 	srv, err := openServer(ctx, logger)
@@ -137,7 +125,7 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportF
 
 	rep := report{
 		Started: started.UTC(), GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
-		CPUs: runtime.NumCPU(), Server: srv.description, Settings: s, NotMeasured: notMeasured(),
+		CPUs: runtime.NumCPU(), Server: srv.description, Settings: s,
 	}
 	if err := db.pool.QueryRow(ctx, "SHOW server_version").Scan(&rep.Postgres); err != nil {
 		return fmt.Errorf("read the server version: %w", err)
@@ -147,6 +135,12 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportF
 	}
 	logger.Info("measuring", slog.String("postgres", rep.Postgres), slog.String("server", srv.description), slog.Bool("quick", s.Quick))
 
+	// Idle and scale-out run real picloud processes, built from this tree.
+	bin, removeBin, err := buildPicloud(ctx)
+	if err != nil {
+		return err
+	}
+	defer removeBin()
 	p, err := startPlatform(ctx, db.pool, s.Concurrency)
 	if err != nil {
 		return err
@@ -161,6 +155,13 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportF
 		{"floor", floor},
 		{"sync", syncHTTP},
 		{"wake", wake},
+		{"river wake", riverWake},
+		{"sandbox", sandbox},
+		{"burndown", sqlBurndown},
+		{"river burndown", riverBurndown},
+		{"scale-out", bin.scaleOut},
+		// Last, when nothing else runs: the nodes' own load is what counts.
+		{"idle", bin.idle},
 	} {
 		logger.Info("scenario", slog.String("name", sc.name))
 		rs, err := sc.run(ctx, p, s)
@@ -218,10 +219,6 @@ func printTable(w io.Writer, rep report) {
 	fmt.Fprintln(w, "\nTargets of issue 10:")
 	fmt.Fprintln(w)
 	writeTargets(w, checkTargets(targets(rep.Settings), rep.Results))
-	fmt.Fprintln(w, "\nNot measured yet:")
-	for _, n := range rep.NotMeasured {
-		fmt.Fprintf(w, "- %s\n", n)
-	}
 }
 
 // writeResults writes the results as a Markdown table, for the terminal

@@ -377,15 +377,6 @@ func writeMarkdown(w io.Writer, rep report, chartDir string, charts []chart) {
 			fmt.Fprintf(w, "![%s](%s)\n", c.alt, path.Join(filepath.ToSlash(chartDir), c.file))
 		}
 	}
-
-	if len(rep.NotMeasured) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "## Not measured yet")
-		fmt.Fprintln(w)
-		for _, n := range rep.NotMeasured {
-			fmt.Fprintf(w, "- %s\n", n)
-		}
-	}
 }
 
 func row(w io.Writer, name, value string) {

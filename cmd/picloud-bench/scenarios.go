@@ -199,5 +199,5 @@ func wake(ctx context.Context, p *platform, s settings) ([]result, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read wake latencies: %w", err)
 	}
-	return latency("wake", "SQL invoke to Lua start", samples, "floor notify_to_listen"), nil
+	return latency("wake", "SQL invoke to Lua start", samples, "river "+riverWakeTuned), nil
 }
