@@ -13,8 +13,10 @@ import (
 // picloud.invoke_here writes the invocation already started, so the call
 // skips the two wake-ups and the two writes between an enqueue and the start
 // of Lua on a worker (River's fetch, then the start), and the finish reaches
-// the waiter in memory rather than by NOTIFY. Everything else is as for any
-// attempt: the row, the rescue if this node dies, the hand-back on shutdown.
+// the waiter in memory rather than by NOTIFY. No River job carries the
+// attempt; a row in picloud.run_here_deadlines lets rescue_overdue take it
+// back if this node dies mid-run. Everything else is as for any attempt:
+// the row, the events, the hand-back on shutdown.
 //
 // Slots are counted on this node only (busy), against Concurrency. River
 // fetches up to Concurrency jobs on its own, so for a moment the node may

@@ -12,22 +12,21 @@ import (
 	"github.com/picloud/picloud/queue"
 )
 
-// runHereJob reads the River job that carried invocation id: its state,
-// the node that ran it, and whether the invocation still points at it.
-func runHereJob(t *testing.T, pool *pgxpool.Pool, id int64) (state string, attemptedBy []string, pointed bool) {
+// runningHere reports whether invocation id is recorded as running on
+// a node by invoke_here: its flag, and its row in run_here_deadlines.
+func runningHere(t *testing.T, pool *pgxpool.Pool, id int64) (flagged, deadline bool) {
 	t.Helper()
 	if err := pool.QueryRow(context.Background(), `
-		SELECT j.state, coalesce(j.attempted_by, '{}'), i.run_here_job IS NOT NULL
-		FROM picloud.river_job j JOIN picloud.invocations i ON i.id = (j.args->>'invocation_id')::bigint
-		WHERE i.id = $1`, id).Scan(&state, &attemptedBy, &pointed); err != nil {
-		t.Fatalf("read the job of invocation %d: %v", id, err)
+		SELECT i.run_here, EXISTS (SELECT 1 FROM picloud.run_here_deadlines d WHERE d.invocation_id = i.id)
+		FROM picloud.invocations i WHERE i.id = $1`, id).Scan(&flagged, &deadline); err != nil {
+		t.Fatalf("read invocation %d: %v", id, err)
 	}
-	return state, attemptedBy, pointed
+	return flagged, deadline
 }
 
 // TestSyncCallRunsHere: a waiting caller on a node with a free slot gets
-// its invocation started by the enqueue itself, and the job that carries it
-// is completed with the attempt, with no River fetch in between.
+// its invocation started by the enqueue itself, with no River job, and its
+// record of running here ends with the attempt.
 func TestSyncCallRunsHere(t *testing.T) {
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
@@ -58,24 +57,24 @@ func TestSyncCallRunsHere(t *testing.T) {
 			if got := resultOf(t, inv).Trigger; got != "api" {
 				t.Errorf("the function saw trigger %q", got)
 			}
-			state, by, pointed := runHereJob(t, pool, enq.ID)
-			if state != "completed" && !tc.wantHere {
-				// River completes its own jobs in batches, a moment later.
-				return
+			if flagged, deadline := runningHere(t, pool, enq.ID); flagged || deadline {
+				t.Errorf("finished, yet still recorded as running here: flag %t, deadline row %t", flagged, deadline)
 			}
-			if state != "completed" || pointed || len(by) != 1 {
-				t.Errorf("job %s attempted by %v, invocation still points at it: %t", state, by, pointed)
+			jobs := count(t, pool, `SELECT count(*) FROM picloud.river_job WHERE (args->>'invocation_id')::bigint = $1`, enq.ID)
+			if wantJobs := map[bool]int{true: 0, false: 1}[tc.wantHere]; jobs != wantJobs {
+				t.Errorf("%d River jobs carried it, want %d", jobs, wantJobs)
 			}
 		})
 	}
-	if n := count(t, pool, `SELECT count(*) FROM picloud.invocations WHERE run_here_job IS NOT NULL`); n != 0 {
-		t.Errorf("%d invocations still point at a job", n)
+	if n := count(t, pool, `SELECT count(*) FROM picloud.run_here_deadlines`); n != 0 {
+		t.Errorf("%d deadlines left behind", n)
 	}
 }
 
 // TestRunHereRescuedWhenTheNodeDies: an invocation started by invoke_here
-// on a node that then vanished is taken back like any other: its job
-// discarded, a new attempt run by a live worker.
+// on a node that then vanished is taken back like any other, by the rescue
+// timer, and its new attempt runs on a live worker; without attempts left,
+// it fails.
 func TestRunHereRescuedWhenTheNodeDies(t *testing.T) {
 	ctx := context.Background()
 	client, pool := worker(t, nil)
@@ -83,16 +82,31 @@ func TestRunHereRescuedWhenTheNodeDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(t, client, "job", echoPayload, queue.FunctionOptions{MaxAttempts: 2, Timeout: 300 * time.Millisecond})
-	var id int64
-	if err := pool.QueryRow(ctx, `SELECT id FROM picloud.invoke_here('job', 'api', NULL, NULL, NULL, NULL, NULL, false, NULL, 'ghost')`).Scan(&id); err != nil {
-		t.Fatal(err)
+	put(t, client, "once", echoPayload, queue.FunctionOptions{MaxAttempts: 1, Timeout: 300 * time.Millisecond})
+	crash := func(function string) int64 {
+		t.Helper()
+		var id int64
+		if err := pool.QueryRow(ctx, `SELECT id FROM picloud.invoke_here($1, 'api', NULL, NULL, NULL, NULL, NULL, false, NULL, 'ghost')`, function).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
 	}
-	inv := waitFor(t, client, id)
+	crashed := time.Now()
+	retried, failed := crash("job"), crash("once")
+
+	inv := waitFor(t, client, retried)
 	if inv.Status != queue.StatusSucceeded || inv.Attempt != 2 || len(inv.Errors) != 1 || !strings.Contains(inv.Errors[0].Error, "stopped responding") {
 		t.Fatalf("rescued invocation = %s attempt %d errors %+v", inv.Status, inv.Attempt, inv.Errors)
 	}
-	if n := count(t, pool, `SELECT count(*) FROM picloud.river_job WHERE state = 'discarded' AND attempted_by = '{ghost}'`); n != 1 {
-		t.Errorf("%d of the ghost node's jobs discarded, want 1", n)
+	// Due at start + 300 ms timeout + 200 ms grace.
+	if late := inv.Errors[0].At.Sub(crashed); late > 5*time.Second {
+		t.Errorf("rescued %v after the crash, want about half a second", late)
+	}
+	if last := waitFor(t, client, failed); last.Status != queue.StatusFailed || !strings.Contains(last.Error, "stopped responding") {
+		t.Errorf("rescued invocation without attempts left = %s %q", last.Status, last.Error)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM picloud.run_here_deadlines`); n != 0 {
+		t.Errorf("%d deadlines left behind", n)
 	}
 }
 
@@ -117,12 +131,16 @@ func TestRunHereHandedBackOnStop(t *testing.T) {
 	defer cancel()
 	_ = client.Stop(stopCtx) // the drain runs out: that is the point
 
-	var status, jobs string
-	if err := pool.QueryRow(ctx, `SELECT i.status, (SELECT string_agg(j.state::text, ',' ORDER BY j.id) FROM picloud.river_job j
-		WHERE (j.args->>'invocation_id')::bigint = i.id) FROM picloud.invocations i WHERE i.id = $1`, enq.ID).Scan(&status, &jobs); err != nil {
+	var status string
+	var jobs int
+	if err := pool.QueryRow(ctx, `SELECT i.status, (SELECT count(*) FROM picloud.river_job j
+		WHERE (j.args->>'invocation_id')::bigint = i.id AND j.state = 'available') FROM picloud.invocations i WHERE i.id = $1`, enq.ID).Scan(&status, &jobs); err != nil {
 		t.Fatal(err)
 	}
-	if status != "queued" || jobs != "completed,available" {
-		t.Errorf("after the stop: invocation %s, jobs %s; want queued, completed,available", status, jobs)
+	if status != "queued" || jobs != 1 {
+		t.Errorf("after the stop: invocation %s with %d available jobs; want queued with 1", status, jobs)
+	}
+	if flagged, deadline := runningHere(t, pool, enq.ID); flagged || deadline {
+		t.Errorf("handed back, yet still recorded as running here: flag %t, deadline row %t", flagged, deadline)
 	}
 }
