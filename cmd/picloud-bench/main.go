@@ -23,6 +23,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/picloud/picloud/executor"
@@ -36,12 +38,20 @@ func main() {
 	quick := flag.Bool("quick", false, "shorter runs (under 2 minutes), for a smoke check")
 	jsonFile := flag.String("json", "picloud-bench.json", "file to write the results to as JSON; empty writes none")
 	reportFile := flag.String("report", "docs/performance.md", "Markdown report to write, with its SVG charts in a directory of the same name without .md; empty writes none")
+	concurrency := flag.Int("concurrency", runtime.GOMAXPROCS(0), "invocations a node runs at once (and sandbox processes), as picloud serve --concurrency")
+	only := flag.String("scenarios", "", "comma-separated scenarios to run (floor, sync, wake, river wake, sandbox, burndown, river burndown, scale-out, idle); empty runs all")
 	flag.Parse()
+
+	s := settingsFor(*quick)
+	s.Concurrency = *concurrency
+	if *only != "" {
+		s.Only = strings.Split(*only, ",")
+	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, logger, settingsFor(*quick), *jsonFile, *reportFile); err != nil {
+	if err := run(ctx, logger, s, *jsonFile, *reportFile); err != nil {
 		logger.Error("picloud-bench failed", slog.Any("err", err))
 		os.Exit(1)
 	}
@@ -57,6 +67,8 @@ type settings struct {
 	WakeEnqueues   int           `json:"wake_enqueues"`
 	WakeSpacing    time.Duration `json:"wake_spacing_ns"`
 	Concurrency    int           `json:"concurrency"`
+	// Only names the scenarios to run; empty runs all.
+	Only []string `json:"only,omitempty"`
 }
 
 func settingsFor(quick bool) settings {
@@ -163,6 +175,9 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportF
 		// Last, when nothing else runs: the nodes' own load is what counts.
 		{"idle", bin.idle},
 	} {
+		if len(s.Only) > 0 && !slices.Contains(s.Only, sc.name) {
+			continue
+		}
 		logger.Info("scenario", slog.String("name", sc.name))
 		rs, err := sc.run(ctx, p, s)
 		if err != nil {

@@ -17,7 +17,7 @@ func scaleOutInvocations(s settings) int {
 	if s.Quick {
 		return 5_000
 	}
-	return 20_000
+	return 10_000
 }
 
 // scaleOutCap bounds one burn-down on a machine too slow or too busy to
