@@ -144,3 +144,33 @@ func TestRunHereHandedBackOnStop(t *testing.T) {
 		t.Errorf("handed back, yet still recorded as running here: flag %t, deadline row %t", flagged, deadline)
 	}
 }
+
+// TestRunHereCancelled: cancelling a call that runs here stops it in its
+// sandbox, and its waiter hears the cancellation.
+func TestRunHereCancelled(t *testing.T) {
+	ctx := context.Background()
+	client, pool := worker(t, nil)
+	put(t, client, "spin", `function handle() while true do end end`, queue.FunctionOptions{Timeout: 15 * time.Minute})
+	enq := invoke(t, client, queue.InvokeParams{Function: "spin", Wait: true})
+	if enq.Status != queue.StatusRunning {
+		t.Fatalf("enqueued as %s, want started here", enq.Status)
+	}
+	if status, err := client.Cancel(ctx, enq.ID); err != nil || status != queue.StatusCancelled {
+		t.Fatalf("Cancel = %s, %v", status, err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	inv, err := client.WaitEnqueued(waitCtx, enq)
+	if err != nil || inv.Status != queue.StatusCancelled {
+		t.Fatalf("WaitEnqueued = %s, %v; want cancelled", inv.Status, err)
+	}
+	if flagged, deadline := runningHere(t, pool, enq.ID); flagged || deadline {
+		t.Errorf("cancelled, yet still recorded as running here: flag %t, deadline row %t", flagged, deadline)
+	}
+	// The sandbox is free again: the next call runs.
+	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	next := invoke(t, client, queue.InvokeParams{Function: "echo", Wait: true})
+	if inv, err := client.WaitEnqueued(waitCtx, next); err != nil || inv.Status != queue.StatusSucceeded {
+		t.Errorf("the next call = %s, %v", inv.Status, err)
+	}
+}
