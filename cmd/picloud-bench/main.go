@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -35,10 +36,19 @@ func main() {
 	// past this line.
 	executor.RunSandboxIfChild()
 
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := benchmark(logger); err != nil {
+		logger.Error("picloud-bench failed", slog.Any("err", err))
+		os.Exit(1)
+	}
+}
+
+func benchmark(logger *slog.Logger) error {
 	quick := flag.Bool("quick", false, "shorter runs (under 2 minutes), for a smoke check")
 	jsonFile := flag.String("json", "picloud-bench.json", "file to write the results to as JSON; empty writes none")
 	reportFile := flag.String("report", "docs/performance.md", "Markdown report to write, with its SVG charts in a directory of the same name without .md; empty writes none")
 	concurrency := flag.Int("concurrency", runtime.GOMAXPROCS(0), "invocations a node runs at once (and sandbox processes), as picloud serve --concurrency")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (API, queue, load generator; not PostgreSQL or the sandbox processes) to this file, for go tool pprof")
 	only := flag.String("scenarios", "", "comma-separated scenarios to run (floor, sync, wake, river wake, sandbox, burndown, river burndown, scale-out, idle); empty runs all")
 	flag.Parse()
 
@@ -47,14 +57,20 @@ func main() {
 	if *only != "" {
 		s.Only = strings.Split(*only, ",")
 	}
-
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, logger, s, *jsonFile, *reportFile); err != nil {
-		logger.Error("picloud-bench failed", slog.Any("err", err))
-		os.Exit(1)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create the CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
+	return run(ctx, logger, s, *jsonFile, *reportFile)
 }
 
 // settings size every scenario; quick trades precision at the tail for a
