@@ -99,18 +99,17 @@ CREATE TRIGGER invocations_end_run_here
     WHEN (OLD.run_here AND NEW.status <> 'running')
     EXECUTE FUNCTION picloud.end_run_here();
 
--- rescue_overdue now also takes back the attempts started here by a node
--- that stopped reporting, exactly as those of a worker whose River job is
--- left running: queued again with attempts left, failed otherwise. The
--- River half is unchanged, under a new name.
-ALTER FUNCTION picloud.rescue_overdue() RENAME TO rescue_overdue_jobs;
-
-CREATE FUNCTION picloud.rescue_overdue() RETURNS timestamptz
+-- rescue_overdue_here takes back the attempts started here by a node that
+-- stopped reporting, exactly as rescue_overdue does for a worker whose River
+-- job is left running: queued again with attempts left, failed otherwise.
+-- It runs after rescue_overdue, which sets the rescue clock from River's
+-- jobs alone, brings the clock forward to the next deadline here, and
+-- returns it.
+CREATE FUNCTION picloud.rescue_overdue_here() RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
     v_inv  picloud.invocations;
     v_next timestamptz;
-    v_here timestamptz;
     v_lost constant text := 'the worker running this attempt stopped responding (it may have crashed)';
 BEGIN
     FOR v_inv IN
@@ -125,12 +124,29 @@ BEGIN
             PERFORM picloud.finish_invocation(v_inv.id, v_inv.attempt, 'failed', NULL, v_lost, v_inv.logs, NULL, NULL);
         END IF;
     END LOOP;
-    v_next := picloud.rescue_overdue_jobs();
-    SELECT min(overdue_at) INTO v_here FROM picloud.run_here_deadlines;
-    IF v_here IS NOT NULL AND (v_next IS NULL OR v_here < v_next) THEN
-        UPDATE picloud.rescue_clock SET next_at = v_here WHERE next_at IS NULL OR next_at > v_here;
-        RETURN v_here;
-    END IF;
+    SELECT min(overdue_at) INTO v_next FROM picloud.run_here_deadlines;
+    UPDATE picloud.rescue_clock SET next_at = v_next WHERE v_next IS NOT NULL AND (next_at IS NULL OR next_at > v_next);
     RETURN v_next;
+END;
+$$;
+
+-- promote_due as in 0005, with both rescues.
+CREATE OR REPLACE FUNCTION picloud.promote_due() RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_rescue timestamptz;
+BEGIN
+    UPDATE picloud.river_job
+    SET state = 'available'
+    WHERE state IN ('scheduled', 'retryable') AND queue = 'picloud' AND priority = 1
+      AND scheduled_at <= clock_timestamp();
+    v_rescue := picloud.rescue_overdue();
+    v_rescue := least(v_rescue, picloud.rescue_overdue_here());
+    PERFORM pg_notify('picloud.river_insert', '{"queue":"picloud"}');
+    RETURN least(v_rescue,
+                 (SELECT min(scheduled_at) FROM picloud.river_job
+                  WHERE state IN ('scheduled', 'retryable', 'available') AND queue = 'picloud' AND priority = 1
+                    AND scheduled_at > clock_timestamp()),
+                 (SELECT min(next_run_at) FROM picloud.schedules WHERE enabled));
 END;
 $$;

@@ -89,7 +89,7 @@ type PicloudInvocation struct {
 	Parked            bool
 	ParentID          *int64
 	TraceParent       *string
-	RunHereJob        *int64
+	RunHere           bool
 }
 
 type PicloudKv struct {
@@ -103,6 +103,12 @@ type PicloudKv struct {
 type PicloudRescueClock struct {
 	Singleton bool
 	NextAt    *time.Time
+}
+
+type PicloudRunHereDeadline struct {
+	InvocationID int64
+	Node         string
+	OverdueAt    time.Time
 }
 
 type PicloudRunningSlot struct {
