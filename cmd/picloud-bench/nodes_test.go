@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"math"
-	"strings"
 	"testing"
 	"time"
 )
@@ -18,16 +15,7 @@ func TestNodeScenarios(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	srv, err := openServer(ctx, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.close()
-	db, err := srv.freshDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.drop()
+	srv, db := testDatabase(ctx, t)
 	if got := adminURL(&platform{pool: db.pool}); got != srv.admin {
 		t.Fatalf("adminURL = %q, want the server's %q", got, srv.admin)
 	}
@@ -42,29 +30,12 @@ func TestNodeScenarios(t *testing.T) {
 	defer cleanup()
 	t.Logf("built picloud in %v", time.Since(started).Round(time.Millisecond))
 
-	check := func(rs []result, scenario string, want int) {
-		t.Helper()
-		rs = withBaselines(rs)
-		if len(rs) != want {
-			t.Errorf("%s: %d results, want %d", scenario, len(rs), want)
-		}
-		for _, r := range rs {
-			t.Logf("%s %s = %.3f %s (%s, ratio %.2f)", r.Scenario, r.Metric, r.Value, r.Unit, r.Baseline, r.Ratio)
-			if r.Scenario != scenario || r.Value < 0 || math.IsInf(r.Value, 0) || math.IsNaN(r.Value) {
-				t.Errorf("%s %s = %v", r.Scenario, r.Metric, r.Value)
-			}
-			if r.baselineMetric != "" && (r.Ratio < 0 || r.Baseline == "" || !strings.HasPrefix(r.baselineMetric, scenario+" ")) {
-				t.Errorf("%s: baseline %q not found", r.Metric, r.baselineMetric)
-			}
-		}
-	}
-
 	started = time.Now()
 	idle, err := bin.measureIdle(ctx, srv.admin, 2*time.Second, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(idle, "idle", 4)
+	checkResults(t, idle, "idle", 4, true)
 	for _, r := range idle {
 		// River's default client runs its leader's maintenance at once.
 		if r.Metric == idleBaseline && r.Value == 0 {
@@ -80,7 +51,7 @@ func TestNodeScenarios(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("scale-out took %v", time.Since(started).Round(time.Millisecond))
-	check(scale, "scale-out", 6)
+	checkResults(t, scale, "scale-out", 6, false)
 	for _, r := range scale {
 		if r.Value == 0 || r.Unit == "invocations" && r.Value != n {
 			t.Errorf("%s = %v", r.Metric, r.Value)
