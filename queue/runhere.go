@@ -59,7 +59,7 @@ func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationPara
 		return c.enqueued(db.EnqueueInvocationRow{ID: row.ID, Status: string(StatusQueued), TimeoutMs: row.TimeoutMs}, err, params.Function)
 	}
 	finished, _ := c.finished.register(row.ID) // a new id: not finished yet
-	started := db.StartInvocationRow(row)
+	started := db.StartedInvocationRow(row)
 	if !c.here.run(func(runCtx context.Context) {
 		defer c.busy.Add(-1)
 		if err := c.worker.attempt(runCtx, started, begun); err != nil {

@@ -174,3 +174,26 @@ func TestRunHereCancelled(t *testing.T) {
 		t.Errorf("the next call = %s, %v", inv.Status, err)
 	}
 }
+
+// TestQueuedInvocationStartsInTheFetch: an invocation that travels through
+// River is started by the statement that fetches its job, which hands the
+// attempt to the worker in the job's metadata.
+func TestQueuedInvocationStartsInTheFetch(t *testing.T) {
+	client, pool := worker(t, nil)
+	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	enq := invoke(t, client, queue.InvokeParams{Function: "echo"})
+	if inv := waitFor(t, client, enq.ID); inv.Status != queue.StatusSucceeded || inv.Attempt != 1 {
+		t.Fatalf("invocation = %s attempt %d", inv.Status, inv.Attempt)
+	}
+	var attempt int
+	var sameStatement bool
+	if err := pool.QueryRow(context.Background(), `
+		SELECT (j.metadata->>'picloud_attempt')::int, i.started_at BETWEEN j.attempted_at AND j.attempted_at + interval '1 second'
+		FROM picloud.river_job j JOIN picloud.invocations i ON i.id = (j.args->>'invocation_id')::bigint
+		WHERE i.id = $1`, enq.ID).Scan(&attempt, &sameStatement); err != nil {
+		t.Fatal(err)
+	}
+	if attempt != 1 || !sameStatement {
+		t.Errorf("job metadata attempt %d, started with the fetch: %t", attempt, sameStatement)
+	}
+}

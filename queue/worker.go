@@ -63,19 +63,33 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	begun := time.Now()
 	c.busy.Add(1)
 	defer c.busy.Add(-1)
-	started, err := c.queries.StartInvocation(ctx, job.Args.InvocationID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	var fetched fetchedMetadata
+	if err := json.Unmarshal(job.Metadata, &fetched); err != nil {
+		return fmt.Errorf("decode the metadata of job %d: %w", job.ID, err)
+	}
+	if fetched.Attempt == 0 {
 		return nil // final already, or parked until a concurrency slot frees
 	}
+	started, err := c.queries.StartedInvocation(ctx, job.Args.InvocationID, fetched.Attempt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // cancelled since the fetch
+	}
 	if err != nil {
-		return fmt.Errorf("start invocation %d: %w", job.Args.InvocationID, err)
+		return fmt.Errorf("read invocation %d: %w", job.Args.InvocationID, err)
 	}
 	return w.attempt(ctx, started, begun)
 }
 
-// attempt runs the attempt that started (through River's job, or on this
-// node by InvokeHere) and records its outcome.
-func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocationRow, begun time.Time) (err error) {
+// fetchedMetadata is what picloud.start_on_fetch adds to a job's metadata
+// as River's fetch claims it: the attempt of the invocation it started,
+// absent when it started none.
+type fetchedMetadata struct {
+	Attempt int32 `json:"picloud_attempt"`
+}
+
+// attempt runs the attempt that started (in River's fetch, or on this node
+// by InvokeHere) and records its outcome.
+func (w *invocationWorker) attempt(ctx context.Context, started db.StartedInvocationRow, begun time.Time) (err error) {
 	c := w.client
 	inv := invocationFromStart(started)
 	// The trace travels in the row: whichever node enqueued the invocation,
@@ -407,7 +421,7 @@ func (s *runningSet) ids() []int64 {
 	return ids
 }
 
-func invocationFromStart(r db.StartInvocationRow) Invocation {
+func invocationFromStart(r db.StartedInvocationRow) Invocation {
 	inv := Invocation{
 		ID:              r.ID,
 		Function:        r.Function,

@@ -148,8 +148,10 @@ func (p *platform) get(ctx context.Context, path string) func() error {
 }
 
 // wake measures, on an otherwise idle platform, how long a single SQL
-// enqueue waits before its Lua starts, as the database itself records it
-// (started_at - created_at), so no client-side clock is involved.
+// enqueue waits before a worker claims and starts it, as the database
+// itself records it (started_at - created_at), so no client-side clock is
+// involved. started_at is set in River's fetch (picloud.start_on_fetch), as
+// River alone sets attempted_at; Lua begins one read of the row later.
 func wake(ctx context.Context, p *platform, s settings) ([]result, error) {
 	if err := deploy(ctx, p, "noop", noopSource); err != nil {
 		return nil, err

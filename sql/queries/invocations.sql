@@ -39,19 +39,21 @@ FROM picloud.invoke_here(
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function;
 
--- name: StartInvocation :one
--- Claims the invocation for a run and returns what the run needs; no row
--- when it is final or parked (see picloud.start_invocation). The source is
--- missing when the function was deleted after the invocation was queued.
+-- name: StartedInvocation :one
+-- What a run needs of an invocation that River's fetch started (see
+-- picloud.start_on_fetch); no row when that attempt no longer runs
+-- (cancelled meanwhile). The source is missing when the function was
+-- deleted after the invocation was queued.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched
-FROM picloud.start_invocation(@id) i
+FROM picloud.invocations i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
-LEFT JOIN picloud.functions f ON f.name = i.function;
+LEFT JOIN picloud.functions f ON f.name = i.function
+WHERE i.id = @id AND i.status = 'running' AND i.attempt = @attempt::integer;
 
 -- name: FinishInvocation :one
 -- No row when the invocation stopped running meanwhile (cancelled).

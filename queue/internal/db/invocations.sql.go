@@ -525,19 +525,20 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 	return id, err
 }
 
-const startInvocation = `-- name: StartInvocation :one
+const startedInvocation = `-- name: StartedInvocation :one
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched
-FROM picloud.start_invocation($1) i
+FROM picloud.invocations i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function
+WHERE i.id = $1 AND i.status = 'running' AND i.attempt = $2::integer
 `
 
-type StartInvocationRow struct {
+type StartedInvocationRow struct {
 	ID                int64
 	Function          string
 	FunctionVersion   int32
@@ -564,12 +565,13 @@ type StartInvocationRow struct {
 	Watched           bool
 }
 
-// Claims the invocation for a run and returns what the run needs; no row
-// when it is final or parked (see picloud.start_invocation). The source is
-// missing when the function was deleted after the invocation was queued.
-func (q *Queries) StartInvocation(ctx context.Context, id int64) (StartInvocationRow, error) {
-	row := q.db.QueryRow(ctx, startInvocation, id)
-	var i StartInvocationRow
+// What a run needs of an invocation that River's fetch started (see
+// picloud.start_on_fetch); no row when that attempt no longer runs
+// (cancelled meanwhile). The source is missing when the function was
+// deleted after the invocation was queued.
+func (q *Queries) StartedInvocation(ctx context.Context, iD int64, attempt int32) (StartedInvocationRow, error) {
+	row := q.db.QueryRow(ctx, startedInvocation, iD, attempt)
+	var i StartedInvocationRow
 	err := row.Scan(
 		&i.ID,
 		&i.Function,
