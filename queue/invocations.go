@@ -57,9 +57,10 @@ type Enqueued struct {
 	ID      int64
 	Status  Status
 	Timeout time.Duration
-	// finished is set when the invocation runs on this node: its waiter
-	// was registered before the run began, so the finish cannot be missed.
-	finished chan *Invocation
+	// ranHere is set when the invocation runs on this node: it receives
+	// the finished invocation, or nil when the run ended without a final
+	// outcome of its own (handed back, cancelled).
+	ranHere chan *Invocation
 }
 
 // Invoke writes the invocation row and wakes a worker. An unknown function
@@ -147,17 +148,16 @@ func (c *Client) Wait(ctx context.Context, id int64) (Invocation, error) {
 // it was already final (an idempotent repeat), it cannot have been announced
 // before Invoke returned, so the first read of the row is skipped.
 func (c *Client) WaitEnqueued(ctx context.Context, e Enqueued) (Invocation, error) {
-	if e.finished != nil {
+	if e.ranHere != nil {
 		select {
-		case inv := <-e.finished:
+		case inv := <-e.ranHere:
 			if inv != nil {
 				return *inv, nil
 			}
 		case <-ctx.Done():
-			c.finished.unregister(e.ID, e.finished)
 			return Invocation{}, ctx.Err()
 		}
-		// Handed back, or finished elsewhere: the general wait reads it.
+		// Handed back or cancelled: the general wait reads the row.
 		return c.wait(ctx, e.ID, true)
 	}
 	return c.wait(ctx, e.ID, e.Status.Final())

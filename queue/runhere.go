@@ -58,24 +58,31 @@ func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationPara
 		c.busy.Add(-1)
 		return c.enqueued(db.EnqueueInvocationRow{ID: row.ID, Status: string(StatusQueued), TimeoutMs: row.TimeoutMs}, err, params.Function)
 	}
-	finished, _ := c.finished.register(row.ID) // a new id: not finished yet
 	started := db.StartedInvocationRow(row)
+	// The waiter hears from this run itself, once its outcome is recorded
+	// and counted, rather than from the finish's NOTIFY, which may arrive
+	// before the run has returned.
+	done := make(chan *Invocation, 1)
 	if !c.here.run(func(runCtx context.Context) {
 		defer c.busy.Add(-1)
-		if err := c.worker.attempt(runCtx, started, begun); err != nil {
+		var inv Invocation
+		if err := c.worker.attempt(runCtx, started, begun, &inv); err != nil {
 			c.logger.ErrorContext(runCtx, "run invocation here", "invocation_id", row.ID, "error", err)
 			// The row stays running: rescue_overdue takes it back after
 			// its timeout, and the waiter reads whatever it becomes.
-			c.finished.finish(row.ID, nil)
 		}
+		if inv.ID == 0 {
+			done <- nil // handed back, cancelled or unrecorded: read the row
+			return
+		}
+		done <- &inv
 	}) {
 		// Stopped between the reservation and now: the rescue takes the
 		// started row back, as for a node that died.
 		c.busy.Add(-1)
-		c.finished.unregister(row.ID, finished)
 		return Enqueued{}, errors.New("the node is stopping")
 	}
-	return Enqueued{ID: row.ID, Status: StatusRunning, Timeout: time.Duration(row.TimeoutMs) * time.Millisecond, finished: finished}, nil
+	return Enqueued{ID: row.ID, Status: StatusRunning, Timeout: time.Duration(row.TimeoutMs) * time.Millisecond, ranHere: done}, nil
 }
 
 // hereRuns tracks the calls running on this node, so that Stop can drain

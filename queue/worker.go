@@ -77,7 +77,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	if err != nil {
 		return fmt.Errorf("read invocation %d: %w", job.Args.InvocationID, err)
 	}
-	return w.attempt(ctx, started, begun)
+	return w.attempt(ctx, started, begun, nil)
 }
 
 // fetchedMetadata is what picloud.start_on_fetch adds to a job's metadata
@@ -88,8 +88,9 @@ type fetchedMetadata struct {
 }
 
 // attempt runs the attempt that started (in River's fetch, or on this node
-// by InvokeHere) and records its outcome.
-func (w *invocationWorker) attempt(ctx context.Context, started db.StartedInvocationRow, begun time.Time) (err error) {
+// by InvokeHere) and records its outcome. When the outcome is final and
+// recorded, and recorded is not nil, it receives the invocation as stored.
+func (w *invocationWorker) attempt(ctx context.Context, started db.StartedInvocationRow, begun time.Time, recorded *Invocation) (err error) {
 	c := w.client
 	inv := invocationFromStart(started)
 	// The trace travels in the row: whichever node enqueued the invocation,
@@ -226,6 +227,9 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartedInvoca
 	logger.DebugContext(ctx, "invocation finished", "status", inv.Status, "attempt", inv.Attempt, "duration", res.Duration)
 	c.config.Observer.InvocationFinished(inv.Function, string(inv.Trigger), string(inv.Status))
 	c.finished.finish(inv.ID, &inv)
+	if recorded != nil {
+		*recorded = inv
+	}
 	return nil
 }
 
