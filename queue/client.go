@@ -22,6 +22,13 @@ import (
 	"github.com/picloud/picloud/queue/internal/db"
 )
 
+// DefaultInFlightPerSlot is how many invocations a worker may have started
+// per run slot when Config.InFlight is not set. River alone burns down
+// no-op jobs fastest with hundreds of workers per node (its producer hands
+// each fetch to that many goroutines); here a fetch becomes one start
+// statement and, as the runs end, a few finish statements.
+const DefaultInFlightPerSlot = 64
+
 // riverQueue is the one River queue every invocation travels through. River's
 // per-queue costs (a fetch loop, settings reads) multiply with queues, and
 // routing by function happens in the worker, so one queue is enough.
@@ -40,6 +47,12 @@ type Config struct {
 	// Concurrency is how many invocations the client runs at once; it
 	// defaults to GOMAXPROCS. It should not exceed the executor's capacity.
 	Concurrency int
+	// InFlight is how many invocations the client may have started at
+	// once, running or waiting for one of the Concurrency run slots: River
+	// hands a worker up to this many jobs in one fetch, and they are started
+	// and finished in batches. It defaults to DefaultInFlightPerSlot times
+	// Concurrency.
+	InFlight int
 	Logger      *slog.Logger
 	// HTTP bounds the outbound requests scripts make (http.request).
 	HTTP HTTPConfig
@@ -72,10 +85,17 @@ type Client struct {
 
 	// worker runs attempts, fetched by River or started here (runhere.go).
 	worker *invocationWorker
-	// busy counts the attempts this node runs; a call runs here only while
-	// it is below Concurrency.
-	busy atomic.Int64
-	here hereRuns
+	// sandboxes holds one token per attempt this node runs: Concurrency
+	// runs, plus as many again waiting in the executor's pipe, so that a
+	// sandbox finds its next run there when one ends. Attempts beyond that
+	// wait for a token (waitForSandbox); a call runs here only when one is
+	// free at once.
+	sandboxes chan struct{}
+	here      hereRuns
+	// starter and finisher batch the starts and the outcomes of attempts
+	// (start.go, finish.go).
+	starter  *groupCommit[int64, *db.StartInvocationsRow]
+	finisher *groupCommit[finishItem, finishOutcome]
 
 	// listened is set once the listener first connected; a later connect
 	// is a reconnect. It is the due channel's (workers only);
@@ -92,6 +112,9 @@ type Client struct {
 func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	if config.Concurrency <= 0 {
 		config.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if config.InFlight <= 0 {
+		config.InFlight = DefaultInFlightPerSlot * config.Concurrency
 	}
 	if config.Logger == nil {
 		config.Logger = slog.Default()
@@ -110,7 +133,11 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 		finished: newFinishHub(),
 		timers:   newTimers(),
 		tracer:   config.TracerProvider.Tracer(tracerName),
+		// Twice the slots: each sandbox has one run waiting in its pipe.
+		sandboxes: make(chan struct{}, 2*config.Concurrency),
 	}
+	c.starter = c.newStarter()
+	c.finisher = c.newFinisher()
 	if config.Executor != nil {
 		rc, err := c.newRiverClient()
 		if err != nil {
@@ -130,7 +157,10 @@ func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 	rc, err := river.NewClient(riverpgxv5.New(c.pool), &river.Config{
 		ID:      c.config.ID,
 		Schema:  Schema,
-		Queues:  map[string]river.QueueConfig{riverQueue: {MaxWorkers: c.config.Concurrency}},
+		// More jobs than run slots: a fetch hands over a batch, which is
+		// started in one statement; the jobs past the slots wait in
+		// waitForSandbox.
+		Queues:  map[string]river.QueueConfig{riverQueue: {MaxWorkers: c.config.InFlight}},
 		Workers: workers,
 		// River waits FetchCooldown (100 ms by default) between two fetches
 		// of a queue, so back-to-back sync calls would queue up behind it.
@@ -151,11 +181,6 @@ func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 		// The executor enforces each invocation's own limits; River's
 		// per-job timeout (1 min by default) would cut long functions short.
 		JobTimeout: -1,
-		// A River job is only the carrier of an invocation; the record lives
-		// in picloud.invocations. Finished jobs need not linger.
-		CompletedJobRetentionPeriod: time.Hour,
-		CancelledJobRetentionPeriod: time.Hour,
-		DiscardedJobRetentionPeriod: 24 * time.Hour,
 		// River reports every start and stop at info level; only its
 		// warnings and errors are news for a PiCloud operator.
 		Logger: slog.New(warnOnly{c.logger.Handler()}).With("component", "river"),

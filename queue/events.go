@@ -157,18 +157,23 @@ func (h *eventHub) publish(payload string) {
 	if len(h.subscribers) == 0 {
 		return
 	}
-	var e Event
-	if err := json.Unmarshal([]byte(payload), &e); err != nil || e.ID == 0 {
-		return // a payload from before migration 0009 carries too little
+	var events []Event
+	if err := decodeAnnouncement(payload, &events); err != nil {
+		return
 	}
-	for s := range h.subscribers {
-		if !s.filter.matches(e) {
-			continue
+	for _, e := range events {
+		if e.ID == 0 {
+			continue // a payload from before migration 0009 carries too little
 		}
-		select {
-		case s.ch <- e:
-		default:
-			s.lostOnce.Do(func() { close(s.lost) })
+		for s := range h.subscribers {
+			if !s.filter.matches(e) {
+				continue
+			}
+			select {
+			case s.ch <- e:
+			default:
+				s.lostOnce.Do(func() { close(s.lost) })
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -124,11 +125,28 @@ type finishedPayload struct {
 
 // HandleNotification implements pgxlisten.Handler.
 func (h *finishHub) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
-	var p finishedPayload
-	if err := json.Unmarshal([]byte(n.Payload), &p); err != nil {
+	var finished []finishedPayload
+	if err := decodeAnnouncement(n.Payload, &finished); err != nil {
 		return fmt.Errorf("decode %s payload %q: %w", finishedChannel, n.Payload, err)
 	}
-	h.finish(p.ID, nil)
+	for _, p := range finished {
+		h.finish(p.ID, nil)
+	}
+	return nil
+}
+
+// decodeAnnouncement decodes a notification that carries one event or,
+// as picloud.notify_events sends them, a JSON array of events, into the
+// slice that into points to.
+func decodeAnnouncement[T any](payload string, into *[]T) error {
+	if strings.HasPrefix(strings.TrimSpace(payload), "[") {
+		return json.Unmarshal([]byte(payload), into)
+	}
+	var one T
+	if err := json.Unmarshal([]byte(payload), &one); err != nil {
+		return err
+	}
+	*into = append((*into)[:0], one)
 	return nil
 }
 

@@ -137,13 +137,15 @@ func TestSQLClientHearsFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var payload struct {
+	// Finishes are announced per statement: a JSON array of events.
+	var payload []struct {
 		ID       int64  `json:"id"`
 		Function string `json:"function"`
 		Status   string `json:"status"`
 	}
-	if err := json.Unmarshal([]byte(n.Payload), &payload); err != nil || payload.ID != id || payload.Status != "succeeded" || payload.Function != "echo" {
-		t.Errorf("notification %q, want id %d succeeded", n.Payload, id)
+	if err := json.Unmarshal([]byte(n.Payload), &payload); err != nil || len(payload) != 1 ||
+		payload[0].ID != id || payload[0].Status != "succeeded" || payload[0].Function != "echo" {
+		t.Errorf("notification %q, want [id %d succeeded]", n.Payload, id)
 	}
 }
 

@@ -18,9 +18,8 @@ import (
 // back if this node dies mid-run. Everything else is as for any attempt:
 // the row, the events, the hand-back on shutdown.
 //
-// Slots are counted on this node only (busy), against Concurrency. River
-// fetches up to Concurrency jobs on its own, so for a moment the node may
-// run more attempts than that; the executor queues them for a sandbox.
+// Slots are this node's run slots (Client.sandboxes), shared with the
+// attempts River hands it: a call runs here only when one is free at once.
 
 // reserveSlot takes one of this node's slots for a call to run here; false
 // when the node runs no invocations, is stopping, or is busy.
@@ -28,11 +27,12 @@ func (c *Client) reserveSlot() bool {
 	if c.worker == nil || !c.here.accepting() {
 		return false
 	}
-	if c.busy.Add(1) > int64(c.config.Concurrency) {
-		c.busy.Add(-1)
+	select {
+	case c.sandboxes <- struct{}{}:
+		return true
+	default:
 		return false
 	}
-	return true
 }
 
 // invokeHere writes the invocation and, when the database started it here,
@@ -55,16 +55,16 @@ func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationPara
 	})
 	if err != nil || row.StartedAt == nil {
 		// An error, or the general path enqueued it for any worker.
-		c.busy.Add(-1)
+		c.releaseSandbox()
 		return c.enqueued(db.EnqueueInvocationRow{ID: row.ID, Status: string(StatusQueued), TimeoutMs: row.TimeoutMs}, err, params.Function)
 	}
-	started := db.StartedInvocationRow(row)
+	started := db.StartInvocationsRow(row)
 	// The waiter hears from this run itself, once its outcome is recorded
 	// and counted, rather than from the finish's NOTIFY, which may arrive
 	// before the run has returned.
 	done := make(chan *Invocation, 1)
 	if !c.here.run(func(runCtx context.Context) {
-		defer c.busy.Add(-1)
+		defer c.releaseSandbox()
 		var inv Invocation
 		if err := c.worker.attempt(runCtx, started, begun, &inv); err != nil {
 			c.logger.ErrorContext(runCtx, "run invocation here", "invocation_id", row.ID, "error", err)
@@ -79,7 +79,7 @@ func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationPara
 	}) {
 		// Stopped between the reservation and now: the rescue takes the
 		// started row back, as for a node that died.
-		c.busy.Add(-1)
+		c.releaseSandbox()
 		return Enqueued{}, errors.New("the node is stopping")
 	}
 	return Enqueued{ID: row.ID, Status: StatusRunning, Timeout: time.Duration(row.TimeoutMs) * time.Millisecond, ranHere: done}, nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/internal/platformtest"
@@ -175,25 +176,70 @@ func TestRunHereCancelled(t *testing.T) {
 	}
 }
 
-// TestQueuedInvocationStartsInTheFetch: an invocation that travels through
-// River is started by the statement that fetches its job, which hands the
-// attempt to the worker in the job's metadata.
-func TestQueuedInvocationStartsInTheFetch(t *testing.T) {
+// TestFetchedInvocationsStartTogether: the jobs of one River fetch are
+// started by a few statements, not one each, and their finishes announced
+// in a few notifications: a batch of 60 invocations enqueued in one
+// transaction shares a handful of start times.
+func TestFetchedInvocationsStartTogether(t *testing.T) {
+	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
-	enq := invoke(t, client, queue.InvokeParams{Function: "echo"})
-	if inv := waitFor(t, client, enq.ID); inv.Status != queue.StatusSucceeded || inv.Attempt != 1 {
-		t.Fatalf("invocation = %s attempt %d", inv.Status, inv.Attempt)
-	}
-	var attempt int
-	var sameStatement bool
-	if err := pool.QueryRow(context.Background(), `
-		SELECT (j.metadata->>'picloud_attempt')::int, i.started_at BETWEEN j.attempted_at AND j.attempted_at + interval '1 second'
-		FROM picloud.river_job j JOIN picloud.invocations i ON i.id = (j.args->>'invocation_id')::bigint
-		WHERE i.id = $1`, enq.ID).Scan(&attempt, &sameStatement); err != nil {
+	const n = 60
+	rows, err := pool.Query(ctx, `SELECT picloud.invoke('echo', jsonb_build_object('n', g)) FROM generate_series(1, $1) g`, n)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if attempt != 1 || !sameStatement {
-		t.Errorf("job metadata attempt %d, started with the fetch: %t", attempt, sameStatement)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if inv := waitFor(t, client, id); inv.Status != queue.StatusSucceeded || inv.Attempt != 1 {
+			t.Fatalf("invocation %d = %s attempt %d", id, inv.Status, inv.Attempt)
+		}
+	}
+	starts := count(t, pool, `SELECT count(DISTINCT started_at) FROM picloud.invocations WHERE id = ANY($1)`, ids)
+	finishes := count(t, pool, `SELECT count(DISTINCT finished_at) FROM picloud.invocations WHERE id = ANY($1)`, ids)
+	t.Logf("%d invocations: %d start statements, %d finish statements", n, starts, finishes)
+	if starts > n/4 {
+		t.Errorf("%d invocations started at %d distinct times; want them started in a few batches", n, starts)
+	}
+	if finishes >= n {
+		t.Errorf("%d invocations finished at %d distinct times; want some finished together", n, finishes)
+	}
+}
+
+// TestWaitingTooLongHandsBack: a started invocation that waits on its node
+// for a sandbox longer than half the rescue grace goes back to the queue
+// unrun, without counting an attempt or recording an error, rather than
+// being taken by the rescue as lost while it waits.
+func TestWaitingTooLongHandsBack(t *testing.T) {
+	ctx := context.Background()
+	client, pool := worker(t, nil)
+	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	// Two slots and two runs waiting in the executor: with runs of 0.8 s,
+	// the rest of 8 invocations wait longer than 0.5 s for a slot.
+	put(t, client, "slow", `function handle(req) while os.clock() < 0.8 do end return req.payload end`,
+		queue.FunctionOptions{Timeout: 10 * time.Second})
+	const n = 8
+	rows, err := pool.Query(ctx, `SELECT picloud.invoke('slow', jsonb_build_object('n', g)) FROM generate_series(1, $1) g`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		inv := waitFor(t, client, id)
+		if inv.Status != queue.StatusSucceeded || inv.Attempt != 1 || len(inv.Errors) != 0 {
+			t.Errorf("invocation %d = %s, attempt %d, errors %v; want succeeded at the first attempt", id, inv.Status, inv.Attempt, inv.Errors)
+		}
+	}
+	jobs := count(t, pool, `SELECT count(*) FROM picloud.river_job WHERE (args->>'invocation_id')::bigint = ANY($1)`, ids)
+	if jobs <= n {
+		t.Errorf("%d jobs for %d invocations; want some handed back with a new job", jobs, n)
 	}
 }

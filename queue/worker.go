@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -47,11 +45,14 @@ const maxRetryBackoff = time.Hour
 
 // Work runs one attempt of an invocation and records its outcome.
 //
-// The outcome is written, and announced, by this method itself rather than by
-// River's completer: River batches job completions every 250 ms, which would
-// delay every synchronous caller. The River job row is completed later in
-// River's batch; if the process dies in between, the job is delivered again,
-// finds its invocation final and does nothing.
+// The start and the outcome are written by this method rather than by
+// River: River's fetch only hands the job over, and River batches job
+// completions every 250 ms, which would delay every synchronous caller. The
+// start and the finish each go through a group commit (batch.go), so the
+// jobs of one fetch start together in one statement and their outcomes are
+// recorded together too. The River job row is completed later in River's
+// batch; if the process dies in between, the job is delivered again, finds
+// its invocation final and does nothing.
 //
 // Retries are PiCloud's, not River's: a failed attempt with attempts left
 // schedules a new job (picloud.retry_invocation), because River makes a
@@ -61,36 +62,67 @@ const maxRetryBackoff = time.Hour
 func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationArgs]) error {
 	c := w.client
 	begun := time.Now()
-	c.busy.Add(1)
-	defer c.busy.Add(-1)
-	var fetched fetchedMetadata
-	if err := json.Unmarshal(job.Metadata, &fetched); err != nil {
-		return fmt.Errorf("decode the metadata of job %d: %w", job.ID, err)
-	}
-	if fetched.Attempt == 0 {
-		return nil // final already, or parked until a concurrency slot frees
-	}
-	started, err := c.queries.StartedInvocation(ctx, job.Args.InvocationID, fetched.Attempt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // cancelled since the fetch
-	}
+	started, err := c.starter.do(job.Args.InvocationID)
 	if err != nil {
-		return fmt.Errorf("read invocation %d: %w", job.Args.InvocationID, err)
+		// Nothing committed, most likely (the database is unreachable):
+		// the job comes back after the snooze, and the promote timer is
+		// armed for it. A start that did commit before its answer was lost
+		// is taken back by the rescue, as for a worker that died.
+		c.logger.WarnContext(ctx, "start invocation; trying again shortly", "invocation_id", job.Args.InvocationID, "error", err)
+		c.timers.hintDue(time.Now().Add(startRetry))
+		return river.JobSnooze(startRetry)
 	}
-	return w.attempt(ctx, started, begun, nil)
+	if started == nil {
+		return nil // final already, running elsewhere, or parked until a concurrency slot frees
+	}
+	if !w.waitForSandbox(ctx, started) {
+		return nil // handed back to the queue
+	}
+	defer c.releaseSandbox()
+	return w.attempt(ctx, *started, begun, nil)
 }
 
-// fetchedMetadata is what picloud.start_on_fetch adds to a job's metadata
-// as River's fetch claims it: the attempt of the invocation it started,
-// absent when it started none.
-type fetchedMetadata struct {
-	Attempt int32 `json:"picloud_attempt"`
+// startRetry is how long a job waits before it is tried again when its
+// invocation could not be started.
+const startRetry = time.Second
+
+// waitForSandbox waits for one of this node's run slots. A node starts
+// more invocations than it has sandboxes (River hands it a whole fetch), so
+// a started invocation may wait here; the wait must end well before the
+// rescue would take the invocation as lost (its start plus timeout plus the
+// rescue grace), so after half of the grace it is handed back to the queue
+// unrun, and the attempt does not count. False means it was handed back.
+func (w *invocationWorker) waitForSandbox(ctx context.Context, started *db.StartInvocationsRow) bool {
+	c := w.client
+	select {
+	case c.sandboxes <- struct{}{}:
+		return true
+	default:
+	}
+	patience := time.NewTimer(time.Duration(started.RescueGraceMs) * time.Millisecond / 2)
+	defer patience.Stop()
+	select {
+	case c.sandboxes <- struct{}{}:
+		return true
+	case <-patience.C:
+	case <-ctx.Done():
+	}
+	handCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if _, err := c.queries.HandBack(handCtx, started.ID, started.Attempt); err != nil {
+		// It stays running; the rescue takes it back after its deadline.
+		c.logger.WarnContext(ctx, "hand back an invocation that waited too long for a sandbox", "invocation_id", started.ID, "error", err)
+	}
+	return false
 }
 
-// attempt runs the attempt that started (in River's fetch, or on this node
-// by InvokeHere) and records its outcome. When the outcome is final and
+// releaseSandbox frees the run slot that waitForSandbox or reserveSlot took.
+func (c *Client) releaseSandbox() { <-c.sandboxes }
+
+// attempt runs the attempt that started (by Work, or on this node by
+// InvokeHere) and records its outcome. When the outcome is final and
 // recorded, and recorded is not nil, it receives the invocation as stored.
-func (w *invocationWorker) attempt(ctx context.Context, started db.StartedInvocationRow, begun time.Time, recorded *Invocation) (err error) {
+func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocationsRow, begun time.Time, recorded *Invocation) (err error) {
 	c := w.client
 	inv := invocationFromStart(started)
 	// The trace travels in the row: whichever node enqueued the invocation,
@@ -196,29 +228,19 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartedInvoca
 	if inv.Error != "" {
 		params.Error = &inv.Error
 	}
-	finished, err := c.queries.FinishInvocation(finishCtx, params)
-	if untranslatable(err) {
-		// jsonb has no \u0000; Lua strings may hold NUL bytes. Store them as
-		// U+FFFD, as the executor already does with invalid UTF-8.
-		if params.Result, err = replaceNUL(params.Result); err == nil {
-			inv.Result = params.Result
-			finished, err = c.queries.FinishInvocation(finishCtx, params)
-		}
-	}
-	if unstorable(err) {
-		logger.WarnContext(ctx, "the outcome cannot be stored; recording a failure instead", "error", err)
-		// The outcome breaks a database limit (jsonb refuses \u0000 in
-		// strings, and values over 255 MB): record the failure instead, so
-		// the row does not stay running forever.
-		inv.Status, inv.Result, inv.Error = StatusFailed, nil, "the function's result could not be stored: "+err.Error()
-		params.Status, params.Result, params.Error = string(inv.Status), nil, &inv.Error
-		finished, err = c.queries.FinishInvocation(finishCtx, params)
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // cancelled while it ran
-	}
+	outcome, err := c.finisher.do(finishItem{params: params, logger: logger})
 	if err != nil {
 		return fmt.Errorf("finish invocation %d: %w", inv.ID, err)
+	}
+	if !outcome.found {
+		return nil // cancelled while it ran
+	}
+	finished := outcome.row
+	// The database may have refused the outcome as it was (see
+	// finishOne): the row holds what was written instead.
+	inv.Status, inv.Result = Status(outcome.params.Status), outcome.params.Result
+	if outcome.params.Error != nil {
+		inv.Error = *outcome.params.Error
 	}
 	inv.StartedAt, inv.FinishedAt = finished.StartedAt, finished.FinishedAt
 	if err := json.Unmarshal(finished.Errors, &inv.Errors); err != nil {
@@ -311,43 +333,6 @@ func retryBackoff(base time.Duration, n int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// untranslatable reports PostgreSQL refusing a character, which for jsonb
-// means \u0000.
-func untranslatable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "22P05"
-}
-
-// replaceNUL rewrites every NUL character in the JSON's strings (keys
-// included) as U+FFFD.
-func replaceNUL(doc json.RawMessage) (json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	var walk func(any) any
-	walk = func(v any) any {
-		switch v := v.(type) {
-		case string:
-			return strings.ReplaceAll(v, "\x00", "\uFFFD")
-		case []any:
-			for i := range v {
-				v[i] = walk(v[i])
-			}
-		case map[string]any:
-			out := make(map[string]any, len(v))
-			for k, e := range v {
-				out[walk(k).(string)] = walk(e)
-			}
-			return out
-		}
-		return v
-	}
-	return json.Marshal(walk(v))
-}
-
 func decodeEnv(data []byte, into *map[string]string) error {
 	if len(data) == 0 {
 		return nil
@@ -375,14 +360,6 @@ func redact(text string, secrets map[string]string) string {
 		}
 	}
 	return text
-}
-
-// unstorable reports a database error caused by the values written rather
-// than by the database's state: a data exception (class 22) or a program
-// limit (class 54).
-func unstorable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54"))
 }
 
 // runningSet holds the cancel functions of the invocations this process
@@ -425,7 +402,7 @@ func (s *runningSet) ids() []int64 {
 	return ids
 }
 
-func invocationFromStart(r db.StartedInvocationRow) Invocation {
+func invocationFromStart(r db.StartInvocationsRow) Invocation {
 	inv := Invocation{
 		ID:              r.ID,
 		Function:        r.Function,

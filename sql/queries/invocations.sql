@@ -17,13 +17,14 @@ FROM picloud.enqueue_authorized_invocation(
 -- name: InvokeHere :one
 -- Writes the invocation and, when it can start at once on this node, starts
 -- it (see picloud.invoke_here): then started_at is set and the row carries
--- what StartInvocation returns. Otherwise it was enqueued for any worker.
+-- what StartInvocations returns. Otherwise it was enqueued for any worker.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
-       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
+       (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms
 FROM picloud.invoke_here(
     @function::text,
     @trigger::text,
@@ -39,21 +40,41 @@ FROM picloud.invoke_here(
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function;
 
--- name: StartedInvocation :one
--- What a run needs of an invocation that River's fetch started (see
--- picloud.start_on_fetch); no row when that attempt no longer runs
--- (cancelled meanwhile). The source is missing when the function was
--- deleted after the invocation was queued.
+-- name: StartInvocations :many
+-- Starts the queued invocations among @ids (see picloud.start_invocations)
+-- and returns what their runs need. The source is missing when the function
+-- was deleted after the invocation was queued. A function's env and
+-- secrets are aggregated once per function, not once per invocation.
+WITH started AS (
+    SELECT * FROM picloud.start_invocations(@ids::bigint[])
+), env AS (
+    SELECT e.function,
+           jsonb_object_agg(e.name, e.value) FILTER (WHERE NOT e.secret) AS env,
+           jsonb_object_agg(e.name, e.value) FILTER (WHERE e.secret) AS secrets
+    FROM picloud.function_env e
+    WHERE e.function IN (SELECT DISTINCT s.function FROM started s)
+    GROUP BY e.function
+)
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
-       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
-       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
-       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
-FROM picloud.invocations i
+       env.env, env.secrets,
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
+       (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms
+FROM started i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function
-WHERE i.id = @id AND i.status = 'running' AND i.attempt = @attempt::integer;
+LEFT JOIN env ON env.function = i.function;
+
+-- name: FinishInvocations :many
+-- Records many outcomes in one statement (see picloud.finish_invocations);
+-- an attempt that no longer runs is missing from the rows returned.
+SELECT i.id, i.started_at, i.finished_at, i.errors
+FROM picloud.finish_invocations(@ids::bigint[], @attempts::integer[], @statuses::text[], @results::jsonb[],
+                                @errors::text[], @logs::jsonb[], @kv::jsonb[], @invokes::jsonb[]) i;
+
+-- name: HandBack :one
+SELECT picloud.hand_back(@id, @attempt::integer)::boolean AS handed_back;
 
 -- name: FinishInvocation :one
 -- No row when the invocation stopped running meanwhile (cancelled).

@@ -197,6 +197,66 @@ func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationPara
 	return i, err
 }
 
+const finishInvocations = `-- name: FinishInvocations :many
+SELECT i.id, i.started_at, i.finished_at, i.errors
+FROM picloud.finish_invocations($1::bigint[], $2::integer[], $3::text[], $4::jsonb[],
+                                $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[]) i
+`
+
+type FinishInvocationsParams struct {
+	Ids      []int64
+	Attempts []int32
+	Statuses []string
+	Results  [][]byte
+	Errors   []string
+	Logs     [][]byte
+	Kv       [][]byte
+	Invokes  [][]byte
+}
+
+type FinishInvocationsRow struct {
+	ID         int64
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	Errors     []byte
+}
+
+// Records many outcomes in one statement (see picloud.finish_invocations);
+// an attempt that no longer runs is missing from the rows returned.
+func (q *Queries) FinishInvocations(ctx context.Context, arg FinishInvocationsParams) ([]FinishInvocationsRow, error) {
+	rows, err := q.db.Query(ctx, finishInvocations,
+		arg.Ids,
+		arg.Attempts,
+		arg.Statuses,
+		arg.Results,
+		arg.Errors,
+		arg.Logs,
+		arg.Kv,
+		arg.Invokes,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []FinishInvocationsRow
+	for rows.Next() {
+		var i FinishInvocationsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Errors,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getInvocation = `-- name: GetInvocation :one
 SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, errors,
        logs, attempt, max_attempts, timeout_ms, idempotency_key, run_at, parent_id, created_at, started_at, finished_at
@@ -257,13 +317,25 @@ func (q *Queries) GetInvocation(ctx context.Context, id int64) (GetInvocationRow
 	return i, err
 }
 
+const handBack = `-- name: HandBack :one
+SELECT picloud.hand_back($1, $2::integer)::boolean AS handed_back
+`
+
+func (q *Queries) HandBack(ctx context.Context, iD int64, attempt int32) (bool, error) {
+	row := q.db.QueryRow(ctx, handBack, iD, attempt)
+	var handed_back bool
+	err := row.Scan(&handed_back)
+	return handed_back, err
+}
+
 const invokeHere = `-- name: InvokeHere :one
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
-       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
+       (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms
 FROM picloud.invoke_here(
     $1::text,
     $2::text,
@@ -318,11 +390,12 @@ type InvokeHereRow struct {
 	Env               []byte
 	Secrets           []byte
 	Watched           bool
+	RescueGraceMs     int64
 }
 
 // Writes the invocation and, when it can start at once on this node, starts
 // it (see picloud.invoke_here): then started_at is set and the row carries
-// what StartInvocation returns. Otherwise it was enqueued for any worker.
+// what StartInvocations returns. Otherwise it was enqueued for any worker.
 func (q *Queries) InvokeHere(ctx context.Context, arg InvokeHereParams) (InvokeHereRow, error) {
 	row := q.db.QueryRow(ctx, invokeHere,
 		arg.Function,
@@ -362,6 +435,7 @@ func (q *Queries) InvokeHere(ctx context.Context, arg InvokeHereParams) (InvokeH
 		&i.Env,
 		&i.Secrets,
 		&i.Watched,
+		&i.RescueGraceMs,
 	)
 	return i, err
 }
@@ -525,20 +599,30 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 	return id, err
 }
 
-const startedInvocation = `-- name: StartedInvocation :one
+const startInvocations = `-- name: StartInvocations :many
+WITH started AS (
+    SELECT id, function, function_version, function_version_id, trigger, status, request, request_body, payload, result, error, logs, attempt, max_attempts, timeout_ms, created_at, started_at, finished_at, idempotency_key, run_at, errors, parked, parent_id, trace_parent, run_here FROM picloud.start_invocations($1::bigint[])
+), env AS (
+    SELECT e.function,
+           jsonb_object_agg(e.name, e.value) FILTER (WHERE NOT e.secret) AS env,
+           jsonb_object_agg(e.name, e.value) FILTER (WHERE e.secret) AS secrets
+    FROM picloud.function_env e
+    WHERE e.function IN (SELECT DISTINCT s.function FROM started s)
+    GROUP BY e.function
+)
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
        i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
-       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
-       (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
-       (SELECT w.until > now() FROM picloud.event_watch w) AS watched
-FROM picloud.invocations i
+       env.env, env.secrets,
+       (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
+       (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms
+FROM started i
 LEFT JOIN picloud.function_versions v ON v.id = i.function_version_id
 LEFT JOIN picloud.functions f ON f.name = i.function
-WHERE i.id = $1 AND i.status = 'running' AND i.attempt = $2::integer
+LEFT JOIN env ON env.function = i.function
 `
 
-type StartedInvocationRow struct {
+type StartInvocationsRow struct {
 	ID                int64
 	Function          string
 	FunctionVersion   int32
@@ -563,42 +647,57 @@ type StartedInvocationRow struct {
 	Env               []byte
 	Secrets           []byte
 	Watched           bool
+	RescueGraceMs     int64
 }
 
-// What a run needs of an invocation that River's fetch started (see
-// picloud.start_on_fetch); no row when that attempt no longer runs
-// (cancelled meanwhile). The source is missing when the function was
-// deleted after the invocation was queued.
-func (q *Queries) StartedInvocation(ctx context.Context, iD int64, attempt int32) (StartedInvocationRow, error) {
-	row := q.db.QueryRow(ctx, startedInvocation, iD, attempt)
-	var i StartedInvocationRow
-	err := row.Scan(
-		&i.ID,
-		&i.Function,
-		&i.FunctionVersion,
-		&i.FunctionVersionID,
-		&i.Trigger,
-		&i.Request,
-		&i.RequestBody,
-		&i.Payload,
-		&i.Attempt,
-		&i.MaxAttempts,
-		&i.TimeoutMs,
-		&i.IdempotencyKey,
-		&i.RunAt,
-		&i.ParentID,
-		&i.CreatedAt,
-		&i.StartedAt,
-		&i.TraceParent,
-		&i.RetryBackoffMs,
-		&i.HttpAllow,
-		&i.MaxInstructions,
-		&i.Source,
-		&i.Env,
-		&i.Secrets,
-		&i.Watched,
-	)
-	return i, err
+// Starts the queued invocations among @ids (see picloud.start_invocations)
+// and returns what their runs need. The source is missing when the function
+// was deleted after the invocation was queued. A function's env and
+// secrets are aggregated once per function, not once per invocation.
+func (q *Queries) StartInvocations(ctx context.Context, ids []int64) ([]StartInvocationsRow, error) {
+	rows, err := q.db.Query(ctx, startInvocations, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StartInvocationsRow
+	for rows.Next() {
+		var i StartInvocationsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Function,
+			&i.FunctionVersion,
+			&i.FunctionVersionID,
+			&i.Trigger,
+			&i.Request,
+			&i.RequestBody,
+			&i.Payload,
+			&i.Attempt,
+			&i.MaxAttempts,
+			&i.TimeoutMs,
+			&i.IdempotencyKey,
+			&i.RunAt,
+			&i.ParentID,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.TraceParent,
+			&i.RetryBackoffMs,
+			&i.HttpAllow,
+			&i.MaxInstructions,
+			&i.Source,
+			&i.Env,
+			&i.Secrets,
+			&i.Watched,
+			&i.RescueGraceMs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const sweep = `-- name: Sweep :one

@@ -1,0 +1,161 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/picloud/picloud/queue/internal/db"
+)
+
+// maxFinishBatch bounds how many outcomes one finish statement records.
+const maxFinishBatch = 1000
+
+// finishItem is one attempt's outcome to record.
+type finishItem struct {
+	params db.FinishInvocationParams
+	logger *slog.Logger
+}
+
+// finishOutcome is what was recorded: params as written (a refused outcome
+// is recorded as a failure instead), and the row's timings and errors.
+// found is false when the attempt no longer ran (cancelled meanwhile).
+type finishOutcome struct {
+	params db.FinishInvocationParams
+	row    db.FinishInvocationsRow
+	found  bool
+}
+
+// newFinisher returns the group commit that records outcomes: the
+// attempts that end while a finish statement is in flight are recorded
+// together by the next one (picloud.finish_invocations), which also
+// announces them in one notification per 30 or so. If the statement fails,
+// each outcome is recorded on its own (finishOne), so that one outcome the
+// database refuses (a NUL character in a kv value, say) costs only its own
+// invocation.
+func (c *Client) newFinisher() *groupCommit[finishItem, finishOutcome] {
+	return newGroupCommit(maxFinishBatch, func(items []finishItem) []batchResult[finishOutcome] {
+		results := make([]batchResult[finishOutcome], len(items))
+		ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+		defer cancel()
+		arg := db.FinishInvocationsParams{
+			Ids:      make([]int64, len(items)),
+			Attempts: make([]int32, len(items)),
+			Statuses: make([]string, len(items)),
+			Results:  make([][]byte, len(items)),
+			Errors:   make([]string, len(items)),
+			Logs:     make([][]byte, len(items)),
+			Kv:       make([][]byte, len(items)),
+			Invokes:  make([][]byte, len(items)),
+		}
+		for i, item := range items {
+			p := item.params
+			arg.Ids[i], arg.Attempts[i], arg.Statuses[i] = p.ID, p.Attempt, p.Status
+			arg.Results[i], arg.Logs[i], arg.Kv[i], arg.Invokes[i] = p.Result, p.Logs, p.Kv, p.Invokes
+			if p.Error != nil {
+				arg.Errors[i] = *p.Error
+			}
+		}
+		rows, err := c.queries.FinishInvocations(ctx, arg)
+		if err == nil {
+			byID := make(map[int64]db.FinishInvocationsRow, len(rows))
+			for _, r := range rows {
+				byID[r.ID] = r
+			}
+			for i, item := range items {
+				row, found := byID[item.params.ID]
+				results[i].out = finishOutcome{params: item.params, row: row, found: found}
+			}
+			return results
+		}
+		if len(items) > 1 {
+			c.logger.DebugContext(ctx, "a batched finish failed; recording each outcome on its own", "outcomes", len(items), "error", err)
+		}
+		for i, item := range items {
+			results[i].out, results[i].err = c.finishOne(ctx, item)
+		}
+		return results
+	})
+}
+
+// finishOne records one outcome with picloud.finish_invocation. An outcome
+// the database refuses is cleaned (NUL characters) or else recorded as a
+// failure that says why, so that the row never stays running.
+func (c *Client) finishOne(ctx context.Context, item finishItem) (finishOutcome, error) {
+	params := item.params
+	row, err := c.queries.FinishInvocation(ctx, params)
+	if untranslatable(err) {
+		// jsonb has no \u0000; Lua strings may hold NUL bytes. Store them as
+		// U+FFFD, as the executor already does with invalid UTF-8.
+		if params.Result, err = replaceNUL(params.Result); err == nil {
+			row, err = c.queries.FinishInvocation(ctx, params)
+		}
+	}
+	if unstorable(err) {
+		item.logger.WarnContext(ctx, "the outcome cannot be stored; recording a failure instead", "error", err)
+		// The outcome breaks a database limit (jsonb refuses \u0000 in
+		// strings, and values over 255 MB): record the failure instead, so
+		// the row does not stay running forever.
+		reason := "the function's result could not be stored: " + err.Error()
+		params.Status, params.Result, params.Error = string(StatusFailed), nil, &reason
+		row, err = c.queries.FinishInvocation(ctx, params)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return finishOutcome{params: params}, nil
+	}
+	if err != nil {
+		return finishOutcome{}, err
+	}
+	return finishOutcome{params: params, row: db.FinishInvocationsRow{ID: params.ID, StartedAt: row.StartedAt, FinishedAt: row.FinishedAt, Errors: row.Errors}, found: true}, nil
+}
+
+// untranslatable reports PostgreSQL refusing a character, which for jsonb
+// means \u0000.
+func untranslatable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "22P05"
+}
+
+// unstorable reports a database error caused by the values written rather
+// than by the database's state: a data exception (class 22) or a program
+// limit (class 54).
+func unstorable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54"))
+}
+
+// replaceNUL rewrites every NUL character in the JSON's strings (keys
+// included) as U+FFFD.
+func replaceNUL(doc json.RawMessage) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var walk func(any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			return strings.ReplaceAll(v, "\x00", "\uFFFD")
+		case []any:
+			for i := range v {
+				v[i] = walk(v[i])
+			}
+		case map[string]any:
+			out := make(map[string]any, len(v))
+			for k, e := range v {
+				out[walk(k).(string)] = walk(e)
+			}
+			return out
+		}
+		return v
+	}
+	return json.Marshal(walk(v))
+}

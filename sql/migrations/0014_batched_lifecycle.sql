@@ -1,0 +1,216 @@
+-- The batched hot path: invocations are started, finished and announced
+-- many at a time.
+--
+-- Until now a worker paid one plpgsql call per invocation to start it (a
+-- row trigger on River's fetch running start_invocation, about 140 µs of
+-- server time each), one to finish it (finish_invocation, about 170 µs),
+-- and one NOTIFY per finish from a row trigger. A worker now gathers the
+-- invocations that are ready at the same moment and starts them in one
+-- statement (start_invocations) and finishes them in one statement
+-- (finish_invocations), with group commit: the first goes at once, those
+-- that arrive while a statement is in flight go together in the next.
+-- Announcements are made once per statement, as JSON arrays.
+
+-- Announcements ---------------------------------------------------------------
+
+-- notify_events sends p_events (JSON objects, in order) on p_channel as
+-- JSON arrays, as many as pg_notify's 8,000-byte payload limit requires.
+-- An invocation_event is about 250 bytes, so a batch of 1,000 finishes is
+-- about 33 notifications rather than 1,000.
+CREATE FUNCTION picloud.notify_events(p_channel text, p_events text[]) RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_notify(p_channel, '[' || string_agg(e.event, ',' ORDER BY e.n) || ']')
+    FROM (SELECT u.event, u.n, sum(octet_length(u.event) + 1) OVER (ORDER BY u.n) / 7900 AS chunk
+          FROM unnest(p_events) WITH ORDINALITY AS u(event, n)) e
+    GROUP BY e.chunk;
+$$;
+
+DROP TRIGGER invocations_announce_finished ON picloud.invocations;
+DROP TRIGGER invocations_announce_progress ON picloud.invocations;
+DROP TRIGGER invocations_announce_queued ON picloud.invocations;
+DROP FUNCTION picloud.announce_finished();
+DROP FUNCTION picloud.announce_progress();
+
+-- announce_updates announces, once per statement, every invocation the
+-- statement brought to a final status (picloud_finished, always) or to
+-- queued or running (picloud_events, only while someone watches). A
+-- statement-level trigger with transition tables: PostgreSQL does not allow
+-- those with a column list (UPDATE OF status), so it runs for every update
+-- of invocations and compares the old and new status itself.
+CREATE FUNCTION picloud.announce_updates() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM picloud.notify_events('picloud_finished', ARRAY(
+        SELECT picloud.invocation_event(n) FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE n.status IN ('succeeded', 'failed', 'timed_out', 'cancelled') AND o.status IS DISTINCT FROM n.status
+        ORDER BY n.id));
+    IF (SELECT until FROM picloud.event_watch) > now() THEN
+        PERFORM picloud.notify_events('picloud_events', ARRAY(
+            SELECT picloud.invocation_event(n) FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.status IN ('queued', 'running') AND o.status IS DISTINCT FROM n.status
+            ORDER BY n.id));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER invocations_announce_updates
+    AFTER UPDATE ON picloud.invocations
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION picloud.announce_updates();
+
+-- announce_inserts announces new invocations (queued, or running when
+-- started where they were written) while someone watches; a bulk insert
+-- checks the watch once rather than once per row.
+CREATE FUNCTION picloud.announce_inserts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT until FROM picloud.event_watch) > now() THEN
+        PERFORM picloud.notify_events('picloud_events', ARRAY(
+            SELECT picloud.invocation_event(n) FROM new_rows n ORDER BY n.id));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER invocations_announce_inserts
+    AFTER INSERT ON picloud.invocations
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION picloud.announce_inserts();
+
+-- Starting --------------------------------------------------------------------
+
+-- River's fetch no longer starts invocations: a row trigger inside River's
+-- own statement ran start_invocation once per job, and bent River in a way
+-- it does not know of. Workers start what River hands them with
+-- start_invocations instead, many at a time.
+DROP TRIGGER river_job_start_on_fetch ON picloud.river_job;
+DROP FUNCTION picloud.start_on_fetch();
+
+-- start_invocations starts the queued invocations among p_ids and returns
+-- them; an id that is final already, running, or parked for a concurrency
+-- slot is left out. Invocations of a function without max_concurrency (the
+-- common case) start in one UPDATE; the others take start_invocation, one
+-- at a time, under their function's lock. The rescue clock is armed once,
+-- for the earliest deadline among them.
+CREATE FUNCTION picloud.start_invocations(p_ids bigint[]) RETURNS SETOF picloud.invocations
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now     timestamptz := clock_timestamp();
+    v_limited bigint[];
+    v_started picloud.invocations[];
+    v_id      bigint;
+BEGIN
+    SELECT array_agg(i.id) INTO v_limited
+    FROM picloud.invocations i JOIN picloud.functions f ON f.name = i.function
+    WHERE i.id = ANY(p_ids) AND i.status = 'queued' AND f.max_concurrency IS NOT NULL;
+
+    WITH started AS (
+        UPDATE picloud.invocations i
+        SET status = 'running', started_at = v_now, attempt = i.attempt + 1, parked = false
+        WHERE i.id = ANY(p_ids) AND i.status = 'queued' AND NOT i.id = ANY(coalesce(v_limited, '{}'))
+        RETURNING i.*
+    )
+    SELECT array_agg(s) INTO v_started FROM started s;
+    IF v_started IS NOT NULL THEN
+        PERFORM picloud.arm_rescue(v_now + (SELECT min(s.timeout_ms) FROM unnest(v_started) s) * interval '1 millisecond'
+                                         + picloud.rescue_grace());
+        RETURN QUERY SELECT * FROM unnest(v_started);
+    END IF;
+
+    FOREACH v_id IN ARRAY coalesce(v_limited, '{}') LOOP
+        RETURN QUERY SELECT * FROM picloud.start_invocation(v_id);
+    END LOOP;
+END;
+$$;
+
+-- hand_back returns a started attempt that never ran (it waited on this
+-- node for a sandbox so long that the rescue would soon take it) to the
+-- queue, as if it had not started: the attempt is not counted and no error
+-- is recorded.
+CREATE FUNCTION picloud.hand_back(p_id bigint, p_attempt integer) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_function text;
+BEGIN
+    UPDATE picloud.invocations
+    SET status = 'queued', attempt = attempt - 1, started_at = CASE WHEN attempt > 1 THEN started_at END
+    WHERE id = p_id AND status = 'running' AND attempt = p_attempt
+    RETURNING function INTO v_function;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM picloud.release_slot(v_function, p_id);
+    PERFORM picloud.schedule_attempt(p_id, NULL);
+    RETURN true;
+END;
+$$;
+
+-- Finishing -------------------------------------------------------------------
+
+-- finish_invocations records the outcomes of many running attempts in one
+-- statement: element k of every array describes one attempt, as
+-- finish_invocation's arguments do. It returns the attempts it finished;
+-- one that no longer runs (cancelled, or rescued and restarted) is left
+-- out. The kv writes and the invocations a successful script enqueued
+-- commit with its result; slots are released, and parked invocations
+-- admitted, once per function.
+CREATE FUNCTION picloud.finish_invocations(
+    p_ids      bigint[],
+    p_attempts integer[],
+    p_statuses text[],
+    p_results  jsonb[],
+    p_errors   text[],
+    p_logs     jsonb[],
+    p_kv       jsonb[],
+    p_invokes  jsonb[]
+) RETURNS SETOF picloud.invocations
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now      timestamptz := clock_timestamp();
+    v_row      picloud.invocations;
+    v_done     record;
+    v_inv      jsonb;
+    v_finished bigint[] := '{}';
+    v_function text;
+BEGIN
+    FOR v_done IN
+        WITH input AS (
+            -- An empty error is none: Go's []string cannot hold a NULL.
+            SELECT u.id, u.attempt, u.status, u.result, nullif(u.error, '') AS error, u.logs, u.kv, u.invokes
+            FROM unnest(p_ids, p_attempts, p_statuses, p_results, p_errors, p_logs, p_kv, p_invokes)
+                AS u(id, attempt, status, result, error, logs, kv, invokes)
+        )
+        UPDATE picloud.invocations i
+        SET status = x.status, result = x.result, error = x.error, logs = x.logs, finished_at = v_now,
+            errors = CASE WHEN x.error IS NULL THEN i.errors
+                          ELSE i.errors || jsonb_build_object('attempt', i.attempt, 'error', x.error, 'at', v_now) END
+        FROM input x
+        WHERE i.id = x.id AND i.status = 'running' AND i.attempt = x.attempt
+        RETURNING i AS row, x.kv, x.invokes
+    LOOP
+        v_row := v_done.row;
+        IF v_row.status = 'succeeded' THEN
+            IF v_done.kv IS NOT NULL THEN
+                PERFORM picloud.kv_apply(v_row.function, v_done.kv);
+            END IF;
+            FOR v_inv IN SELECT * FROM jsonb_array_elements(coalesce(v_done.invokes, '[]'::jsonb)) LOOP
+                PERFORM picloud.enqueue_reserved(
+                    (v_inv->>'id')::bigint, v_inv->>'function', v_inv->'payload',
+                    v_inv->>'idempotency_key', (v_inv->>'run_at')::timestamptz, v_row.id);
+            END LOOP;
+        END IF;
+        v_finished := v_finished || v_row.id;
+        RETURN NEXT v_row;
+    END LOOP;
+
+    FOR v_function IN
+        WITH freed AS (
+            DELETE FROM picloud.running_slots s WHERE s.invocation_id = ANY(v_finished) RETURNING s.function
+        )
+        SELECT DISTINCT f.function FROM freed f
+    LOOP
+        PERFORM picloud.admit_parked(v_function);
+    END LOOP;
+END;
+$$;
