@@ -53,7 +53,7 @@ type Config struct {
 	// and finished in batches. It defaults to DefaultInFlightPerSlot times
 	// Concurrency.
 	InFlight int
-	Logger      *slog.Logger
+	Logger   *slog.Logger
 	// HTTP bounds the outbound requests scripts make (http.request).
 	HTTP HTTPConfig
 	// ID names this node in River's job rows (attempted_by); River picks
@@ -155,8 +155,8 @@ func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 		return nil, fmt.Errorf("register worker: %w", err)
 	}
 	rc, err := river.NewClient(riverpgxv5.New(c.pool), &river.Config{
-		ID:      c.config.ID,
-		Schema:  Schema,
+		ID:     c.config.ID,
+		Schema: Schema,
 		// More jobs than run slots: a fetch hands over a batch, which is
 		// started in one statement; the jobs past the slots wait in
 		// waitForSandbox.
