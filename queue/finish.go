@@ -75,7 +75,7 @@ func (c *Client) newFinisher() *groupCommit[finishItem, finishOutcome] {
 			return results
 		}
 		if len(items) > 1 {
-			c.logger.DebugContext(ctx, "a batched finish failed; recording each outcome on its own", "outcomes", len(items), "error", err)
+			c.logger.WarnContext(ctx, "a batched finish failed; recording each outcome on its own", "outcomes", len(items), "error", err)
 		}
 		for i, item := range items {
 			results[i].out, results[i].err = c.finishOne(ctx, item)

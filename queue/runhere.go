@@ -64,8 +64,7 @@ func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationPara
 	// before the run has returned.
 	done := make(chan *Invocation, 1)
 	if !c.here.run(func(runCtx context.Context) {
-		defer c.releaseSandbox()
-		var inv Invocation
+		var inv Invocation // attempt frees the slot
 		if err := c.worker.attempt(runCtx, started, begun, &inv); err != nil {
 			c.logger.ErrorContext(runCtx, "run invocation here", "invocation_id", row.ID, "error", err)
 			// The row stays running: rescue_overdue takes it back after

@@ -204,8 +204,8 @@ func TestFetchedInvocationsStartTogether(t *testing.T) {
 	if starts > n/4 {
 		t.Errorf("%d invocations started at %d distinct times; want them started in a few batches", n, starts)
 	}
-	if finishes >= n {
-		t.Errorf("%d invocations finished at %d distinct times; want some finished together", n, finishes)
+	if finishes > n/4 {
+		t.Errorf("%d invocations finished at %d distinct times; want them finished in a few batches", n, finishes)
 	}
 }
 

@@ -14,13 +14,15 @@
 -- Announcements ---------------------------------------------------------------
 
 -- notify_events sends p_events (JSON objects, in order) on p_channel as
--- JSON arrays, as many as pg_notify's 8,000-byte payload limit requires.
--- An invocation_event is about 250 bytes, so a batch of 1,000 finishes is
--- about 33 notifications rather than 1,000.
+-- JSON arrays, as many as pg_notify's payload limit (under 8,000 bytes)
+-- requires. An invocation_event is about 250 bytes and never near 1,000
+-- (a function name has at most 63 characters), so chunks cut at every
+-- 7,000 bytes of running total stay under the limit. A batch of 1,000
+-- finishes is about 40 notifications rather than 1,000.
 CREATE FUNCTION picloud.notify_events(p_channel text, p_events text[]) RETURNS void
 LANGUAGE sql AS $$
     SELECT pg_notify(p_channel, '[' || string_agg(e.event, ',' ORDER BY e.n) || ']')
-    FROM (SELECT u.event, u.n, sum(octet_length(u.event) + 1) OVER (ORDER BY u.n) / 7900 AS chunk
+    FROM (SELECT u.event, u.n, sum(octet_length(u.event) + 1) OVER (ORDER BY u.n) / 7000 AS chunk
           FROM unnest(p_events) WITH ORDINALITY AS u(event, n)) e
     GROUP BY e.chunk;
 $$;
