@@ -170,19 +170,21 @@ CREATE FUNCTION picloud.finish_invocations(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_now      timestamptz := clock_timestamp();
-    v_row      picloud.invocations;
-    v_done     record;
+    v_rows     picloud.invocations[];
+    v_effects  jsonb[];
+    v_effect   jsonb;
     v_inv      jsonb;
-    v_finished bigint[] := '{}';
     v_function text;
 BEGIN
-    FOR v_done IN
-        WITH input AS (
-            -- An empty error is none: Go's []string cannot hold a NULL.
-            SELECT u.id, u.attempt, u.status, u.result, nullif(u.error, '') AS error, u.logs, u.kv, u.invokes
-            FROM unnest(p_ids, p_attempts, p_statuses, p_results, p_errors, p_logs, p_kv, p_invokes)
-                AS u(id, attempt, status, result, error, logs, kv, invokes)
-        )
+    -- One UPDATE for the batch; only the outcomes with kv writes or
+    -- enqueued invocations take a loop. (A loop over every row, with an
+    -- array appended to per row, made the statement 20% slower at 1,000.)
+    WITH input AS (
+        -- An empty error is none: Go's []string cannot hold a NULL.
+        SELECT u.id, u.attempt, u.status, u.result, nullif(u.error, '') AS error, u.logs, u.kv, u.invokes
+        FROM unnest(p_ids, p_attempts, p_statuses, p_results, p_errors, p_logs, p_kv, p_invokes)
+            AS u(id, attempt, status, result, error, logs, kv, invokes)
+    ), done AS (
         UPDATE picloud.invocations i
         SET status = x.status, result = x.result, error = x.error, logs = x.logs, finished_at = v_now,
             errors = CASE WHEN x.error IS NULL THEN i.errors
@@ -190,29 +192,38 @@ BEGIN
         FROM input x
         WHERE i.id = x.id AND i.status = 'running' AND i.attempt = x.attempt
         RETURNING i AS row, x.kv, x.invokes
-    LOOP
-        v_row := v_done.row;
-        IF v_row.status = 'succeeded' THEN
-            IF v_done.kv IS NOT NULL THEN
-                PERFORM picloud.kv_apply(v_row.function, v_done.kv);
-            END IF;
-            FOR v_inv IN SELECT * FROM jsonb_array_elements(coalesce(v_done.invokes, '[]'::jsonb)) LOOP
-                PERFORM picloud.enqueue_reserved(
-                    (v_inv->>'id')::bigint, v_inv->>'function', v_inv->'payload',
-                    v_inv->>'idempotency_key', (v_inv->>'run_at')::timestamptz, v_row.id);
-            END LOOP;
+    )
+    SELECT array_agg(d.row),
+           array_agg(jsonb_build_object('id', (d.row).id, 'function', (d.row).function, 'kv', d.kv, 'invokes', d.invokes))
+               FILTER (WHERE (d.row).status = 'succeeded' AND (d.kv IS NOT NULL OR d.invokes IS NOT NULL))
+    INTO v_rows, v_effects
+    FROM done d;
+    IF v_rows IS NULL THEN
+        RETURN;
+    END IF;
+
+    FOREACH v_effect IN ARRAY coalesce(v_effects, '{}') LOOP
+        IF jsonb_typeof(v_effect->'kv') = 'array' THEN
+            PERFORM picloud.kv_apply(v_effect->>'function', v_effect->'kv');
         END IF;
-        v_finished := v_finished || v_row.id;
-        RETURN NEXT v_row;
+        FOR v_inv IN SELECT * FROM jsonb_array_elements(CASE WHEN jsonb_typeof(v_effect->'invokes') = 'array'
+                                                             THEN v_effect->'invokes' ELSE '[]' END) LOOP
+            PERFORM picloud.enqueue_reserved(
+                (v_inv->>'id')::bigint, v_inv->>'function', v_inv->'payload',
+                v_inv->>'idempotency_key', (v_inv->>'run_at')::timestamptz, (v_effect->>'id')::bigint);
+        END LOOP;
     END LOOP;
 
     FOR v_function IN
         WITH freed AS (
-            DELETE FROM picloud.running_slots s WHERE s.invocation_id = ANY(v_finished) RETURNING s.function
+            DELETE FROM picloud.running_slots s
+            WHERE s.invocation_id IN (SELECT r.id FROM unnest(v_rows) r)
+            RETURNING s.function
         )
         SELECT DISTINCT f.function FROM freed f
     LOOP
         PERFORM picloud.admit_parked(v_function);
     END LOOP;
+    RETURN QUERY SELECT * FROM unnest(v_rows);
 END;
 $$;
