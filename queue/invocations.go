@@ -111,7 +111,7 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (enq Enqueued, err 
 		params.RequestBody = p.Request.Body
 	}
 	if p.Wait && p.IdempotencyKey == "" && p.RunAt.IsZero() && c.reserveSlot() {
-		return c.invokeHere(ctx, params)
+		return c.invokeHere(ctx, params, p.Request)
 	}
 	row, err := c.queries.EnqueueInvocation(ctx, params)
 	return c.enqueued(row, err, p.Function)

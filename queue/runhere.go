@@ -39,7 +39,7 @@ func (c *Client) reserveSlot() bool {
 // runs it in the background under the node's lifetime, not the caller's: a
 // caller who leaves does not stop the invocation. It owns the slot that
 // reserveSlot took.
-func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationParams) (Enqueued, error) {
+func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationParams, request *HTTPRequest) (Enqueued, error) {
 	begun := time.Now()
 	row, err := c.queries.InvokeHere(ctx, db.InvokeHereParams{
 		Function:      params.Function,
@@ -65,7 +65,7 @@ func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationPara
 	done := make(chan *Invocation, 1)
 	if !c.here.run(func(runCtx context.Context) {
 		var inv Invocation // attempt frees the slot
-		if err := c.worker.attempt(runCtx, started, begun, &inv); err != nil {
+		if err := c.worker.attempt(runCtx, started, request, begun, &inv); err != nil {
 			c.logger.ErrorContext(runCtx, "run invocation here", "invocation_id", row.ID, "error", err)
 			// The row stays running: rescue_overdue takes it back after
 			// its timeout, and the waiter reads whatever it becomes.

@@ -201,6 +201,10 @@ type Invocation struct {
 	CreatedAt  time.Time
 	StartedAt  *time.Time
 	FinishedAt *time.Time
+
+	// response is Result before it was encoded, when this node ran the
+	// invocation: the waiting HTTP handler answers from it (Response).
+	response *HTTPResponse
 }
 
 // AttemptError is why one attempt failed.
@@ -212,6 +216,9 @@ type AttemptError struct {
 
 // Response decodes Result as the HTTP response of an HTTP-triggered invocation.
 func (inv *Invocation) Response() (HTTPResponse, error) {
+	if inv.response != nil {
+		return *inv.response, nil
+	}
 	var r HTTPResponse
 	if len(inv.Result) == 0 {
 		return r, errors.New("invocation has no result")

@@ -78,7 +78,7 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 	if !w.waitForSandbox(ctx, started) {
 		return nil // handed back to the queue
 	}
-	return w.attempt(ctx, *started, begun, nil)
+	return w.attempt(ctx, *started, nil, begun, nil)
 }
 
 // startRetry is how long a job waits before it is tried again when its
@@ -125,7 +125,7 @@ func (c *Client) releaseSandbox() { <-c.sandboxes }
 // it through the finish capped a finish batch at the slot count: 650
 // invocations/s on the burn-down.) and records its outcome. When the outcome is final and
 // recorded, and recorded is not nil, it receives the invocation as stored.
-func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocationsRow, begun time.Time, recorded *Invocation) (err error) {
+func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocationsRow, request *HTTPRequest, begun time.Time, recorded *Invocation) (err error) {
 	c := w.client
 	slotHeld := true
 	releaseSlot := func() {
@@ -135,7 +135,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		}
 	}
 	defer releaseSlot()
-	inv := invocationFromStart(started)
+	inv := invocationFromStart(started, request)
 	// The trace travels in the row: whichever node enqueued the invocation,
 	// this attempt continues the enqueuer's trace.
 	ctx, span := c.tracer.Start(continueTrace(ctx, started.TraceParent), "picloud.attempt",
@@ -224,9 +224,13 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 
 	if res.Status == executor.Succeeded {
 		if inv.Trigger == TriggerHTTP {
-			if inv.Result, err = json.Marshal(HTTPResponse(res.Response)); err != nil {
+			response := HTTPResponse(res.Response)
+			if inv.Result, err = json.Marshal(response); err != nil {
 				return fmt.Errorf("encode response of invocation %d: %w", inv.ID, err)
 			}
+			// A waiter on this node answers from this value rather than
+			// decode the JSON just encoded.
+			inv.response = &response
 		} else {
 			inv.Result = res.Value
 		}
@@ -414,7 +418,10 @@ func (s *runningSet) ids() []int64 {
 	return ids
 }
 
-func invocationFromStart(r db.StartInvocationsRow) Invocation {
+// invocationFromStart makes the invocation that started from its row.
+// request, when not nil, is the HTTP request as the caller on this node
+// made it, which spares decoding the row's copy of it.
+func invocationFromStart(r db.StartInvocationsRow, request *HTTPRequest) Invocation {
 	inv := Invocation{
 		ID:              r.ID,
 		Function:        r.Function,
@@ -433,7 +440,9 @@ func invocationFromStart(r db.StartInvocationsRow) Invocation {
 	if r.IdempotencyKey != nil {
 		inv.IdempotencyKey = *r.IdempotencyKey
 	}
-	if r.Request != nil {
+	if request != nil {
+		inv.Request = request
+	} else if r.Request != nil {
 		inv.Request = &HTTPRequest{}
 		// The column is written only by Invoke from an HTTPRequest; a row
 		// that does not decode runs with an empty request.
