@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -387,5 +388,76 @@ func TestInvokeManyConcurrentKeys(t *testing.T) {
 	}
 	if n := count(t, pool, `SELECT count(*) FROM picloud.invocations`); n != 3 {
 		t.Errorf("%d invocations, want 3", n)
+	}
+}
+
+func TestClientInvokeMany(t *testing.T) {
+	ctx := context.Background()
+	client, pool := enqueueOnly(t)
+	existing := invoke(t, client, queue.InvokeParams{Function: "bulk", IdempotencyKey: "seen"})
+	if _, err := pool.Exec(ctx, `UPDATE picloud.invocations SET status = 'cancelled' WHERE id = $1`, existing.ID); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	invs, err := client.InvokeMany(ctx, "bulk", queue.TriggerAPI, []queue.BatchItem{
+		{Payload: json.RawMessage(`{"n": 1}`)},
+		{IdempotencyKey: "seen"},
+		{Payload: json.RawMessage(`[2]`), IdempotencyKey: "fresh", RunAt: later},
+		{IdempotencyKey: "fresh"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []queue.Status{queue.StatusQueued, queue.StatusCancelled, queue.StatusQueued, queue.StatusQueued}
+	if len(invs) != 4 || invs[1].ID != existing.ID || invs[2].ID != invs[3].ID || invs[0].ID == invs[2].ID {
+		t.Fatalf("InvokeMany = %+v (the key seen made %d)", invs, existing.ID)
+	}
+	for i, inv := range invs {
+		if inv.Status != want[i] {
+			t.Errorf("item %d: status %s, want %s", i, inv.Status, want[i])
+		}
+	}
+	for _, check := range []struct {
+		id      int64
+		payload string
+		runAt   *time.Time
+		key     string
+		trigger queue.Trigger
+	}{
+		{invs[0].ID, `{"n": 1}`, nil, "", queue.TriggerAPI},
+		{invs[2].ID, `[2]`, &later, "fresh", queue.TriggerAPI},
+	} {
+		inv, err := client.GetInvocation(ctx, check.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(inv.Payload) != check.payload || inv.IdempotencyKey != check.key || inv.Trigger != check.trigger ||
+			(check.runAt == nil) != (inv.RunAt == nil) || check.runAt != nil && !inv.RunAt.Equal(*check.runAt) {
+			t.Errorf("invocation %d = payload %s key %q trigger %s run_at %v", check.id, inv.Payload, inv.IdempotencyKey, inv.Trigger, inv.RunAt)
+		}
+	}
+
+	for _, tc := range []struct {
+		name     string
+		function string
+		items    []queue.BatchItem
+		want     error
+	}{
+		{"unknown function", "nope", []queue.BatchItem{{}}, queue.ErrFunctionNotFound},
+		{"no items", "bulk", nil, &queue.InvalidBatchError{}},
+		{"NUL in a payload", "bulk", []queue.BatchItem{{Payload: json.RawMessage(`{"s": "a\u0000b"}`)}}, &queue.InvalidBatchError{}},
+		{"NUL in a key", "bulk", []queue.BatchItem{{IdempotencyKey: "a\x00b"}}, &queue.InvalidBatchError{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := client.InvokeMany(ctx, tc.function, queue.TriggerAPI, tc.items)
+			var invalid *queue.InvalidBatchError
+			if _, wantInvalid := tc.want.(*queue.InvalidBatchError); wantInvalid && !errors.As(err, &invalid) ||
+				!wantInvalid && !errors.Is(err, tc.want) {
+				t.Errorf("error %v, want %T %v", err, tc.want, tc.want)
+			}
+		})
+	}
+	if n := count(t, pool, `SELECT count(*) FROM picloud.invocations`); n != 3 {
+		t.Errorf("%d invocations, want 3 (the refused batches wrote none)", n)
 	}
 }
