@@ -21,7 +21,9 @@ import (
 // keeps its rate from 1,000 to 1,000,000 payloads a call), so a larger cap
 // would buy a client little, and would hold a request, its memory and its
 // answer longer; SQL callers with more go through picloud.invoke_many,
-// whose cap is picloud.invoke_many_max().
+// whose cap is picloud.invoke_many_max(). The maxItems tag of
+// invokeBatchInput repeats it: huma's validation enforces it, as a 422
+// naming body.invocations.
 const MaxBatchInvocations = 1000
 
 // MaxBatchBodyBytes caps a batch request's body: MaxBatchInvocations items
