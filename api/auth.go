@@ -33,6 +33,7 @@ const (
 // functions and read invocations. Everything else under /v1 needs admin.
 var invokeOperations = map[string]bool{
 	"invoke-function":          true,
+	"invoke-function-batch":    true,
 	"get-invocation":           true,
 	"list-invocations":         true,
 	"stream-events":            true,

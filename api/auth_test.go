@@ -45,6 +45,8 @@ func TestAPIKeys(t *testing.T) {
 		{"invoke may not deploy", http.MethodPut, "/v1/functions/other", hello, bearer(invoke), http.StatusForbidden, "admin scope"},
 		{"invoke may not make keys", http.MethodPost, "/v1/keys", map[string]string{"scope": "admin"}, bearer(invoke), http.StatusForbidden, "admin scope"},
 		{"invoke may invoke", http.MethodPost, "/v1/functions/hello/invocations", map[string]any{}, bearer(invoke), http.StatusOK, ""},
+		{"invoke may invoke in a batch", http.MethodPost, "/v1/functions/hello/invocations:batch", map[string]any{"invocations": []any{map[string]any{}}}, bearer(invoke), http.StatusAccepted, ""},
+		{"a batch needs a key", http.MethodPost, "/v1/functions/hello/invocations:batch", map[string]any{"invocations": []any{map[string]any{}}}, nil, http.StatusUnauthorized, "needs an API key"},
 		{"invoke may list invocations", http.MethodGet, "/v1/invocations", nil, bearer(invoke), http.StatusOK, ""},
 		{"invoke may not cancel", http.MethodPost, "/v1/invocations/1/cancel", nil, bearer(invoke), http.StatusForbidden, "admin scope"},
 		{"health needs no key", http.MethodGet, "/healthz", nil, nil, http.StatusOK, ""},

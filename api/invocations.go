@@ -240,6 +240,10 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 	if b.RunAt != nil && !b.Async {
 		return nil, huma.Error422UnprocessableEntity("run_at needs async: true; a synchronous call answers with the result")
 	}
+	key := cmp.Or(b.IdempotencyKey, in.IdempotencyHeader)
+	if details := nulDetails(b.Payload, key, "body"); details != nil {
+		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
+	}
 	var payload json.RawMessage
 	if b.Payload != nil {
 		var err error
@@ -252,7 +256,7 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 		Trigger:        queue.TriggerAPI,
 		Payload:        payload,
 		Timeout:        time.Duration(b.TimeoutMS) * time.Millisecond,
-		IdempotencyKey: cmp.Or(b.IdempotencyKey, in.IdempotencyHeader),
+		IdempotencyKey: key,
 	}
 	if b.RunAt != nil {
 		params.RunAt = *b.RunAt

@@ -78,6 +78,17 @@ func TestInvokeAPI(t *testing.T) {
 		assertProblem(t, do(t, http.MethodPost, invokeURL, map[string]any{"timeout_ms": 0, "async": "yes"}), http.StatusUnprocessableEntity, "")
 		assertProblem(t, do(t, http.MethodGet, p.URL+"/v1/invocations/1?wait=forever", nil), http.StatusUnprocessableEntity, "")
 		assertProblem(t, do(t, http.MethodGet, p.URL+"/v1/invocations/1?wait=10m", nil), http.StatusUnprocessableEntity, "at most")
+		// PostgreSQL stores no NUL character: a 422 naming the field, not a 500.
+		for body, field := range map[string]string{
+			`{"payload": {"s": ["a\u0000b"]}, "async": true}`: "body.payload.s[0]",
+			`{"idempotency_key": "a\u0000b", "async": true}`:  "body.idempotency_key",
+		} {
+			res := do(t, http.MethodPost, invokeURL, body, "Content-Type", "application/json")
+			assertProblem(t, res, http.StatusUnprocessableEntity, "validation failed")
+			if !strings.Contains(string(res.body), `"location":"`+field+`"`) {
+				t.Errorf("the problem does not name %s: %s", field, res.body)
+			}
+		}
 	})
 }
 

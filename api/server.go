@@ -95,6 +95,7 @@ func New(config Config) *Server {
 	s.registerEnv()
 	s.registerSchedules()
 	s.registerInvocations()
+	s.registerBatch()
 	s.registerKeys()
 	s.registerStats()
 	s.registerVersions()

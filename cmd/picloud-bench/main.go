@@ -49,7 +49,7 @@ func benchmark(logger *slog.Logger) error {
 	reportFile := flag.String("report", "docs/performance.md", "Markdown report to write, with its SVG charts in a directory of the same name without .md; empty writes none")
 	concurrency := flag.Int("concurrency", runtime.GOMAXPROCS(0), "invocations a node runs at once (and sandbox processes), as picloud serve --concurrency")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (API, queue, load generator; not PostgreSQL or the sandbox processes) to this file, for go tool pprof")
-	only := flag.String("scenarios", "", "comma-separated scenarios to run (floor, sync, wake, river wake, sandbox, burndown, river burndown, scale-out, idle); empty runs all")
+	only := flag.String("scenarios", "", "comma-separated scenarios to run (floor, sync, wake, river wake, sandbox, enqueue, burndown, river burndown, scale-out, idle); empty runs all")
 	flag.Parse()
 
 	s := settingsFor(*quick)
@@ -185,6 +185,7 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportF
 		{"wake", wake},
 		{"river wake", riverWake},
 		{"sandbox", sandbox},
+		{"enqueue", enqueue},
 		{"burndown", sqlBurndown},
 		{"river burndown", riverBurndown},
 		{"scale-out", bin.scaleOut},

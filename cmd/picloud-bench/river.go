@@ -90,41 +90,24 @@ type riverAlone struct {
 }
 
 // startRiverAlone creates a database next to the platform's, migrates it
-// with River's migrations only, and starts a client with config (its
-// workers and logger are filled in). close stops the client and drops the
+// with River's migrations only, and makes a client with config (its
+// workers and logger are filled in), started unless config has no queues:
+// such a client only inserts. close stops the client and drops the
 // database.
 func startRiverAlone(ctx context.Context, p *platform, config *river.Config) (*riverAlone, error) {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "picloud_bench_river_" + hex.EncodeToString(b[:])
-	ident := pgx.Identifier{name}.Sanitize()
-	// The platform's connection can create the database: the harness
-	// already needs CREATE DATABASE for its own.
-	if _, err := p.pool.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return nil, fmt.Errorf("create database %s: %w", name, err)
-	}
-	drop := func() {
-		_, _ = p.pool.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
-	}
-	// The platform's pool settings, so River gets the connections PiCloud
-	// gets.
-	poolConfig := p.pool.Config()
-	poolConfig.ConnConfig.Database = name
-	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
-	if err != nil {
-		drop()
-		return nil, fmt.Errorf("open database %s: %w", name, err)
-	}
-	cleanup := func() { pool.Close(); drop() }
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: logger})
+	pool, cleanup, err := scratchDatabase(ctx, p, "picloud_bench_river_", func(ctx context.Context, pool *pgxpool.Pool) error {
+		migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: logger})
+		if err != nil {
+			return fmt.Errorf("river migrator: %w", err)
+		}
+		if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return fmt.Errorf("river migrate up: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		cleanup()
-		return nil, fmt.Errorf("river migrator: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("river migrate up: %w", err)
+		return nil, err
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, riverNoopWorker{})
@@ -134,22 +117,59 @@ func startRiverAlone(ctx context.Context, p *platform, config *river.Config) (*r
 		cleanup()
 		return nil, fmt.Errorf("river client: %w", err)
 	}
-	if err := client.Start(ctx); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("start river client: %w", err)
+	started := len(config.Queues) > 0
+	if started {
+		if err := client.Start(ctx); err != nil {
+			cleanup()
+			return nil, fmt.Errorf("start river client: %w", err)
+		}
 	}
 	return &riverAlone{
 		pool:   pool,
 		client: client,
 		close: func() {
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if err := client.Stop(stopCtx); err != nil {
-				logger.Warn("stop river client", slog.Any("err", err))
+			if started {
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := client.Stop(stopCtx); err != nil {
+					logger.Warn("stop river client", slog.Any("err", err))
+				}
 			}
 			cleanup()
 		},
 	}, nil
+}
+
+// scratchDatabase creates a database next to the platform's, opens it with
+// the platform's pool settings (so that what runs there gets the
+// connections PiCloud gets) and prepares it with migrate. drop closes the
+// pool and drops the database.
+func scratchDatabase(ctx context.Context, p *platform, prefix string, migrate func(context.Context, *pgxpool.Pool) error) (pool *pgxpool.Pool, drop func(), err error) {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := prefix + hex.EncodeToString(b[:])
+	ident := pgx.Identifier{name}.Sanitize()
+	// The platform's connection can create the database: the harness
+	// already needs CREATE DATABASE for its own.
+	if _, err := p.pool.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return nil, nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	dropDatabase := func() {
+		_, _ = p.pool.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+	}
+	poolConfig := p.pool.Config()
+	poolConfig.ConnConfig.Database = name
+	pool, err = pgxpool.NewWithConfig(ctx, poolConfig)
+	if err != nil {
+		dropDatabase()
+		return nil, nil, fmt.Errorf("open database %s: %w", name, err)
+	}
+	drop = func() { pool.Close(); dropDatabase() }
+	if err := migrate(ctx, pool); err != nil {
+		drop()
+		return nil, nil, fmt.Errorf("prepare database %s: %w", name, err)
+	}
+	return pool, drop, nil
 }
 
 // riverBurndown is the baseline of sqlBurndown: the same number of no-op

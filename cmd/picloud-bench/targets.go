@@ -55,6 +55,7 @@ func targets(s settings) []target {
 		{Goal: "sync /fn/noop throughput", Scenario: "sync", Metric: fmt.Sprintf("/fn/noop throughput, %d clients", s.Clients), Cmp: above, Limit: 3000, Unit: "ops/s"},
 		{Goal: "wake latency p50 (SQL invoke to Lua start)", Scenario: "wake", Metric: "SQL invoke to Lua start p50", Cmp: atMost, Limit: 0.5, Unit: "ms"},
 		{Goal: "wake latency p99 (SQL invoke to Lua start)", Scenario: "wake", Metric: "SQL invoke to Lua start p99", Cmp: atMost, Limit: 3, Unit: "ms"},
+		{Goal: "bulk enqueue from SQL", Scenario: "enqueue", Metric: "picloud.invoke_many, one statement", Cmp: atLeast, Limit: 50000, Unit: "rows/s"},
 		{Goal: "SQL burn-down throughput vs River alone", Scenario: "burndown", Metric: "picloud.invoke burn-down", OfRatio: true, Cmp: atLeast, Limit: 1},
 		{Goal: "idle serve node", Scenario: "idle", Metric: "serve statements/min", Cmp: atMost, Limit: 15, Unit: "statements/min"},
 		{Goal: "idle worker node", Scenario: "idle", Metric: "worker statements/min", Cmp: atMost, Limit: 15, Unit: "statements/min"},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
@@ -124,6 +126,67 @@ func TestClient(t *testing.T) {
 	}
 }
 
+// TestInvokeBatch enqueues a batch through the generated client and finds
+// each item's invocation, in order.
+func TestInvokeBatch(t *testing.T) {
+	ctx := context.Background()
+	p := platformtest.Start(t, platformtest.Options{Auth: true})
+	c := newClient(t, p.URL, p.AdminKey)
+	put, err := c.PutFunctionWithResponse(ctx, "hello", picloud.PutFunctionJSONRequestBody{Source: readScript(t, "hello.lua")})
+	ok(t, put, err)
+
+	items := []picloud.BatchItemBody{
+		{Payload: map[string]any{"n": 1}},
+		{IdempotencyKey: picloud.Ptr("batch-1")},
+		{IdempotencyKey: picloud.Ptr("batch-1")},
+		{Payload: "x", RunAt: picloud.Ptr(time.Now().Add(time.Hour))},
+	}
+	res, err := c.InvokeFunctionBatchWithResponse(ctx, "hello", picloud.InvokeFunctionBatchJSONRequestBody{Invocations: &items})
+	ok(t, res, err)
+	if res.StatusCode() != http.StatusAccepted || res.JSON202 == nil || res.JSON202.Invocations == nil || len(*res.JSON202.Invocations) != len(items) {
+		t.Fatalf("batch = %d %s", res.StatusCode(), res.Body)
+	}
+	invs := *res.JSON202.Invocations
+	if invs[1].Id != invs[2].Id || invs[0].Id >= invs[1].Id || invs[1].Id >= invs[3].Id {
+		t.Errorf("ids = %+v, want ascending in item order, one for both items with key batch-1", invs)
+	}
+	for i, inv := range invs {
+		if inv.Status != picloud.BatchInvocationBodyStatus("queued") {
+			t.Errorf("item %d: status %s", i, inv.Status)
+		}
+	}
+	done, err := c.GetInvocationWithResponse(ctx, invs[0].Id, &picloud.GetInvocationParams{Wait: picloud.Ptr("10s")})
+	ok(t, done, err)
+	if done.JSON200.Status != "succeeded" || done.JSON200.Trigger != "api" {
+		t.Errorf("first item's invocation = %s", done.Body)
+	}
+	scheduled, err := c.GetInvocationWithResponse(ctx, invs[3].Id, nil)
+	ok(t, scheduled, err)
+	if scheduled.JSON200.Status != "queued" || scheduled.JSON200.RunAt == nil {
+		t.Errorf("scheduled item's invocation = %s", scheduled.Body)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		items []picloud.BatchItemBody
+		msg   string
+	}{
+		{"no items", []picloud.BatchItemBody{}, "422 Unprocessable Entity: validation failed; body.invocations: "},
+		{"NUL in a payload", []picloud.BatchItemBody{{}, {Payload: map[string]any{"s": "a\x00b"}}}, "422 Unprocessable Entity: validation failed; body.invocations[1].payload.s: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := c.InvokeFunctionBatchWithResponse(ctx, "hello", picloud.InvokeFunctionBatchJSONRequestBody{Invocations: &tc.items})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = picloud.CheckResponse(r)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.msg) {
+				t.Errorf("CheckResponse = %v, want %q...", err, tc.msg)
+			}
+		})
+	}
+}
+
 func TestCheckResponse(t *testing.T) {
 	ctx := context.Background()
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
@@ -191,6 +254,9 @@ func TestAuth(t *testing.T) {
 		{"invoke key invokes", invokeKey, func(c *picloud.ClientWithResponses) (picloud.Response, error) {
 			return c.InvokeFunctionWithResponse(ctx, "hello", nil, picloud.InvokeFunctionJSONRequestBody{})
 		}, http.StatusOK},
+		{"invoke key invokes a batch", invokeKey, func(c *picloud.ClientWithResponses) (picloud.Response, error) {
+			return c.InvokeFunctionBatchWithResponse(ctx, "hello", picloud.InvokeFunctionBatchJSONRequestBody{Invocations: &[]picloud.BatchItemBody{{}}})
+		}, http.StatusAccepted},
 		{"invoke key lists invocations", invokeKey, func(c *picloud.ClientWithResponses) (picloud.Response, error) {
 			return c.ListInvocationsWithResponse(ctx, nil)
 		}, http.StatusOK},

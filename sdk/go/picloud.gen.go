@@ -17,6 +17,36 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BatchInvocationBodyStatus.
+const (
+	BatchInvocationBodyStatusCancelled BatchInvocationBodyStatus = "cancelled"
+	BatchInvocationBodyStatusFailed    BatchInvocationBodyStatus = "failed"
+	BatchInvocationBodyStatusQueued    BatchInvocationBodyStatus = "queued"
+	BatchInvocationBodyStatusRunning   BatchInvocationBodyStatus = "running"
+	BatchInvocationBodyStatusSucceeded BatchInvocationBodyStatus = "succeeded"
+	BatchInvocationBodyStatusTimedOut  BatchInvocationBodyStatus = "timed_out"
+)
+
+// Valid indicates whether the value is a known member of the BatchInvocationBodyStatus enum.
+func (e BatchInvocationBodyStatus) Valid() bool {
+	switch e {
+	case BatchInvocationBodyStatusCancelled:
+		return true
+	case BatchInvocationBodyStatusFailed:
+		return true
+	case BatchInvocationBodyStatusQueued:
+		return true
+	case BatchInvocationBodyStatusRunning:
+		return true
+	case BatchInvocationBodyStatusSucceeded:
+		return true
+	case BatchInvocationBodyStatusTimedOut:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreateKeyInputBodyScope.
 const (
 	CreateKeyInputBodyScopeAdmin  CreateKeyInputBodyScope = "admin"
@@ -336,6 +366,38 @@ type AttemptErrorBody struct {
 	Error   string    `json:"error"`
 }
 
+// BatchInvocationBody defines model for BatchInvocationBody.
+type BatchInvocationBody struct {
+	// Id Example: 42
+	Id int64 `json:"id"`
+
+	// Status queued for a new invocation; for an idempotency key still in its window, the current status of the invocation the key first created.
+	//
+	// Example: queued
+	Status BatchInvocationBodyStatus `json:"status"`
+}
+
+// BatchInvocationBodyStatus queued for a new invocation; for an idempotency key still in its window, the current status of the invocation the key first created.
+//
+// Example: queued
+type BatchInvocationBodyStatus string
+
+// BatchItemBody defines model for BatchItemBody.
+type BatchItemBody struct {
+	// IdempotencyKey A later call (single or batch) with the same key for the same function, within 24 h, returns the invocation this one creates; items of one batch with the same key share one invocation.
+	//
+	// Example: image-1
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Payload Any JSON value; the script sees it as req.payload. Absent means {}. Strings must not contain \u0000, which PostgreSQL's jsonb cannot store.
+	//
+	// Example: {"image":1}
+	Payload interface{} `json:"payload,omitempty"`
+
+	// RunAt Run at this time instead of now.
+	RunAt *time.Time `json:"run_at,omitempty"`
+}
+
 // CreateKeyInputBody defines model for CreateKeyInputBody.
 type CreateKeyInputBody struct {
 	// Name A label for people.
@@ -648,6 +710,18 @@ type InvocationEventBodyStatus string
 
 // InvocationEventBodyTrigger Example: http
 type InvocationEventBodyTrigger string
+
+// InvokeBatchInputBody defines model for InvokeBatchInputBody.
+type InvokeBatchInputBody struct {
+	// Invocations One item per invocation, at most 1000.
+	Invocations *[]BatchItemBody `json:"invocations"`
+}
+
+// InvokeBatchOutputBody defines model for InvokeBatchOutputBody.
+type InvokeBatchOutputBody struct {
+	// Invocations One per item, in the order of the request.
+	Invocations *[]BatchInvocationBody `json:"invocations"`
+}
 
 // InvokeInputBody defines model for InvokeInputBody.
 type InvokeInputBody struct {
@@ -1018,6 +1092,9 @@ type SetFunctionEnvJSONRequestBody = SetEnvInputBody
 // InvokeFunctionJSONRequestBody defines body for InvokeFunction for application/json ContentType.
 type InvokeFunctionJSONRequestBody = InvokeInputBody
 
+// InvokeFunctionBatchJSONRequestBody defines body for InvokeFunctionBatch for application/json ContentType.
+type InvokeFunctionBatchJSONRequestBody = InvokeBatchInputBody
+
 // PutScheduleJSONRequestBody defines body for PutSchedule for application/json ContentType.
 type PutScheduleJSONRequestBody = PutScheduleInputBody
 
@@ -1261,6 +1338,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/functions/{name}/invocations (the `InvokeFunction` operationId).
 	InvokeFunction(ctx context.Context, name string, params *InvokeFunctionParams, body InvokeFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// InvokeFunctionBatchWithBody Invoke a function many times
+	//
+	// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+	InvokeFunctionBatchWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// InvokeFunctionBatch Invoke a function many times
+	//
+	// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+	InvokeFunctionBatch(ctx context.Context, name string, body InvokeFunctionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListFunctionSchedules List a function's schedules
 	//
@@ -1774,6 +1869,44 @@ func (c *Client) InvokeFunctionWithBody(ctx context.Context, name string, params
 // Corresponds with POST /v1/functions/{name}/invocations (the `InvokeFunction` operationId).
 func (c *Client) InvokeFunction(ctx context.Context, name string, params *InvokeFunctionParams, body InvokeFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewInvokeFunctionRequest(c.Server, name, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// InvokeFunctionBatchWithBody Invoke a function many times
+//
+// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+func (c *Client) InvokeFunctionBatchWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewInvokeFunctionBatchRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// InvokeFunctionBatch Invoke a function many times
+//
+// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+func (c *Client) InvokeFunctionBatch(ctx context.Context, name string, body InvokeFunctionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewInvokeFunctionBatchRequest(c.Server, name, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2877,6 +3010,53 @@ func NewInvokeFunctionRequestWithBody(server string, name string, params *Invoke
 	return req, nil
 }
 
+// NewInvokeFunctionBatchRequest calls the generic InvokeFunctionBatch builder with application/json body
+func NewInvokeFunctionBatchRequest(server string, name string, body InvokeFunctionBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewInvokeFunctionBatchRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewInvokeFunctionBatchRequestWithBody constructs an http.Request for the InvokeFunctionBatch method, with any body, and a specified content type
+func NewInvokeFunctionBatchRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/functions/%s/invocations:batch", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListFunctionSchedulesRequest constructs an http.Request for the ListFunctionSchedules method
 func NewListFunctionSchedulesRequest(server string, name string) (*http.Request, error) {
 	var err error
@@ -3901,6 +4081,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/functions/{name}/invocations (the `InvokeFunction` operationId).
 	InvokeFunctionWithResponse(ctx context.Context, name string, params *InvokeFunctionParams, body InvokeFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*InvokeFunctionResponse, error)
+
+	// InvokeFunctionBatchWithBodyWithResponse Invoke a function many times
+	//
+	// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+	InvokeFunctionBatchWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*InvokeFunctionBatchResponse, error)
+
+	// InvokeFunctionBatchWithResponse Invoke a function many times
+	//
+	// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+	InvokeFunctionBatchWithResponse(ctx context.Context, name string, body InvokeFunctionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*InvokeFunctionBatchResponse, error)
 
 	// ListFunctionSchedulesWithResponse List a function's schedules
 	//
@@ -5566,6 +5764,96 @@ func (r InvokeFunctionResponse) ContentType() string {
 	return ""
 }
 
+// InvokeFunctionBatchResponse401Headers the declared response headers of an HTTP 401 response for InvokeFunctionBatch
+type InvokeFunctionBatchResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type InvokeFunctionBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *InvokeBatchOutputBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *InvokeFunctionBatchResponse401Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r InvokeFunctionBatchResponse) GetJSON202() *InvokeBatchOutputBody {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r InvokeFunctionBatchResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r InvokeFunctionBatchResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r InvokeFunctionBatchResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r InvokeFunctionBatchResponse) GetApplicationproblemJSON413() *ErrorModel {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r InvokeFunctionBatchResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r InvokeFunctionBatchResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r InvokeFunctionBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r InvokeFunctionBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r InvokeFunctionBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r InvokeFunctionBatchResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListFunctionSchedulesResponse401Headers the declared response headers of an HTTP 401 response for ListFunctionSchedules
 type ListFunctionSchedulesResponse401Headers struct {
 	WWWAuthenticate *string
@@ -7184,6 +7472,36 @@ func (c *ClientWithResponses) InvokeFunctionWithResponse(ctx context.Context, na
 		return nil, err
 	}
 	return ParseInvokeFunctionResponse(rsp)
+}
+
+// InvokeFunctionBatchWithBodyWithResponse Invoke a function many times
+//
+// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+func (c *ClientWithResponses) InvokeFunctionBatchWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*InvokeFunctionBatchResponse, error) {
+	rsp, err := c.InvokeFunctionBatchWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseInvokeFunctionBatchResponse(rsp)
+}
+
+// InvokeFunctionBatchWithResponse Invoke a function many times
+//
+// Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/functions/{name}/invocations:batch (the `InvokeFunctionBatch` operationId).
+func (c *ClientWithResponses) InvokeFunctionBatchWithResponse(ctx context.Context, name string, body InvokeFunctionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*InvokeFunctionBatchResponse, error) {
+	rsp, err := c.InvokeFunctionBatch(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseInvokeFunctionBatchResponse(rsp)
 }
 
 // ListFunctionSchedulesWithResponse List a function's schedules
@@ -8917,6 +9235,87 @@ func ParseInvokeFunctionResponse(rsp *http.Response) (*InvokeFunctionResponse, e
 		response.Headers202 = &headers
 	case rsp.StatusCode == 401:
 		var headers InvokeFunctionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseInvokeFunctionBatchResponse parses an HTTP response from a InvokeFunctionBatchWithResponse call
+func ParseInvokeFunctionBatchResponse(rsp *http.Response) (*InvokeFunctionBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &InvokeFunctionBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest InvokeBatchOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers InvokeFunctionBatchResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

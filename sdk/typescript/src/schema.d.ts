@@ -232,6 +232,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/functions/{name}/invocations:batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Invoke a function many times
+         * @description Enqueues one asynchronous invocation per item (req.trigger is "api"), in one database statement: all items are enqueued or none. Answers 202 with each item's invocation id and status, in the order of the request. Invocations get the function's timeout and max_attempts, as async calls of POST /v1/functions/{name}/invocations do. At most 1000 items and 6 MiB per request; for more, send several requests, or call picloud.invoke_many from SQL. Needs an API key with the invoke scope (or admin).
+         */
+        post: operations["invoke-function-batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/functions/{name}/schedules": {
         parameters: {
             query?: never;
@@ -534,6 +554,38 @@ export interface components {
             /** Format: int64 */
             attempt: number;
             error: string;
+        };
+        BatchInvocationBody: {
+            /**
+             * Format: int64
+             * @example 42
+             */
+            id: number;
+            /**
+             * @description queued for a new invocation; for an idempotency key still in its window, the current status of the invocation the key first created.
+             * @example queued
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed" | "timed_out" | "cancelled";
+        };
+        BatchItemBody: {
+            /**
+             * @description A later call (single or batch) with the same key for the same function, within 24 h, returns the invocation this one creates; items of one batch with the same key share one invocation.
+             * @example image-1
+             */
+            idempotency_key?: string;
+            /**
+             * @description Any JSON value; the script sees it as req.payload. Absent means {}. Strings must not contain \u0000, which PostgreSQL's jsonb cannot store.
+             * @example {
+             *       "image": 1
+             *     }
+             */
+            payload?: unknown;
+            /**
+             * Format: date-time
+             * @description Run at this time instead of now.
+             */
+            run_at?: string;
         };
         CreateKeyInputBody: {
             /**
@@ -889,6 +941,14 @@ export interface components {
              * @enum {string}
              */
             trigger: "http" | "api" | "sql" | "schedule" | "function";
+        };
+        InvokeBatchInputBody: {
+            /** @description One item per invocation, at most 1000. */
+            invocations: components["schemas"]["BatchItemBody"][] | null;
+        };
+        InvokeBatchOutputBody: {
+            /** @description One per item, in the order of the request. */
+            invocations: components["schemas"]["BatchInvocationBody"][] | null;
         };
         InvokeInputBody: {
             /** @description Answer 202 at once instead of waiting for the result. */
@@ -2416,6 +2476,89 @@ export interface operations {
             };
             /** @description Gateway Timeout */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "invoke-function-batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Function name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvokeBatchInputBody"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvokeBatchOutputBody"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

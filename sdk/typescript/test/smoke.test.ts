@@ -101,6 +101,41 @@ describe("PiCloud client", { skip: baseUrl ? false : "PICLOUD_URL is not set" },
     ids.push(id);
   });
 
+  it("invokes it many times in one request", async () => {
+    const names = ["Ada", "Grace", "Ada"];
+    const { data, error, response } = await client.POST("/v1/functions/{name}/invocations:batch", {
+      params: { path: { name } },
+      body: {
+        invocations: names.map((who, i) => ({
+          payload: { name: who },
+          // The first and the last share a key: one invocation for both.
+          ...(who === "Ada" ? { idempotency_key: `${name}-batch` } : {}),
+          ...(i === 1 ? { run_at: new Date().toISOString() } : {}),
+        })),
+      },
+    });
+    assert.equal(error, undefined, `batch failed: ${JSON.stringify(error)}`);
+    assert.equal(response.status, 202);
+    const invocations = data?.invocations ?? [];
+    assert.equal(invocations.length, names.length);
+    assert.equal(invocations[0]?.id, invocations[2]?.id, "one key, one invocation");
+    for (const inv of invocations.slice(0, 2)) {
+      assert.equal(inv.status, "queued");
+      const done = await client.GET("/v1/invocations/{id}", { params: { path: { id: inv.id }, query: { wait: "10s" } } });
+      assert.equal(done.data?.status, "succeeded", done.data?.error);
+      ids.push(inv.id);
+    }
+    const first = await client.GET("/v1/invocations/{id}", { params: { path: { id: ids.at(-2)! } } });
+    assert.deepEqual(first.data?.result, { greeting: "Hello, Ada!", trigger: "api" });
+
+    const empty = await client.POST("/v1/functions/{name}/invocations:batch", {
+      params: { path: { name } },
+      body: { invocations: [] },
+    });
+    assert.equal(empty.response.status, 422);
+    assert.equal(empty.error?.errors?.[0]?.location, "body.invocations");
+  });
+
   it("gets an invocation by id", async () => {
     const id = ids[0]!;
     const { data, error } = await client.GET("/v1/invocations/{id}", { params: { path: { id } } });
