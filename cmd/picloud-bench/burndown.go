@@ -4,18 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/bench"
+	"github.com/picloud/picloud/queue"
 )
 
 // Metric names of the burn-down rows; the River-alone rows they are
 // compared with are in river.go.
 const (
-	burndownScenario = "burndown"
+	burndownScenario          = "burndown"
+	burndownInProcessScenario = "burndown in-process"
 	burndownInsert   = "picloud.invoke insert, one statement"
 	burndownRate     = "picloud.invoke burn-down"
 )
@@ -61,10 +66,47 @@ const burndownPoll = 50 * time.Millisecond
 // fast the platform works through them: from the statement's commit to
 // the last finished_at, both read from the database's clock.
 func sqlBurndown(ctx context.Context, p *platform, s settings) ([]result, error) {
-	return measureSQLBurndown(ctx, p, burndownJobs(s))
+	return measureSQLBurndown(ctx, p, burndownJobs(s), burndownScenario)
 }
 
-func measureSQLBurndown(ctx context.Context, p *platform, n int) ([]result, error) {
+// inProcessBurndown is sqlBurndown with Lua run in this process
+// (executor.Pool) rather than in sandbox processes: the difference is what
+// the sandboxes' pipes cost. It runs on a database of its own, so that the
+// platform's worker takes no part.
+func inProcessBurndown(ctx context.Context, p *platform, s settings) ([]result, error) {
+	return measureInProcessBurndown(ctx, p, burndownJobs(s), s.Concurrency)
+}
+
+func measureInProcessBurndown(ctx context.Context, p *platform, n, concurrency int) ([]result, error) {
+	pool, drop, err := scratchDatabase(ctx, p, "picloud_bench_inproc_", func(ctx context.Context, pool *pgxpool.Pool) error {
+		_, err := queue.Migrate(ctx, pool)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	lua := executor.NewPool(executor.Config{Size: concurrency, Logger: logger})
+	defer lua.Close()
+	client, err := queue.NewClient(pool, queue.Config{Executor: lua, Concurrency: concurrency, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("queue client: %w", err)
+	}
+	if err := client.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start queue client: %w", err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := client.Stop(stopCtx); err != nil {
+			logger.Warn("stop queue client", slog.Any("err", err))
+		}
+	}()
+	return measureSQLBurndown(ctx, &platform{pool: pool, client: client}, n, burndownInProcessScenario)
+}
+
+func measureSQLBurndown(ctx context.Context, p *platform, n int, scenario string) ([]result, error) {
 	limits := burndownLimitsFor(n)
 	if err := deploy(ctx, p, "noop", noopSource); err != nil {
 		return nil, err
@@ -126,11 +168,11 @@ func measureSQLBurndown(ctx context.Context, p *platform, n int) ([]result, erro
 	}
 	return []result{
 		{
-			Scenario: burndownScenario, Metric: burndownInsert, Unit: "rows/s", Value: float64(n) / insertTime.Seconds(),
+			Scenario: scenario, Metric: burndownInsert, Unit: "rows/s", Value: float64(n) / insertTime.Seconds(),
 			baselineMetric: riverScenario + " " + riverBurndownInsert,
 		},
 		{
-			Scenario: burndownScenario, Metric: burndownRate, Unit: "ops/s", Value: float64(n) / burn.Seconds(),
+			Scenario: scenario, Metric: burndownRate, Unit: "ops/s", Value: float64(n) / burn.Seconds(),
 			baselineMetric: riverScenario + " " + riverBurndownRate,
 		},
 	}, nil

@@ -24,7 +24,8 @@ func TestBurndownAndRiver(t *testing.T) {
 
 	var rs []result
 	for _, measure := range []func() ([]result, error){
-		func() ([]result, error) { return measureSQLBurndown(ctx, p, 2000) },
+		func() ([]result, error) { return measureSQLBurndown(ctx, p, 2000, burndownScenario) },
+		func() ([]result, error) { return measureInProcessBurndown(ctx, p, 2000, 2) },
 		func() ([]result, error) { return measureRiverBurndown(ctx, p, 2000) },
 		func() ([]result, error) { return measureRiverWake(ctx, p, 20, 5*time.Millisecond, 5) },
 	} {
@@ -36,5 +37,5 @@ func TestBurndownAndRiver(t *testing.T) {
 	}
 	// Every River row names its own scenario; PiCloud's burn-down rows
 	// name River's as their baselines.
-	checkResults(t, rs, "", 10, false)
+	checkResults(t, rs, "", 12, false)
 }

@@ -187,6 +187,7 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportF
 		{"sandbox", sandbox},
 		{"enqueue", enqueue},
 		{"burndown", sqlBurndown},
+		{"burndown in-process", inProcessBurndown},
 		{"river burndown", riverBurndown},
 		{"scale-out", bin.scaleOut},
 		// Last, when nothing else runs: the nodes' own load is what counts.
@@ -248,7 +249,7 @@ func printTable(w io.Writer, rep report) {
 	fmt.Fprintf(w, "\nPiCloud benchmark, %s, PostgreSQL %s (%s), %s/%s, %d CPUs, %d sandboxes, quick=%t, %.1f s\n\n",
 		rep.GoVersion, rep.Postgres, rep.Server, rep.GOOS, rep.GOARCH, rep.CPUs, rep.Settings.Concurrency, rep.Settings.Quick, rep.Duration)
 	writeResults(w, rep.Results)
-	fmt.Fprintln(w, "\nTargets of issue 10:")
+	fmt.Fprintln(w, "\nTargets of issue 15:")
 	fmt.Fprintln(w)
 	writeTargets(w, checkTargets(targets(rep.Settings), rep.Results))
 }

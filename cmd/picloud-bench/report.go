@@ -358,7 +358,7 @@ func writeMarkdown(w io.Writer, rep report, chartDir string, charts []chart) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Targets")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "The goals of issue 10, checked against this run.")
+	fmt.Fprintln(w, "The goals of issue 15, checked against this run.")
 	fmt.Fprintln(w)
 	writeTargets(w, checkTargets(targets(rep.Settings), rep.Results))
 

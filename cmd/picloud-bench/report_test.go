@@ -81,11 +81,13 @@ func TestWriteReport(t *testing.T) {
 		"| scenario | metric | value | baseline | ratio |",
 		"| sync | /fn/noop sequential p50 | ", "| sync | /fn/noop sequential p99 | ",
 		"| target | goal |",
-		// 3456/s beats 3,000/s; a 2 ms wake p50 misses 0.5 ms; the
-		// burn-down reaches 0.75 of River's; the idle worker ran not.
-		"| sync /fn/noop throughput | > 3000 ops/s | sync | /fn/noop throughput, 16 clients | 3456 ops/s | ✅ met |",
-		"| wake latency p50 (SQL invoke to Lua start) | ≤ 0.500 ms | wake | SQL invoke to Lua start p50 | 2.",
-		"| ratio ≥ 1.00 | burndown | picloud.invoke burn-down | 0.75 | ❌ not met |",
+		// 3456/s beats 3,000/s and is 0.35 of INSERT+COMMIT's 9,876/s; a
+		// 2 ms wake p50 is worse than its baseline; the burn-down reaches
+		// 0.75 of River's; the idle worker ran not.
+		"| sync /fn/noop throughput | ≥ 3000 ops/s | sync | /fn/noop throughput, 16 clients | 3456 ops/s | ✅ met |",
+		"| sync /fn/noop throughput vs INSERT+COMMIT | ratio ≥ 0.25 | sync | /fn/noop throughput, 16 clients | 0.35 | ✅ met |",
+		"| wake latency p50 vs River alone | ratio ≤ 1.00 | wake | SQL invoke to Lua start p50 | ",
+		"| ratio ≥ 0.50 | burndown | picloud.invoke burn-down | 0.75 | ✅ met |",
 		"| idle | serve statements/min | 12.0 statements/min | ✅ met |",
 		"| idle | worker statements/min |  | not measured (scenario ran, no such metric) |",
 		"![", "](performance/latency.svg)", "](performance/throughput.svg)",
