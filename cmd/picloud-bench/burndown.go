@@ -21,8 +21,8 @@ import (
 const (
 	burndownScenario          = "burndown"
 	burndownInProcessScenario = "burndown in-process"
-	burndownInsert   = "picloud.invoke insert, one statement"
-	burndownRate     = "picloud.invoke burn-down"
+	burndownInsert            = "picloud.invoke insert, one statement"
+	burndownRate              = "picloud.invoke burn-down"
 )
 
 // burndownJobs is how many invocations (and River jobs) a burn-down
