@@ -181,6 +181,48 @@ func BenchmarkSandboxRunHello(b *testing.B) {
 	}
 }
 
+// BenchmarkSandboxRunParallel is the queue layer's load: many more
+// goroutines calling Run (16 per GOMAXPROCS, 32 on the 2-core development
+// machine) than there are children (2). runs/s is the throughput of the
+// whole pool; ns/op is its inverse, not the latency of one run.
+func BenchmarkSandboxRunParallel(b *testing.B) {
+	for _, bench := range []struct {
+		name string
+		fn   Function
+		req  Request
+	}{
+		{"return1", Function{Name: "one", Version: 1, Source: `function handle() return 1 end`}, Request{Method: "GET"}},
+		{"hello", exampleFunction(b, "hello"), Request{Trigger: "http", Method: "GET", Path: "/", Query: map[string]string{"name": "bench"}, Headers: map[string]string{"accept": "*/*"}}},
+	} {
+		b.Run(bench.name, func(b *testing.B) {
+			s := newTestSandboxes(b, SandboxConfig{Processes: 2})
+			ctx := context.Background()
+			// Start both children and compile the function in each.
+			var wg sync.WaitGroup
+			for range 64 {
+				wg.Go(func() {
+					if res := s.Run(ctx, bench.fn, bench.req, Limits{}); res.Status != Succeeded {
+						b.Error(res.Error)
+					}
+				})
+			}
+			wg.Wait()
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if res := s.Run(ctx, bench.fn, bench.req, Limits{}); res.Status != Succeeded {
+						b.Error(res.Error)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+		})
+	}
+}
+
 // TestSandboxIdleChildrenStop: an idle child gives its memory back and the
 // next run starts a new one.
 func TestSandboxIdleChildrenStop(t *testing.T) {
