@@ -422,6 +422,9 @@ func (c *child) run(ctx context.Context, id uint64, fn Function, req Request, li
 				c.kill()
 				return c.diedResult(), false
 			}
+		case m.Result != nil && m.Result.ID == id && m.Result.Dropped:
+			// The cancel reached the child before the run did.
+			return waitAborted(ctx), true
 		case m.Result != nil && m.Result.ID == id:
 			return m.Result.Result, !m.Result.Retire
 		default:

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/gob"
 	"errors"
 	"io"
 	"log/slog"
@@ -254,4 +255,39 @@ func TestSandboxIdleChildrenStop(t *testing.T) {
 	if res := runIn(t, s, `function handle() return 2 end`, Limits{}); res.Status != Succeeded || string(res.Value) != "2" {
 		t.Errorf("after the reap: %s %q", res.Status, res.Error)
 	}
+}
+
+// TestSandboxChildEarlyCancel: a cancel travels on its own pipe and may
+// reach the child before the run it names; the child then drops the run
+// when it arrives, and runs the others in order.
+func TestSandboxChildEarlyCancel(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctlR, ctlW := io.Pipe()
+	exit := make(chan int, 1)
+	go func() { exit <- serveChild(inR, outW, ctlR) }()
+	enc, dec, ctl := gob.NewEncoder(inW), gob.NewDecoder(outR), gob.NewEncoder(ctlW)
+	if err := ctl.Encode(&wireCancel{ID: 2, Reason: "early"}); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		run := wireRun{ID: id, Function: Function{Name: "t", Version: 1, Source: `function handle() return 1 end`}}
+		if err := enc.Encode(&wireMessage{Run: &run}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(1); id <= 3; id++ {
+		var m wireMessage
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Result == nil || m.Result.ID != id || m.Result.Dropped != (id == 2) || !m.Result.Dropped && m.Result.Result.Status != Succeeded {
+			t.Errorf("answer %d: %+v", id, m.Result)
+		}
+	}
+	inW.Close()
+	if code := <-exit; code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	ctlW.Close()
 }
