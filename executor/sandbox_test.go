@@ -34,6 +34,19 @@ func newTestSandboxes(t testing.TB, config SandboxConfig) *Sandboxes {
 	return s
 }
 
+// childPIDs lists the process IDs of the live children that take runs.
+func (s *Sandboxes) childPIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pids []int
+	for _, c := range s.children {
+		if !c.dead() {
+			pids = append(pids, c.cmd.Process.Pid)
+		}
+	}
+	return pids
+}
+
 func runIn(t testing.TB, s *Sandboxes, src string, limits Limits) Result {
 	t.Helper()
 	if limits.Timeout == 0 {
@@ -231,17 +244,7 @@ func TestSandboxIdleChildrenStop(t *testing.T) {
 	if res := runIn(t, s, `function handle() return 1 end`, Limits{}); res.Status != Succeeded {
 		t.Fatal(res.Error)
 	}
-	live := func() int {
-		n := 0
-		for range s.config.Processes {
-			c := <-s.slots
-			if c != nil && !c.dead() {
-				n++
-			}
-			defer func() { s.slots <- c }()
-		}
-		return n
-	}
+	live := func() int { return len(s.childPIDs()) }
 	if n := live(); n != 1 {
 		t.Fatalf("%d live children after one run, want 1", n)
 	}
