@@ -61,6 +61,15 @@ import (
 // child killed (timeout or cancel past the grace); a child that dies, or
 // retires, costs only that run: the runs queued behind it go back to the
 // front of the shared queue and run elsewhere, normally.
+//
+// Measured on the 2-core development machine, shared with other work
+// (load 5 to 7), with go test -run '^$' -bench Sandbox -benchtime 3s
+// -count 3: 32 goroutines calling Run on 2 children
+// (BenchmarkSandboxRunParallel) ran 13-16 k runs/s of `return 1` before
+// pipelining and 29-34 k after (9-10 k against 28-29 k in a more loaded
+// round); the hello example went from 12-14 k to 21-27 k runs/s. A lone
+// caller's run (BenchmarkSandboxRunHello) took 58-63 µs before and 58-67
+// µs after: within the noise of this machine.
 type Sandboxes struct {
 	config    SandboxConfig
 	logger    *slog.Logger
