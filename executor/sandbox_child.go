@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bufio"
 	"context"
 	"encoding/gob"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -30,8 +32,11 @@ func RunSandboxIfChild() {
 	os.Exit(serveChild(pollable(os.Stdin), pollable(os.Stdout), control))
 }
 
-// serveChild runs the invocations read from in, one at a time, on this
-// goroutine, until in ends; cancels arrive on control.
+// serveChild runs the invocations read from in, one at a time and in the
+// order they came, on this goroutine, until in ends. A reader goroutine
+// keeps in drained meanwhile: the parent writes the next runs while one
+// runs (they wait in a FIFO), and the running one's host-call replies.
+// Cancels arrive on control.
 func serveChild(in io.Reader, out io.Writer, control io.Reader) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	memory, _ := strconv.ParseInt(os.Getenv(childMemoryEnv), 10, 64)
@@ -73,37 +78,44 @@ func serveChild(in io.Reader, out io.Writer, control io.Reader) int {
 		pool.extend = addTestHooks
 	}
 
-	c := &childServer{enc: gob.NewEncoder(out), dec: gob.NewDecoder(in)}
+	w := bufio.NewWriter(out)
+	c := &childServer{
+		w:        w,
+		enc:      gob.NewEncoder(w),
+		wake:     make(chan struct{}, 1),
+		early:    make(map[uint64]bool),
+		replies:  make(chan wireHostReply, 1),
+		inputEnd: make(chan struct{}),
+	}
+	go c.readInput(in)
 	go c.readCancels(control)
 	for {
-		var m wireMessage
-		if err := c.dec.Decode(&m); err != nil {
-			if !errors.Is(err, io.EOF) {
+		run, ctx, ok := c.next()
+		if !ok {
+			if err := c.inputErr; !errors.Is(err, io.EOF) {
 				fmt.Fprintln(os.Stderr, "sandbox:", err)
 				return 1
 			}
 			return 0
 		}
-		if m.Run == nil {
-			fmt.Fprintln(os.Stderr, "sandbox: expected a run")
-			return 1
+		if run.dropped {
+			if err := c.send(&wireMessage{Result: &wireResult{ID: run.ID, Dropped: true}}); err != nil {
+				return 1
+			}
+			continue
 		}
-		run := *m.Run
-		ctx, cancel := context.WithCancelCause(context.Background())
-		c.setRunning(run.ID, cancel)
 		req := run.Request
 		if run.HasHost {
-			req.Host = childHost{c}
+			req.Host = childHost{c, run.ID}
 		}
 		res := pool.Run(ctx, run.Function, req, run.Limits)
-		c.setRunning(0, nil)
-		cancel(nil)
+		c.endRun()
 		retire := false
 		if mapped != nil {
 			metrics.Read(mapped)
 			retire = mapped[0].Value.Uint64() > retireAbove
 		}
-		if err := c.enc.Encode(&wireMessage{Result: &wireResult{ID: run.ID, Result: res, Retire: retire}}); err != nil {
+		if err := c.send(&wireMessage{Result: &wireResult{ID: run.ID, Result: res, Retire: retire}}); err != nil {
 			return 1 // the parent is gone
 		}
 		if retire {
@@ -113,23 +125,137 @@ func serveChild(in io.Reader, out io.Writer, control io.Reader) int {
 }
 
 type childServer struct {
-	enc      *gob.Encoder
-	dec      *gob.Decoder
-	nextCall uint64
+	// The loop in serveChild is the only writer of out: results, drops and
+	// host calls leave in the order of the runs, and the readers of in and
+	// control never block on out, whatever the parent is doing.
+	w   *bufio.Writer
+	enc *gob.Encoder
 
-	mu        sync.Mutex
+	mu       sync.Mutex
+	queue    []queuedRun
+	wake     chan struct{} // a run was queued, or the input ended
+	inputErr error         // why the input ended; io.EOF when it was closed
+	lastID   uint64        // of the last run read
+	// early holds cancels of runs not read yet: a cancel travels on its own
+	// pipe and may overtake its run.
+	early     map[uint64]bool
 	runID     uint64
 	runCancel context.CancelCauseFunc
+	runStop   context.CancelFunc
+
+	replies  chan wireHostReply
+	inputEnd chan struct{}
+	nextCall uint64 // of the running run's goroutine
 }
 
-func (c *childServer) setRunning(id uint64, cancel context.CancelCauseFunc) {
+type queuedRun struct {
+	wireRun
+	read    time.Time // when it arrived; its Deadline counts from here
+	dropped bool      // cancelled before it started: only acknowledged
+}
+
+// send writes m in one write.
+func (c *childServer) send(m *wireMessage) error {
+	if err := c.enc.Encode(m); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// readInput reads runs into the queue and hands replies to the host call
+// waiting for one, until in ends.
+func (c *childServer) readInput(in io.Reader) {
+	dec := gob.NewDecoder(in)
+	for {
+		var m wireMessage
+		err := dec.Decode(&m)
+		if err == nil {
+			switch {
+			case m.Run != nil:
+				c.queueRun(queuedRun{wireRun: *m.Run, read: time.Now()})
+				continue
+			case m.Reply != nil:
+				select {
+				case c.replies <- *m.Reply:
+					continue
+				default: // no call is waiting for it
+				}
+			}
+			err = errors.New("protocol error")
+		}
+		c.mu.Lock()
+		c.inputErr = err
+		if !errors.Is(err, io.EOF) && c.runCancel != nil {
+			c.runCancel(err)
+		}
+		c.mu.Unlock()
+		close(c.inputEnd)
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+}
+
+func (c *childServer) queueRun(run queuedRun) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.runID, c.runCancel = id, cancel
+	c.lastID = run.ID
+	if c.early[run.ID] {
+		delete(c.early, run.ID)
+		run.dropped = true
+	}
+	c.queue = append(c.queue, run)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
-// readCancels stops the current run when the parent asks. A cancel names
-// its run, so one that arrives late does not stop the next.
+// next waits for the next run and makes it the running one, with the
+// context its cancel stops. It reports false once the input has ended
+// (and, on a clean end, the queue is empty).
+func (c *childServer) next() (queuedRun, context.Context, bool) {
+	for {
+		c.mu.Lock()
+		if c.inputErr != nil && (!errors.Is(c.inputErr, io.EOF) || len(c.queue) == 0) {
+			c.mu.Unlock()
+			return queuedRun{}, nil, false
+		}
+		if len(c.queue) > 0 {
+			run := c.queue[0]
+			c.queue[0] = queuedRun{}
+			c.queue = c.queue[1:]
+			if run.dropped {
+				c.mu.Unlock()
+				return run, nil, true
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			c.runStop = func() {}
+			if run.Deadline > 0 {
+				ctx, c.runStop = context.WithDeadline(ctx, run.read.Add(run.Deadline))
+			}
+			c.runID, c.runCancel = run.ID, cancel
+			c.mu.Unlock()
+			return run, ctx, true
+		}
+		c.mu.Unlock()
+		<-c.wake
+	}
+}
+
+func (c *childServer) endRun() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runStop()
+	c.runCancel(nil)
+	c.runID, c.runCancel, c.runStop = 0, nil, nil
+}
+
+// readCancels stops the current run when the parent asks, or marks a
+// queued one dropped. A cancel names its run, so one that arrives late
+// does not stop the next.
 func (c *childServer) readCancels(control io.Reader) {
 	dec := gob.NewDecoder(control)
 	for {
@@ -140,6 +266,10 @@ func (c *childServer) readCancels(control io.Reader) {
 		c.mu.Lock()
 		if c.runID == cancel.ID && c.runCancel != nil {
 			c.runCancel(errors.New(cancel.Reason))
+		} else if i := slices.IndexFunc(c.queue, func(r queuedRun) bool { return r.ID == cancel.ID }); i >= 0 {
+			c.queue[i].dropped = true
+		} else if cancel.ID > c.lastID {
+			c.early[cancel.ID] = true
 		}
 		c.mu.Unlock()
 	}
@@ -147,9 +277,12 @@ func (c *childServer) readCancels(control io.Reader) {
 
 // childHost forwards a script's host calls to the parent, which holds the
 // database connections and the network access the child has not. The run
-// is synchronous on the serving goroutine, so the call owns the pipes until
-// its reply arrives.
-type childHost struct{ c *childServer }
+// is synchronous on the serving goroutine: it waits for the reply, which
+// the input reader hands over.
+type childHost struct {
+	c     *childServer
+	runID uint64
+}
 
 func (h childHost) Call(ctx context.Context, method string, args json.RawMessage) (json.RawMessage, error) {
 	c := h.c
@@ -158,21 +291,27 @@ func (h childHost) Call(ctx context.Context, method string, args json.RawMessage
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	call := wireHostCall{CallID: c.nextCall, Method: method, Args: args, Timeout: timeout}
-	if err := c.enc.Encode(&wireMessage{Call: &call}); err != nil {
+	call := wireHostCall{RunID: h.runID, CallID: c.nextCall, Method: method, Args: args, Timeout: timeout}
+	if err := c.send(&wireMessage{Call: &call}); err != nil {
 		return nil, fmt.Errorf("sandbox: host call: %w", err)
 	}
-	var m wireMessage
-	if err := c.dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("sandbox: host call: %w", err)
+	var reply wireHostReply
+	select {
+	case reply = <-c.replies:
+	case <-c.inputEnd:
+		select {
+		case reply = <-c.replies:
+		default:
+			return nil, errors.New("sandbox: host call: the parent is gone")
+		}
 	}
-	if m.Reply == nil || m.Reply.CallID != call.CallID {
+	if reply.CallID != call.CallID {
 		return nil, errors.New("sandbox: host call: protocol error")
 	}
-	if m.Reply.Error != "" {
-		return nil, errors.New(m.Reply.Error)
+	if reply.Error != "" {
+		return nil, errors.New(reply.Error)
 	}
-	return m.Reply.Result, nil
+	return reply.Result, nil
 }
 
 // addTestHooks gives scripts two globals that do what no script can, for
