@@ -29,6 +29,10 @@ import (
 // statement and, as the runs end, a few finish statements.
 const DefaultInFlightPerSlot = 64
 
+// sandboxDepth is how many attempts a node runs or has waiting in the
+// executor per run slot (see Client.sandboxes).
+const sandboxDepth = 4
+
 // riverQueue is the one River queue every invocation travels through. River's
 // per-queue costs (a fetch loop, settings reads) multiply with queues, and
 // routing by function happens in the worker, so one queue is enough.
@@ -86,10 +90,18 @@ type Client struct {
 	// worker runs attempts, fetched by River or started here (runhere.go).
 	worker *invocationWorker
 	// sandboxes holds one token per attempt this node runs: Concurrency
-	// runs, plus as many again waiting in the executor's pipe, so that a
-	// sandbox finds its next run there when one ends. Attempts beyond that
-	// wait for a token (waitForSandbox); a call runs here only when one is
-	// free at once.
+	// runs, plus three times as many waiting in the executor's pipes, so
+	// that a sandbox finds its next runs there when one ends. Attempts
+	// beyond that wait for a token (waitForSandbox), where a wait too long
+	// is handed back; a call runs here only when a token is free at once.
+	//
+	// The depth is a trade: measured on the burn-down (picloud-bench
+	// --quick, one run each), 2,880 invocations/s with one run waiting per
+	// sandbox and 3,780/s with seven. But a run waiting inside the
+	// executor is out of waitForSandbox's sight: behind a run that turns
+	// slow it may wait past its rescue deadline, and be run twice (the
+	// second outcome is fenced off). The executor does not queue behind a
+	// run already slow; three waiting per sandbox keeps the rest small.
 	sandboxes chan struct{}
 	here      hereRuns
 	// starter and finisher batch the starts and the outcomes of attempts
@@ -126,15 +138,14 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 		config.TracerProvider = noop.NewTracerProvider()
 	}
 	c := &Client{
-		pool:     pool,
-		queries:  db.New(pool),
-		config:   config,
-		logger:   config.Logger,
-		finished: newFinishHub(),
-		timers:   newTimers(),
-		tracer:   config.TracerProvider.Tracer(tracerName),
-		// Twice the slots: each sandbox has one run waiting in its pipe.
-		sandboxes: make(chan struct{}, 2*config.Concurrency),
+		pool:      pool,
+		queries:   db.New(pool),
+		config:    config,
+		logger:    config.Logger,
+		finished:  newFinishHub(),
+		timers:    newTimers(),
+		tracer:    config.TracerProvider.Tracer(tracerName),
+		sandboxes: make(chan struct{}, sandboxDepth*config.Concurrency),
 	}
 	c.starter = c.newStarter()
 	c.finisher = c.newFinisher()

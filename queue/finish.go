@@ -20,7 +20,7 @@ const maxFinishBatch = 1000
 // finishItem is one attempt's outcome to record.
 type finishItem struct {
 	params db.FinishInvocationParams
-	logger *slog.Logger
+	logger func() *slog.Logger
 }
 
 // finishOutcome is what was recorded: params as written (a refused outcome
@@ -98,7 +98,7 @@ func (c *Client) finishOne(ctx context.Context, item finishItem) (finishOutcome,
 		}
 	}
 	if unstorable(err) {
-		item.logger.WarnContext(ctx, "the outcome cannot be stored; recording a failure instead", "error", err)
+		item.logger().WarnContext(ctx, "the outcome cannot be stored; recording a failure instead", "error", err)
 		// The outcome breaks a database limit (jsonb refuses \u0000 in
 		// strings, and values over 255 MB): record the failure instead, so
 		// the row does not stay running forever.

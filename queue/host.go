@@ -42,7 +42,7 @@ type invocationHost struct {
 	function   string
 	attempt    int
 	http       *httpFetcher
-	logger     *slog.Logger // names the invocation and function
+	logger     func() *slog.Logger // names the invocation and function
 	// secrets are redacted from live log lines, as from the stored ones.
 	secrets map[string]string
 
@@ -67,7 +67,7 @@ type reservedInvoke struct {
 	RunAt          *time.Time      `json:"run_at,omitempty"`
 }
 
-func newInvocationHost(c *Client, inv Invocation, httpAllow []string, logger *slog.Logger) *invocationHost {
+func newInvocationHost(c *Client, inv Invocation, httpAllow []string, logger func() *slog.Logger) *invocationHost {
 	return &invocationHost{
 		c: c, invocation: inv.ID, function: inv.Function, attempt: inv.Attempt, logger: logger,
 		http:     newHTTPFetcher(httpAllow, c.config.HTTP),
@@ -113,7 +113,7 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 		if errors.As(err, &he) || ctx.Err() != nil {
 			return nil, err
 		}
-		h.logger.ErrorContext(ctx, "host call failed", "method", method, "error", err)
+		h.logger().ErrorContext(ctx, "host call failed", "method", method, "error", err)
 		return nil, fmt.Errorf("%s failed; the server log has the details", method)
 	}
 	return json.Marshal(result)

@@ -219,11 +219,11 @@ func TestWaitingTooLongHandsBack(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '1 second'`); err != nil {
 		t.Fatal(err)
 	}
-	// Two slots and two runs waiting in the executor: with runs of 0.8 s,
-	// the rest of 8 invocations wait longer than 0.5 s for a slot.
+	// Two slots and six runs waiting in the executor: with runs of 0.8 s,
+	// the rest of 12 invocations wait longer than 0.5 s for a slot.
 	put(t, client, "slow", `function handle(req) while os.clock() < 0.8 do end return req.payload end`,
-		queue.FunctionOptions{Timeout: 10 * time.Second})
-	const n = 8
+		queue.FunctionOptions{Timeout: 20 * time.Second})
+	const n = 12
 	rows, err := pool.Query(ctx, `SELECT picloud.invoke('slow', jsonb_build_object('n', g)) FROM generate_series(1, $1) g`, n)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -143,10 +144,16 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	var res executor.Result
 	retrying := false
 	defer func() { endAttempt(span, inv, res, retrying, err) }()
-	logger := c.logger.With("invocation_id", inv.ID, "function", inv.Function)
-	if sc := span.SpanContext(); sc.IsSampled() {
-		logger = logger.With("trace_id", sc.TraceID().String())
-	}
+	// Built on first use: slog's With formats its attributes at once, which
+	// took 10% of a worker's CPU on the burn-down when every attempt built
+	// a logger and almost none logged.
+	logger := sync.OnceValue(func() *slog.Logger {
+		l := c.logger.With("invocation_id", inv.ID, "function", inv.Function)
+		if sc := span.SpanContext(); sc.IsSampled() {
+			l = l.With("trace_id", sc.TraceID().String())
+		}
+		return l
+	})
 	c.config.Observer.AttemptStarted(inv.Function, queuedFor(inv))
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -183,7 +190,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	if res.NoRetry {
 		// The executor's own line about a dead sandbox cannot name the
 		// invocation; this one does.
-		logger.WarnContext(ctx, "the sandbox died during the invocation", "attempt", inv.Attempt, "error", res.Error)
+		logger().WarnContext(ctx, "the sandbox died during the invocation", "attempt", inv.Attempt, "error", res.Error)
 	}
 
 	inv.Status = Status(res.Status)
@@ -202,13 +209,13 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	switch {
 	case res.Status == executor.Cancelled && errors.Is(context.Cause(runCtx), errCancelledByRequest):
 		// picloud.cancel already finished the row.
-		logger.DebugContext(ctx, "invocation cancelled while it ran", "attempt", inv.Attempt)
+		logger().DebugContext(ctx, "invocation cancelled while it ran", "attempt", inv.Attempt)
 		c.config.Observer.InvocationFinished(inv.Function, string(inv.Trigger), string(StatusCancelled))
 		return nil
 	case res.Status == executor.Cancelled:
 		// The worker is shutting down: hand the invocation back for
 		// another worker rather than lose it.
-		logger.InfoContext(ctx, "handing the invocation back: the worker is stopping", "attempt", inv.Attempt)
+		logger().InfoContext(ctx, "handing the invocation back: the worker is stopping", "attempt", inv.Attempt)
 		retrying = true
 		return w.retry(finishCtx, inv, "the worker stopped during the run", logs, time.Now())
 	case (res.Status == executor.Failed || res.Status == executor.TimedOut) && inv.Attempt < inv.MaxAttempts && !res.NoRetry:
@@ -217,7 +224,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 			base = time.Duration(*started.RetryBackoffMs) * time.Millisecond
 		}
 		backoff := retryBackoff(base, inv.Attempt)
-		logger.DebugContext(ctx, "attempt failed; retrying", "attempt", inv.Attempt, "backoff", backoff, "error", res.Error)
+		logger().DebugContext(ctx, "attempt failed; retrying", "attempt", inv.Attempt, "backoff", backoff, "error", res.Error)
 		retrying = true
 		return w.retry(finishCtx, inv, res.Error, logs, time.Now().Add(backoff))
 	}
@@ -262,7 +269,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	if err := json.Unmarshal(finished.Errors, &inv.Errors); err != nil {
 		return fmt.Errorf("decode errors of invocation %d: %w", inv.ID, err)
 	}
-	logger.DebugContext(ctx, "invocation finished", "status", inv.Status, "attempt", inv.Attempt, "duration", res.Duration)
+	logger().DebugContext(ctx, "invocation finished", "status", inv.Status, "attempt", inv.Attempt, "duration", res.Duration)
 	c.config.Observer.InvocationFinished(inv.Function, string(inv.Trigger), string(inv.Status))
 	c.finished.finish(inv.ID, &inv)
 	if recorded != nil {

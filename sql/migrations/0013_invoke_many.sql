@@ -92,6 +92,10 @@ BEGIN
     -- decides for one.
     v_now := clock_timestamp();
     v_keyed := coalesce(cardinality(array_remove(p_idempotency_keys, NULL)) > 0, false);
+    -- The row trigger that announces new invocations to event streams
+    -- stands aside (see announce_inserted): the batch is announced once,
+    -- below, and only while someone watches.
+    PERFORM set_config('picloud.announce_inserts', 'off', true);
 
     IF NOT v_keyed THEN
         SELECT bool_or(r IS NULL OR r <= v_now), min(r) FILTER (WHERE r > v_now) INTO v_due, v_next
@@ -101,7 +105,6 @@ BEGIN
         -- ascend with it, and so do the River jobs' ids: workers fetch the
         -- batch in payload order. MATERIALIZED: nextval must run once per
         -- element, not once per reference to the CTE.
-        RETURN QUERY
         WITH input AS MATERIALIZED (
             SELECT nextval('picloud.invocations_id_seq') AS id, u.ord,
                    coalesce(u.payload, '{}'::jsonb) AS payload, u.run_at
@@ -121,7 +124,8 @@ BEGIN
                    CASE WHEN input.run_at > v_now THEN input.run_at ELSE now() END
             FROM input
         )
-        SELECT input.id, 'queued'::text FROM input ORDER BY input.ord;
+        SELECT array_agg(input.id ORDER BY input.ord) INTO v_ids FROM input;
+        RETURN QUERY SELECT u.id, 'queued'::text FROM unnest(v_ids) WITH ORDINALITY AS u(id, ord) ORDER BY u.ord;
     ELSE
         -- With keys, an element creates an invocation when it has no key,
         -- or when it is the first with its key and the key is free (never
@@ -195,6 +199,13 @@ BEGIN
             LEFT JOIN picloud.invocations inv ON inv.id = k.invocation_id
             ORDER BY u.ord;
         END IF;
+    END IF;
+
+    PERFORM set_config('picloud.announce_inserts', '', true);
+    IF (SELECT w.until FROM picloud.event_watch w) > now() THEN
+        PERFORM picloud.notify_events('picloud_events', ARRAY(
+            SELECT picloud.invocation_event(i) FROM picloud.invocations i
+            WHERE i.id = ANY(v_ids) AND i.created_at >= v_now ORDER BY i.id));
     END IF;
 
     -- One wake-up and one rescue-clock check for the whole batch, where

@@ -74,24 +74,28 @@ CREATE TRIGGER invocations_announce_updates
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION picloud.announce_updates();
 
--- announce_inserts announces new invocations (queued, or running when
--- started where they were written) while someone watches; a bulk insert
--- checks the watch once rather than once per row.
-CREATE FUNCTION picloud.announce_inserts() RETURNS trigger
+-- announce_inserted announces a new invocation (queued, or running when
+-- started where it was written) while someone watches. A row trigger, with
+-- a condition that lets a bulk insert opt out: picloud.enqueue_many sets
+-- picloud.announce_inserts to 'off' for its INSERT and announces the batch
+-- itself, once. (A statement-level trigger with a transition table cost a
+-- bulk insert 14 µs a row for capturing rows nobody reads unless someone
+-- watches: 29,000 rows/s against 48,000 without it.)
+CREATE FUNCTION picloud.announce_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF (SELECT until FROM picloud.event_watch) > now() THEN
-        PERFORM picloud.notify_events('picloud_events', ARRAY(
-            SELECT picloud.invocation_event(n) FROM new_rows n ORDER BY n.id));
+        PERFORM pg_notify('picloud_events', '[' || picloud.invocation_event(NEW) || ']');
     END IF;
     RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER invocations_announce_inserts
+CREATE TRIGGER invocations_announce_inserted
     AFTER INSERT ON picloud.invocations
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION picloud.announce_inserts();
+    FOR EACH ROW
+    WHEN (current_setting('picloud.announce_inserts', true) IS DISTINCT FROM 'off')
+    EXECUTE FUNCTION picloud.announce_inserted();
 
 -- Starting --------------------------------------------------------------------
 
