@@ -54,17 +54,21 @@ DROP FUNCTION picloud.announce_progress();
 -- of invocations and compares the old and new status itself.
 CREATE FUNCTION picloud.announce_updates() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_finished text[];
+    v_progress text[];
 BEGIN
-    PERFORM picloud.notify_events('picloud_finished', ARRAY(
-        SELECT picloud.invocation_event(n) FROM new_rows n JOIN old_rows o ON o.id = n.id
-        WHERE n.status IN ('succeeded', 'failed', 'timed_out', 'cancelled') AND o.status IS DISTINCT FROM n.status
-        ORDER BY n.id));
-    IF (SELECT until FROM picloud.event_watch) > now() THEN
-        PERFORM picloud.notify_events('picloud_events', ARRAY(
-            SELECT picloud.invocation_event(n) FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE n.status IN ('queued', 'running') AND o.status IS DISTINCT FROM n.status
-            ORDER BY n.id));
-    END IF;
+    -- One pass over the statement's rows for both channels; the progress
+    -- events are built only while someone watches.
+    SELECT array_agg(picloud.invocation_event(n) ORDER BY n.id)
+               FILTER (WHERE n.status IN ('succeeded', 'failed', 'timed_out', 'cancelled')),
+           array_agg(picloud.invocation_event(n) ORDER BY n.id)
+               FILTER (WHERE n.status IN ('queued', 'running') AND (SELECT until FROM picloud.event_watch) > now())
+    INTO v_finished, v_progress
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+    WHERE o.status IS DISTINCT FROM n.status;
+    PERFORM picloud.notify_events('picloud_finished', v_finished);
+    PERFORM picloud.notify_events('picloud_events', v_progress);
     RETURN NULL;
 END;
 $$;
@@ -125,30 +129,35 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_now     timestamptz := clock_timestamp();
-    v_limited bigint[];
     v_started picloud.invocations[];
+    v_timeout integer;
     v_id      bigint;
 BEGIN
-    SELECT array_agg(i.id) INTO v_limited
-    FROM picloud.invocations i JOIN picloud.functions f ON f.name = i.function
-    WHERE i.id = ANY(p_ids) AND i.status = 'queued' AND f.max_concurrency IS NOT NULL;
-
+    -- One statement for the common case; the limited check, the rescue
+    -- clock and the per-row path cost nothing when they have nothing to do
+    -- (a lone start took 0.78 ms with each as a statement of its own).
     WITH started AS (
         UPDATE picloud.invocations i
         SET status = 'running', started_at = v_now, attempt = i.attempt + 1, parked = false
-        WHERE i.id = ANY(p_ids) AND i.status = 'queued' AND NOT i.id = ANY(coalesce(v_limited, '{}'))
+        WHERE i.id = ANY(p_ids) AND i.status = 'queued'
+          AND NOT EXISTS (SELECT FROM picloud.functions f WHERE f.name = i.function AND f.max_concurrency IS NOT NULL)
         RETURNING i.*
     )
-    SELECT array_agg(s) INTO v_started FROM started s;
+    SELECT array_agg(s), min(s.timeout_ms) INTO v_started, v_timeout FROM started s;
     IF v_started IS NOT NULL THEN
-        PERFORM picloud.arm_rescue(v_now + (SELECT min(s.timeout_ms) FROM unnest(v_started) s) * interval '1 millisecond'
-                                         + picloud.rescue_grace());
+        PERFORM picloud.arm_rescue(v_now + v_timeout * interval '1 millisecond' + picloud.rescue_grace());
         RETURN QUERY SELECT * FROM unnest(v_started);
     END IF;
 
-    FOREACH v_id IN ARRAY coalesce(v_limited, '{}') LOOP
-        RETURN QUERY SELECT * FROM picloud.start_invocation(v_id);
-    END LOOP;
+    IF coalesce(cardinality(v_started), 0) < cardinality(p_ids) THEN
+        FOR v_id IN
+            SELECT i.id FROM picloud.invocations i JOIN picloud.functions f ON f.name = i.function
+            WHERE i.id = ANY(p_ids) AND i.status = 'queued' AND f.max_concurrency IS NOT NULL
+            ORDER BY i.id
+        LOOP
+            RETURN QUERY SELECT * FROM picloud.start_invocation(v_id);
+        END LOOP;
+    END IF;
 END;
 $$;
 
