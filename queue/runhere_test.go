@@ -181,18 +181,10 @@ func TestRunHereCancelled(t *testing.T) {
 // in a few notifications: a batch of 60 invocations enqueued in one
 // transaction shares a handful of start times.
 func TestFetchedInvocationsStartTogether(t *testing.T) {
-	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
 	const n = 60
-	rows, err := pool.Query(ctx, `SELECT picloud.invoke('echo', jsonb_build_object('n', g)) FROM generate_series(1, $1) g`, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := invokeFromSQL(t, pool, "echo", n)
 	for _, id := range ids {
 		if inv := waitFor(t, client, id); inv.Status != queue.StatusSucceeded || inv.Attempt != 1 {
 			t.Fatalf("invocation %d = %s attempt %d", id, inv.Status, inv.Attempt)
@@ -224,14 +216,7 @@ func TestWaitingTooLongHandsBack(t *testing.T) {
 	put(t, client, "slow", `function handle(req) while os.clock() < 0.8 do end return req.payload end`,
 		queue.FunctionOptions{Timeout: 20 * time.Second})
 	const n = 12
-	rows, err := pool.Query(ctx, `SELECT picloud.invoke('slow', jsonb_build_object('n', g)) FROM generate_series(1, $1) g`, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := invokeFromSQL(t, pool, "slow", n)
 	for _, id := range ids {
 		inv := waitFor(t, client, id)
 		if inv.Status != queue.StatusSucceeded || inv.Attempt != 1 || len(inv.Errors) != 0 {
@@ -242,4 +227,20 @@ func TestWaitingTooLongHandsBack(t *testing.T) {
 	if jobs <= n {
 		t.Errorf("%d jobs for %d invocations; want some handed back with a new job", jobs, n)
 	}
+}
+
+// invokeFromSQL enqueues n invocations of function in one SQL statement,
+// committed together, and returns their ids.
+func invokeFromSQL(t *testing.T, pool *pgxpool.Pool, function string, n int) []int64 {
+	t.Helper()
+	rows, err := pool.Query(context.Background(),
+		`SELECT picloud.invoke($1, jsonb_build_object('n', g)) FROM generate_series(1, $2) g`, function, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
