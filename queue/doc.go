@@ -4,26 +4,52 @@
 //
 // # The life of an invocation
 //
-// Invoke calls picloud.enqueue_invocation, which in one statement inserts
-// the row in picloud.invocations (status queued), inserts the River job that
-// carries it, and sends River's insert NOTIFY. Because NOTIFY is
-// transactional, a worker is woken exactly when the row becomes visible.
+// An invocation row (picloud.invocations) moves through these states:
 //
-// A worker's River producer fetches the job; Work marks the row running,
-// runs the function in the Executor, and writes the outcome (succeeded,
-// failed, timed_out or cancelled, with result, error and logs) in one UPDATE.
-// A trigger on the table announces every final status on the channel
-// picloud_finished. Wait hears that announcement through a dedicated LISTEN
-// connection (pgxlisten), or, when the worker runs in the same process,
-// straight from the worker with the finished row in hand.
+//	queued ──start──► running ──finish──► succeeded | failed | timed_out | cancelled
+//	  ▲  │                │
+//	  │  └─ parked        ├─ retry: an attempt failed and attempts remain → queued, due after a backoff
+//	  │     (waits for a  ├─ hand back: it waited too long on its node for a sandbox → queued, attempt not counted
+//	  │      concurrency  └─ rescue: its node stopped reporting past start + timeout + grace → queued, or failed
+//	  │      slot)
+//	  └────────────────── cancel (from queued or running) ──► cancelled
+//
+// Enqueue (Invoke, InvokeMany, SQL picloud.invoke, a cron tick, a script's
+// picloud.invoke at its parent's finish) writes the row queued and the River
+// job that carries it, and sends River's insert NOTIFY in the same
+// transaction, so a worker is woken exactly when the row becomes visible.
+// A synchronous call on a node with a free run slot is written already
+// running instead and runs there (runhere.go).
+//
+// Start (start.go): River's producer fetches up to Config.InFlight jobs and
+// hands each to Work; the invocations of the jobs that arrive together are
+// started by one statement (picloud.start_invocations), which returns what
+// their runs need. A function with max_concurrency takes a slot under its
+// row's lock, or parks the invocation until a slot frees.
+//
+// Run (worker.go): an attempt waits for one of the node's run slots, runs
+// in the Executor, and frees the slot as the Executor returns.
+//
+// Finish (finish.go): the outcomes that end together are recorded by one
+// statement (picloud.finish_invocations) with the kv writes and child
+// invocations of the successful ones, and announced, per statement, on
+// picloud_finished as a JSON array. Wait hears that announcement through a
+// dedicated LISTEN connection (pgxlisten), or, when the attempt ran in the
+// same process, straight from it with the finished row in hand.
+//
+// Start and finish are group commits (batch.go): the first item goes at
+// once, and the items that arrive while a statement is in flight go
+// together in the next, so a lone invocation waits for nobody and a burst
+// costs a few statements.
 //
 // # How River is bent
 //
 // River is the transport, not the record: the record is the invocation
 // row. Its defaults are changed where they would cost latency or idle load,
 // and each change says why where it is made (newRiverClient, Work):
-// FetchCooldown is 1 ms instead of 100 ms, the fetch poll is a one-minute
-// safety net because work arrives by NOTIFY, and outcomes are written by the
-// worker itself rather than by River's completer, which batches completions
-// every 250 ms.
+// FetchCooldown is 1 ms instead of 100 ms, the fetch poll is a ten-minute
+// safety net because work arrives by NOTIFY, no client leads (PiCloud's own
+// timers promote, rescue and sweep), and starts and outcomes are written by
+// the worker itself rather than by River's completer, which batches
+// completions every 250 ms.
 package queue
