@@ -99,7 +99,7 @@ func (w *invocationWorker) waitForSandbox(ctx context.Context, started *db.Start
 		return true
 	default:
 	}
-	patience := time.NewTimer(time.Duration(started.RescueGraceMs) * time.Millisecond / 2)
+	patience := time.NewTimer(max(time.Duration(started.RescueGraceMs)*time.Millisecond/2, minHandBackWait))
 	defer patience.Stop()
 	select {
 	case c.sandboxes <- struct{}{}:
@@ -115,6 +115,12 @@ func (w *invocationWorker) waitForSandbox(ctx context.Context, started *db.Start
 	}
 	return false
 }
+
+// minHandBackWait is the least a started invocation waits for a run slot
+// before it is handed back, whatever the rescue grace: with a grace of 0,
+// half of it would hand back every invocation that cannot run at once, and
+// the node would fetch and hand back the same jobs in a loop.
+const minHandBackWait = 100 * time.Millisecond
 
 // releaseSandbox frees the run slot that waitForSandbox or reserveSlot took.
 func (c *Client) releaseSandbox() { <-c.sandboxes }
