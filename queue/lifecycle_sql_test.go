@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
 )
@@ -35,26 +33,13 @@ func TestBatchedLifecycleSQL(t *testing.T) {
 		}
 		return v
 	}
-	ids := func(sql string, args ...any) []int64 {
-		t.Helper()
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return got
-	}
-
-	queued := ids(`SELECT picloud.invoke('noop') FROM generate_series(1, 3)`)
-	limited := ids(`SELECT picloud.invoke('single') FROM generate_series(1, 2)`)
+	queued := ids(t, ctx, tx, `SELECT picloud.invoke('noop') FROM generate_series(1, 3)`)
+	limited := ids(t, ctx, tx, `SELECT picloud.invoke('single') FROM generate_series(1, 2)`)
 	all := append(append([]int64{}, queued...), limited...)
 
 	// One call starts the three unlimited ones and one of the two limited
 	// ones; the other waits, parked, for the slot.
-	started := ids(`SELECT id FROM picloud.start_invocations($1) ORDER BY id`, all)
+	started := ids(t, ctx, tx, `SELECT id FROM picloud.start_invocations($1) ORDER BY id`, all)
 	if len(started) != 4 || started[3] != limited[0] {
 		t.Fatalf("started %v of %v; want the three unlimited and the first limited one", started, all)
 	}
@@ -62,7 +47,7 @@ func TestBatchedLifecycleSQL(t *testing.T) {
 		t.Errorf("the second limited invocation is not parked")
 	}
 	// Starting again starts nothing: they run already.
-	if again := ids(`SELECT id FROM picloud.start_invocations($1)`, queued); len(again) != 0 {
+	if again := ids(t, ctx, tx, `SELECT id FROM picloud.start_invocations($1)`, queued); len(again) != 0 {
 		t.Errorf("a second start started %v", again)
 	}
 
@@ -83,7 +68,7 @@ func TestBatchedLifecycleSQL(t *testing.T) {
 	// Finish four outcomes at once: a success with a kv write, a failure,
 	// one for a wrong attempt (fenced off), and the limited one, whose slot
 	// frees and admits the parked invocation.
-	finished := ids(`SELECT i.id FROM picloud.finish_invocations(
+	finished := ids(t, ctx, tx, `SELECT i.id FROM picloud.finish_invocations(
 			ARRAY[$1, $2, $3, $4]::bigint[], ARRAY[1, 1, 7, 1], ARRAY['succeeded', 'failed', 'succeeded', 'succeeded'],
 			ARRAY['1', NULL, '2', NULL]::jsonb[], ARRAY['', 'boom', '', ''], ARRAY['[]', '[]', '[]', '[]']::jsonb[],
 			ARRAY['[{"op": "set", "key": "k", "value": 42, "ttl": null}]', NULL, NULL, NULL]::jsonb[],

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/internal/platformtest"
@@ -233,14 +232,6 @@ func TestWaitingTooLongHandsBack(t *testing.T) {
 // committed together, and returns their ids.
 func invokeFromSQL(t *testing.T, pool *pgxpool.Pool, function string, n int) []int64 {
 	t.Helper()
-	rows, err := pool.Query(context.Background(),
+	return ids(t, context.Background(), pool,
 		`SELECT picloud.invoke($1, jsonb_build_object('n', g)) FROM generate_series(1, $2) g`, function, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
 }
