@@ -145,27 +145,9 @@ func riverInsertRate(ctx context.Context, p *platform, n int, limit time.Duratio
 		return 0, err
 	}
 	defer r.close()
-	params := make([]river.InsertManyParams, n)
-	for i := range params {
-		params[i].Args = riverNoopArgs{}
-	}
 	insertCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	d, err := bench.Time(func() error {
-		tx, err := r.pool.Begin(insertCtx)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-		inserted, err := r.client.InsertManyFastTx(insertCtx, tx, params)
-		if err != nil {
-			return err
-		}
-		if inserted != n {
-			return fmt.Errorf("inserted %d jobs, want %d", inserted, n)
-		}
-		return tx.Commit(insertCtx)
-	})
+	d, err := r.insertNoops(insertCtx, n)
 	if err != nil {
 		return 0, fmt.Errorf("insert %d river jobs: %w", n, err)
 	}

@@ -94,6 +94,31 @@ type riverAlone struct {
 // workers and logger are filled in), started unless config has no queues:
 // such a client only inserts. close stops the client and drops the
 // database.
+// insertNoops inserts n no-op jobs with InsertManyFast in a transaction of
+// its own, so that the clock stops at the commit workers wait for, and
+// returns how long it took.
+func (r *riverAlone) insertNoops(ctx context.Context, n int) (time.Duration, error) {
+	params := make([]river.InsertManyParams, n)
+	for i := range params {
+		params[i].Args = riverNoopArgs{}
+	}
+	return bench.Time(func() error {
+		tx, err := r.pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		inserted, err := r.client.InsertManyFastTx(ctx, tx, params)
+		if err != nil {
+			return err
+		}
+		if inserted != n {
+			return fmt.Errorf("inserted %d jobs, want %d", inserted, n)
+		}
+		return tx.Commit(ctx)
+	})
+}
+
 func startRiverAlone(ctx context.Context, p *platform, config *river.Config) (*riverAlone, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pool, cleanup, err := scratchDatabase(ctx, p, "picloud_bench_river_", func(ctx context.Context, pool *pgxpool.Pool) error {
@@ -192,29 +217,9 @@ func measureRiverBurndown(ctx context.Context, p *platform, n int) ([]result, er
 		return nil, fmt.Errorf("read the first job id: %w", err)
 	}
 	hi := lo + int64(n) - 1
-	params := make([]river.InsertManyParams, n)
-	for i := range params {
-		params[i].Args = riverNoopArgs{}
-	}
 	insertCtx, cancel := context.WithTimeout(ctx, limits.insert)
 	defer cancel()
-	// In a transaction of our own, so that the clock stops at the commit
-	// the workers wait for.
-	insertTime, err := bench.Time(func() error {
-		tx, err := r.pool.Begin(insertCtx)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-		inserted, err := r.client.InsertManyFastTx(insertCtx, tx, params)
-		if err != nil {
-			return err
-		}
-		if inserted != n {
-			return fmt.Errorf("inserted %d jobs, want %d", inserted, n)
-		}
-		return tx.Commit(insertCtx)
-	})
+	insertTime, err := r.insertNoops(insertCtx, n)
 	// River stamps finalized_at with the clock of the process that worked
 	// the job, this one, so the burn-down starts on the same clock.
 	committed := time.Now()
