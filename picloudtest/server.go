@@ -3,8 +3,6 @@ package picloudtest
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -18,8 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/modules/postgres"
@@ -344,22 +340,11 @@ func migrate(ctx context.Context, dbURL string) error {
 // included, so that a server kept between runs never serves a copy of an
 // older schema.
 var templateName = sync.OnceValues(func() (string, error) {
-	h := sha256.New()
-	migrations, err := queue.Migrations()
+	digest, err := queue.SchemaDigest()
 	if err != nil {
-		return "", fmt.Errorf("read migrations: %w", err)
+		return "", fmt.Errorf("schema digest: %w", err)
 	}
-	for _, m := range migrations {
-		h.Write([]byte(m.SQL))
-	}
-	migrator, err := rivermigrate.New(riverpgxv5.New(nil), nil)
-	if err != nil {
-		return "", fmt.Errorf("river migrations: %w", err)
-	}
-	for _, m := range migrator.AllVersions() {
-		h.Write([]byte(m.SQLUp))
-	}
-	return templatePrefix + hex.EncodeToString(h.Sum(nil))[:16], nil
+	return templatePrefix + digest[:16], nil
 })
 
 // withDatabase points a URL, or a keyword/value connection string, at

@@ -99,7 +99,7 @@ func TestInvokeManySQL(t *testing.T) {
 					t.Errorf("invocation %d = %+v, want %+v", i, r, want)
 				}
 			}
-			// The River jobs are schedule_attempt's, in the same order.
+			// The River jobs are schedule_attempts', in the same order.
 			rows, err = tx.Query(ctx, `SELECT (args->>'invocation_id')::bigint, kind, queue, priority, max_attempts, state::text,
 				scheduled_at <= now() FROM picloud.river_job ORDER BY id`)
 			if err != nil {
@@ -278,7 +278,7 @@ func countTx(t *testing.T, tx pgx.Tx, sql string, args ...any) int {
 
 // TestInvokeManyWakesOnce: a committed batch sends one wake-up to River's
 // producers and arms the rescue clock, or, scheduled, announces its due
-// time, as schedule_attempt does per row.
+// time, as schedule_attempts does.
 func TestInvokeManyWakesOnce(t *testing.T) {
 	ctx := context.Background()
 	_, pool := enqueueOnly(t)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/picloud/picloud/queue/internal/db"
@@ -17,9 +16,23 @@ import (
 // maxFinishBatch bounds how many outcomes one finish statement records.
 const maxFinishBatch = 1000
 
+// finishParams is one attempt's outcome, as picloud.finish_invocations
+// takes it: Kv and Invokes are what a successful script asked for (see
+// hostCalls.commitArgs).
+type finishParams struct {
+	ID      int64
+	Attempt int32
+	Status  string
+	Result  []byte
+	Error   *string
+	Logs    []byte
+	Kv      []byte
+	Invokes []byte
+}
+
 // finishItem is one attempt's outcome to record.
 type finishItem struct {
-	params db.FinishInvocationParams
+	params finishParams
 	logger func() *slog.Logger
 }
 
@@ -27,7 +40,7 @@ type finishItem struct {
 // is recorded as a failure instead), and the row's timings and errors.
 // found is false when the attempt no longer ran (cancelled meanwhile).
 type finishOutcome struct {
-	params db.FinishInvocationParams
+	params finishParams
 	row    db.FinishInvocationsRow
 	found  bool
 }
@@ -44,32 +57,14 @@ func (c *Client) newFinisher() *groupCommit[finishItem, finishOutcome] {
 		results := make([]batchResult[finishOutcome], len(items))
 		ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
 		defer cancel()
-		arg := db.FinishInvocationsParams{
-			Ids:      make([]int64, len(items)),
-			Attempts: make([]int32, len(items)),
-			Statuses: make([]string, len(items)),
-			Results:  make([][]byte, len(items)),
-			Errors:   make([]string, len(items)),
-			Logs:     make([][]byte, len(items)),
-			Kv:       make([][]byte, len(items)),
-			Invokes:  make([][]byte, len(items)),
-		}
+		params := make([]finishParams, len(items))
 		for i, item := range items {
-			p := item.params
-			arg.Ids[i], arg.Attempts[i], arg.Statuses[i] = p.ID, p.Attempt, p.Status
-			arg.Results[i], arg.Logs[i], arg.Kv[i], arg.Invokes[i] = p.Result, p.Logs, p.Kv, p.Invokes
-			if p.Error != nil {
-				arg.Errors[i] = *p.Error
-			}
+			params[i] = item.params
 		}
-		rows, err := c.queries.FinishInvocations(ctx, arg)
+		rows, err := c.finishInvocations(ctx, params...)
 		if err == nil {
-			byID := make(map[int64]db.FinishInvocationsRow, len(rows))
-			for _, r := range rows {
-				byID[r.ID] = r
-			}
 			for i, item := range items {
-				row, found := byID[item.params.ID]
+				row, found := rows[item.params.ID]
 				results[i].out = finishOutcome{params: item.params, row: row, found: found}
 			}
 			return results
@@ -84,17 +79,48 @@ func (c *Client) newFinisher() *groupCommit[finishItem, finishOutcome] {
 	})
 }
 
-// finishOne records one outcome with picloud.finish_invocation. An outcome
-// the database refuses is cleaned (NUL characters) or else recorded as a
-// failure that says why, so that the row never stays running.
+// finishInvocations records outcomes in one picloud.finish_invocations
+// statement and returns the rows it finished, by id.
+func (c *Client) finishInvocations(ctx context.Context, params ...finishParams) (map[int64]db.FinishInvocationsRow, error) {
+	arg := db.FinishInvocationsParams{
+		Ids:      make([]int64, len(params)),
+		Attempts: make([]int32, len(params)),
+		Statuses: make([]string, len(params)),
+		Results:  make([][]byte, len(params)),
+		Errors:   make([]string, len(params)),
+		Logs:     make([][]byte, len(params)),
+		Kv:       make([][]byte, len(params)),
+		Invokes:  make([][]byte, len(params)),
+	}
+	for i, p := range params {
+		arg.Ids[i], arg.Attempts[i], arg.Statuses[i] = p.ID, p.Attempt, p.Status
+		arg.Results[i], arg.Logs[i], arg.Kv[i], arg.Invokes[i] = p.Result, p.Logs, p.Kv, p.Invokes
+		if p.Error != nil {
+			arg.Errors[i] = *p.Error
+		}
+	}
+	rows, err := c.queries.FinishInvocations(ctx, arg)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]db.FinishInvocationsRow, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	return byID, nil
+}
+
+// finishOne records one outcome on its own. An outcome the database
+// refuses is cleaned (NUL characters) or else recorded as a failure that
+// says why, so that the row never stays running.
 func (c *Client) finishOne(ctx context.Context, item finishItem) (finishOutcome, error) {
 	params := item.params
-	row, err := c.queries.FinishInvocation(ctx, params)
+	rows, err := c.finishInvocations(ctx, params)
 	if untranslatable(err) {
 		// jsonb has no \u0000; Lua strings may hold NUL bytes. Store them as
 		// U+FFFD, as the executor already does with invalid UTF-8.
 		if params.Result, err = replaceNUL(params.Result); err == nil {
-			row, err = c.queries.FinishInvocation(ctx, params)
+			rows, err = c.finishInvocations(ctx, params)
 		}
 	}
 	if unstorable(err) {
@@ -104,15 +130,13 @@ func (c *Client) finishOne(ctx context.Context, item finishItem) (finishOutcome,
 		// the row does not stay running forever.
 		reason := "the function's result could not be stored: " + err.Error()
 		params.Status, params.Result, params.Error = string(StatusFailed), nil, &reason
-		row, err = c.queries.FinishInvocation(ctx, params)
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return finishOutcome{params: params}, nil
+		rows, err = c.finishInvocations(ctx, params)
 	}
 	if err != nil {
 		return finishOutcome{}, err
 	}
-	return finishOutcome{params: params, row: db.FinishInvocationsRow{ID: params.ID, StartedAt: row.StartedAt, FinishedAt: row.FinishedAt, Errors: row.Errors}, found: true}, nil
+	row, found := rows[params.ID]
+	return finishOutcome{params: params, row: row, found: found}, nil
 }
 
 // untranslatable reports PostgreSQL refusing a character, which for jsonb

@@ -13,7 +13,7 @@ import (
 )
 
 // runningHere reports whether invocation id is recorded as running on
-// a node by invoke_here: its flag, and its row in run_here_deadlines.
+// a node by enqueue_invocation: its flag, and its row in run_here_deadlines.
 func runningHere(t *testing.T, pool *pgxpool.Pool, id int64) (flagged, deadline bool) {
 	t.Helper()
 	if err := pool.QueryRow(context.Background(), `
@@ -71,7 +71,7 @@ func TestSyncCallRunsHere(t *testing.T) {
 	}
 }
 
-// TestRunHereRescuedWhenTheNodeDies: an invocation started by invoke_here
+// TestRunHereRescuedWhenTheNodeDies: an invocation started where it was written
 // on a node that then vanished is taken back like any other, by the rescue
 // timer, and its new attempt runs on a live worker; without attempts left,
 // it fails.
@@ -86,7 +86,7 @@ func TestRunHereRescuedWhenTheNodeDies(t *testing.T) {
 	crash := func(function string) int64 {
 		t.Helper()
 		var id int64
-		if err := pool.QueryRow(ctx, `SELECT id FROM picloud.invoke_here($1, 'api', NULL, NULL, NULL, NULL, NULL, false, NULL, 'ghost')`, function).Scan(&id); err != nil {
+		if err := pool.QueryRow(ctx, `SELECT id FROM picloud.enqueue_invocation($1, 'api', NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, 'ghost')`, function).Scan(&id); err != nil {
 			t.Fatal(err)
 		}
 		return id

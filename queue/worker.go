@@ -248,7 +248,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 			inv.Result = res.Value
 		}
 	}
-	params := db.FinishInvocationParams{ID: inv.ID, Attempt: int32(inv.Attempt), Status: string(inv.Status), Result: inv.Result, Logs: logs}
+	params := finishParams{ID: inv.ID, Attempt: int32(inv.Attempt), Status: string(inv.Status), Result: inv.Result, Logs: logs}
 	if res.Status == executor.Succeeded {
 		if params.Kv, params.Invokes, err = host.commitArgs(); err != nil {
 			return fmt.Errorf("encode writes of invocation %d: %w", inv.ID, err)

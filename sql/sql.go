@@ -1,9 +1,15 @@
 // Package sql holds PiCloud's database schema and queries as plain .sql files.
 //
-// migrations/ is applied in file-name order by queue.Migrate (after River's own
-// migrations, in the same transaction); queries/ is compiled by sqlc into typed
-// Go in queue/internal/db. Keeping the SQL here as files, not strings in Go,
-// lets it be read, reviewed and checked against the schema as SQL.
+//   - bootstrap.sql prepares the schema and the bookkeeping tables;
+//   - migrations/ holds the tables, indexes and rows, one numbered file per
+//     change, each applied once, in order;
+//   - functions/ holds the SQL functions, triggers and views, one file per
+//     concern, applied in file-name order with CREATE OR REPLACE whenever
+//     they change (see queue.Migrate);
+//   - queries/ is compiled by sqlc into typed Go in queue/internal/db.
+//
+// Keeping the SQL here as files, not strings in Go, lets it be read,
+// reviewed and checked against the schema as SQL.
 package sql
 
 import (
@@ -11,7 +17,7 @@ import (
 	"io/fs"
 )
 
-//go:embed bootstrap.sql migrations/*.sql
+//go:embed bootstrap.sql migrations/*.sql functions/*.sql
 var files embed.FS
 
 // Bootstrap returns the statements that prepare the schema before any migration.
@@ -25,9 +31,18 @@ func Bootstrap() string {
 
 // Migrations returns the migration files, named NNNN_description.sql.
 func Migrations() fs.FS {
-	sub, err := fs.Sub(files, "migrations")
+	return sub("migrations")
+}
+
+// Functions returns the function files, named NN_concern.sql.
+func Functions() fs.FS {
+	return sub("functions")
+}
+
+func sub(dir string) fs.FS {
+	s, err := fs.Sub(files, dir)
 	if err != nil {
 		panic(err) // embedded at build time: cannot be missing
 	}
-	return sub
+	return s
 }

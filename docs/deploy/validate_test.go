@@ -426,6 +426,7 @@ type picloudFacts struct {
 	goDirective        string        // go.mod's go (and toolchain) version
 	invocationStatuses []string      // the CHECK constraint on picloud.invocations.status
 	tables             []string      // tables the migrations create in schema picloud
+	stableFunctions    []string      // functions sql/functions/ declares STABLE or IMMUTABLE
 }
 
 // findSubmatch returns the first submatch of re in the named repository
@@ -509,6 +510,25 @@ func readFacts(t *testing.T) picloudFacts {
 	}
 	if len(f.invocationStatuses) == 0 {
 		t.Fatal("no CHECK (status IN (...)) constraint in sql/migrations: update validate_test.go")
+	}
+
+	functions, err := filepath.Glob(filepath.Join(repoRoot, "sql", "functions", "*.sql"))
+	if err != nil || len(functions) == 0 {
+		t.Fatalf("no function files in sql/functions: %v", err)
+	}
+	// CREATE ... FUNCTION picloud.name(...) RETURNS ... LANGUAGE sql STABLE:
+	// the declaration up to its body's opening $$.
+	funcRx := regexp.MustCompile(`(?is)CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+picloud\.(\w+)\s*\(([^$]*)\$\$`)
+	for _, p := range functions {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range funcRx.FindAllSubmatch(data, -1) {
+			if regexp.MustCompile(`(?i)\b(STABLE|IMMUTABLE)\b`).Match(m[2]) {
+				f.stableFunctions = append(f.stableFunctions, strings.ToLower(string(m[1])))
+			}
+		}
 	}
 	return f
 }
@@ -1783,13 +1803,22 @@ var (
 // riverJobStates are River's job states (the river_job_state enum).
 var riverJobStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"}
 
-// checkQuery is a textual check of the KEDA query: one read-only SELECT that
-// counts picloud.invocations rows, naming only tables and statuses the
-// schema has.
+var sqlFunctionCallRx = regexp.MustCompile(`(?i)^SELECT\s+picloud\.(\w+)\s*\(\s*\)$`)
+
+// checkQuery is a textual check of the KEDA query: either a call of a
+// function of sql/functions that only reads (STABLE), or one read-only
+// SELECT that counts picloud.invocations rows, naming only tables and
+// statuses the schema has.
 func checkQuery(q string, f picloudFacts) error {
 	q = strings.Join(strings.Fields(q), " ")
 	if q == "" {
 		return errors.New("empty")
+	}
+	if m := sqlFunctionCallRx.FindStringSubmatch(q); m != nil {
+		if !slices.Contains(f.stableFunctions, strings.ToLower(m[1])) {
+			return fmt.Errorf("picloud.%s: not a STABLE function of sql/functions", m[1])
+		}
+		return nil
 	}
 	if !strings.HasPrefix(strings.ToUpper(q), "SELECT ") {
 		return errors.New("not a SELECT")
@@ -1841,10 +1870,15 @@ func checkQuery(q string, f picloudFacts) error {
 }
 
 func TestCheckQueryRejects(t *testing.T) {
-	f := picloudFacts{tables: []string{"invocations", "schedules"}, invocationStatuses: []string{"queued", "running", "succeeded"}}
-	good := "SELECT count(*) FROM picloud.invocations WHERE status IN ('queued', 'running')"
-	if err := checkQuery(good, f); err != nil {
-		t.Fatalf("%s: %v", good, err)
+	f := picloudFacts{tables: []string{"invocations", "schedules"}, invocationStatuses: []string{"queued", "running", "succeeded"},
+		stableFunctions: []string{"worker_demand"}}
+	for _, good := range []string{
+		"SELECT count(*) FROM picloud.invocations WHERE status IN ('queued', 'running')",
+		"SELECT picloud.worker_demand()",
+	} {
+		if err := checkQuery(good, f); err != nil {
+			t.Fatalf("%s: %v", good, err)
+		}
 	}
 	for _, q := range []string{
 		"DELETE FROM picloud.invocations",
@@ -1854,6 +1888,8 @@ func TestCheckQueryRejects(t *testing.T) {
 		"SELECT count(*) FROM picloud.invocations WHERE status IN ('waiting')",
 		"SELECT count(*) FROM picloud.invocations i JOIN picloud.nope n ON true",
 		"SELECT 1 FROM picloud.invocations",
+		"SELECT picloud.sweep()",
+		"SELECT picloud.worker_demand(); DELETE FROM picloud.invocations",
 	} {
 		if checkQuery(q, f) == nil {
 			t.Errorf("accepted %q", q)

@@ -8,8 +8,6 @@ package platformtest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,8 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/api"
@@ -52,26 +48,16 @@ func Database(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-// schemaKey names the template after the migrations' content, River's
-// included, so a changed migration never reuses a stale template.
+// schemaKey names the template after the schema's content, River's
+// included, so a changed migration or function never reuses a stale
+// template.
 func schemaKey(t testing.TB) string {
 	t.Helper()
-	h := sha256.New()
-	migrations, err := queue.Migrations()
+	digest, err := queue.SchemaDigest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range migrations {
-		h.Write([]byte(m.SQL))
-	}
-	migrator, err := rivermigrate.New(riverpgxv5.New(nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrator.AllVersions() {
-		h.Write([]byte(m.SQLUp))
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return digest[:16]
 }
 
 // Platform is a running in-process PiCloud.

@@ -1,6 +1,6 @@
 -- name: EnqueueInvocation :one
 SELECT i.id, i.status, i.timeout_ms
-FROM picloud.enqueue_authorized_invocation(
+FROM picloud.enqueue_invocation(
     @function::text,
     @trigger::text,
     sqlc.narg('request')::jsonb,
@@ -11,12 +11,13 @@ FROM picloud.enqueue_authorized_invocation(
     sqlc.narg('idempotency_key')::text,
     sqlc.narg('run_at')::timestamptz,
     @authenticated::boolean,
-    sqlc.narg('trace_parent')::text
+    sqlc.narg('trace_parent')::text,
+    NULL
 ) i;
 
 -- name: InvokeHere :one
 -- Writes the invocation and, when it can start at once on this node, starts
--- it (see picloud.invoke_here): then started_at is set and the row carries
+-- it (see picloud.enqueue_invocation with a node): then started_at is set and the row carries
 -- what StartInvocations returns. Otherwise it was enqueued for any worker.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
@@ -25,7 +26,7 @@ SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
        (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms
-FROM picloud.invoke_here(
+FROM picloud.enqueue_invocation(
     @function::text,
     @trigger::text,
     sqlc.narg('request')::jsonb,
@@ -33,6 +34,8 @@ FROM picloud.invoke_here(
     sqlc.narg('payload')::jsonb,
     sqlc.narg('timeout_ms')::integer,
     sqlc.narg('max_attempts')::integer,
+    NULL,
+    NULL,
     @authenticated::boolean,
     sqlc.narg('trace_parent')::text,
     @node::text
@@ -75,12 +78,6 @@ FROM picloud.finish_invocations(@ids::bigint[], @attempts::integer[], @statuses:
 
 -- name: HandBack :one
 SELECT picloud.hand_back(@id, @attempt::integer)::boolean AS handed_back;
-
--- name: FinishInvocation :one
--- No row when the invocation stopped running meanwhile (cancelled).
-SELECT i.started_at, i.finished_at, i.errors
-FROM picloud.finish_invocation(@id, @attempt::integer, @status, sqlc.narg('result'), sqlc.narg('error'), @logs,
-                               sqlc.narg('kv'), sqlc.narg('invokes')) i;
 
 -- name: RetryInvocation :one
 SELECT i.id FROM picloud.retry_invocation(@id, @attempt::integer, @error, @logs, @due) i;

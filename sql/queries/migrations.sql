@@ -12,3 +12,14 @@ SELECT version FROM picloud.schema_migrations ORDER BY version;
 
 -- name: RecordMigration :exec
 INSERT INTO picloud.schema_migrations (version, name) VALUES (@version, @name);
+
+-- name: AppliedMigrationNames :many
+SELECT version, name FROM picloud.schema_migrations ORDER BY version;
+
+-- name: FunctionDigests :many
+-- Newest first.
+SELECT digest FROM picloud.schema_functions ORDER BY applied_at DESC, digest;
+
+-- name: RecordFunctions :exec
+INSERT INTO picloud.schema_functions (digest) VALUES (@digest)
+ON CONFLICT (digest) DO UPDATE SET applied_at = clock_timestamp();

@@ -103,7 +103,7 @@ func (q *Queries) ChangedInvocations(ctx context.Context, since time.Time, funct
 
 const enqueueInvocation = `-- name: EnqueueInvocation :one
 SELECT i.id, i.status, i.timeout_ms
-FROM picloud.enqueue_authorized_invocation(
+FROM picloud.enqueue_invocation(
     $1::text,
     $2::text,
     $3::jsonb,
@@ -114,7 +114,8 @@ FROM picloud.enqueue_authorized_invocation(
     $8::text,
     $9::timestamptz,
     $10::boolean,
-    $11::text
+    $11::text,
+    NULL
 ) i
 `
 
@@ -154,46 +155,6 @@ func (q *Queries) EnqueueInvocation(ctx context.Context, arg EnqueueInvocationPa
 	)
 	var i EnqueueInvocationRow
 	err := row.Scan(&i.ID, &i.Status, &i.TimeoutMs)
-	return i, err
-}
-
-const finishInvocation = `-- name: FinishInvocation :one
-SELECT i.started_at, i.finished_at, i.errors
-FROM picloud.finish_invocation($1, $2::integer, $3, $4, $5, $6,
-                               $7, $8) i
-`
-
-type FinishInvocationParams struct {
-	ID      int64
-	Attempt int32
-	Status  string
-	Result  []byte
-	Error   *string
-	Logs    []byte
-	Kv      []byte
-	Invokes []byte
-}
-
-type FinishInvocationRow struct {
-	StartedAt  *time.Time
-	FinishedAt *time.Time
-	Errors     []byte
-}
-
-// No row when the invocation stopped running meanwhile (cancelled).
-func (q *Queries) FinishInvocation(ctx context.Context, arg FinishInvocationParams) (FinishInvocationRow, error) {
-	row := q.db.QueryRow(ctx, finishInvocation,
-		arg.ID,
-		arg.Attempt,
-		arg.Status,
-		arg.Result,
-		arg.Error,
-		arg.Logs,
-		arg.Kv,
-		arg.Invokes,
-	)
-	var i FinishInvocationRow
-	err := row.Scan(&i.StartedAt, &i.FinishedAt, &i.Errors)
 	return i, err
 }
 
@@ -336,7 +297,7 @@ SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
        (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms
-FROM picloud.invoke_here(
+FROM picloud.enqueue_invocation(
     $1::text,
     $2::text,
     $3::jsonb,
@@ -344,6 +305,8 @@ FROM picloud.invoke_here(
     $5::jsonb,
     $6::integer,
     $7::integer,
+    NULL,
+    NULL,
     $8::boolean,
     $9::text,
     $10::text
@@ -394,7 +357,7 @@ type InvokeHereRow struct {
 }
 
 // Writes the invocation and, when it can start at once on this node, starts
-// it (see picloud.invoke_here): then started_at is set and the row carries
+// it (see picloud.enqueue_invocation with a node): then started_at is set and the row carries
 // what StartInvocations returns. Otherwise it was enqueued for any worker.
 func (q *Queries) InvokeHere(ctx context.Context, arg InvokeHereParams) (InvokeHereRow, error) {
 	row := q.db.QueryRow(ctx, invokeHere,

@@ -9,6 +9,35 @@ import (
 	"context"
 )
 
+const appliedMigrationNames = `-- name: AppliedMigrationNames :many
+SELECT version, name FROM picloud.schema_migrations ORDER BY version
+`
+
+type AppliedMigrationNamesRow struct {
+	Version int32
+	Name    string
+}
+
+func (q *Queries) AppliedMigrationNames(ctx context.Context) ([]AppliedMigrationNamesRow, error) {
+	rows, err := q.db.Query(ctx, appliedMigrationNames)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AppliedMigrationNamesRow
+	for rows.Next() {
+		var i AppliedMigrationNamesRow
+		if err := rows.Scan(&i.Version, &i.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const appliedMigrations = `-- name: AppliedMigrations :many
 SELECT version FROM picloud.schema_migrations ORDER BY version
 `
@@ -33,6 +62,31 @@ func (q *Queries) AppliedMigrations(ctx context.Context) ([]int32, error) {
 	return items, nil
 }
 
+const functionDigests = `-- name: FunctionDigests :many
+SELECT digest FROM picloud.schema_functions ORDER BY applied_at DESC, digest
+`
+
+// Newest first.
+func (q *Queries) FunctionDigests(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, functionDigests)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var digest string
+		if err := rows.Scan(&digest); err != nil {
+			return nil, err
+		}
+		items = append(items, digest)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockMigrations = `-- name: LockMigrations :exec
 SELECT pg_advisory_lock($1::bigint)
 `
@@ -42,6 +96,16 @@ SELECT pg_advisory_lock($1::bigint)
 // transaction per version (one adds an enum value that the next uses).
 func (q *Queries) LockMigrations(ctx context.Context, key int64) error {
 	_, err := q.db.Exec(ctx, lockMigrations, key)
+	return err
+}
+
+const recordFunctions = `-- name: RecordFunctions :exec
+INSERT INTO picloud.schema_functions (digest) VALUES ($1)
+ON CONFLICT (digest) DO UPDATE SET applied_at = clock_timestamp()
+`
+
+func (q *Queries) RecordFunctions(ctx context.Context, digest string) error {
+	_, err := q.db.Exec(ctx, recordFunctions, digest)
 	return err
 }
 

@@ -108,7 +108,6 @@ type PicloudRescueClock struct {
 type PicloudRunHereDeadline struct {
 	InvocationID int64
 	Node         string
-	OverdueAt    time.Time
 }
 
 type PicloudRunningSlot struct {
@@ -128,6 +127,11 @@ type PicloudSchedule struct {
 	LastInvocationID *int64
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+}
+
+type PicloudSchemaFunction struct {
+	Digest    string
+	AppliedAt time.Time
 }
 
 type PicloudSchemaMigration struct {
