@@ -2,7 +2,10 @@ package queue_test
 
 import (
 	"context"
+	"slices"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
@@ -110,4 +113,137 @@ func TestBatchedLifecycleSQL(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM picloud.kv`); n != 0 {
 		t.Errorf("%d kv rows after the rollback", n)
 	}
+}
+
+// TestLifecycleSQLPieces drives the functions that each concept has one
+// definition in (sql/functions/), in rolled-back transactions.
+func TestLifecycleSQLPieces(t *testing.T) {
+	_, pool := enqueueOnly(t)
+	scalar := func(t *testing.T, ctx context.Context, tx pgx.Tx, sql string, args ...any) (v any) {
+		t.Helper()
+		if err := tx.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return v
+	}
+
+	t.Run("claim_idempotency_keys claims free and expired keys, not live ones", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			first := ids(t, ctx, tx, `SELECT picloud.invoke('plain', '{}', k) FROM unnest(ARRAY['live', 'expired']) k`)
+			if _, err := tx.Exec(ctx, `UPDATE picloud.idempotency_keys SET expires_at = now() - interval '1 s' WHERE key = 'expired'`); err != nil {
+				t.Fatal(err)
+			}
+			claimed := ids(t, ctx, tx, `SELECT c.claimed_id FROM picloud.claim_idempotency_keys('plain',
+				ARRAY['live', 'expired', 'new'], ARRAY[900000001, 900000002, 900000003]::bigint[]) c ORDER BY c.claimed_id`)
+			if want := []int64{900000002, 900000003}; !slices.Equal(claimed, want) {
+				t.Errorf("claimed %v, want %v (the expired and the new key)", claimed, want)
+			}
+			if owner := scalar(t, ctx, tx, `SELECT invocation_id FROM picloud.idempotency_keys WHERE key = 'live'`); owner != first[0] {
+				t.Errorf("the live key now belongs to %v, want its first invocation %d", owner, first[0])
+			}
+		})
+	})
+
+	t.Run("create_invocations writes queued or running rows in order, and no job", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			if _, err := tx.Exec(ctx, `SELECT picloud.create_invocations('plain', f.version, f.version_id, 'api',
+					ARRAY[900000011, NULL, 900000012]::bigint[], ARRAY['{"a": 1}', '{}', NULL]::jsonb[], NULL, NULL,
+					1234, 2, NULL, NULL, 77, running)
+				FROM picloud.function_head('plain') f, (VALUES (false)) AS r(running)`); err != nil {
+				t.Fatal(err)
+			}
+			got := scalar(t, ctx, tx, `SELECT string_agg(id || ' ' || status || ' ' || attempt || ' ' || timeout_ms || ' ' ||
+				max_attempts || ' ' || parent_id || ' ' || coalesce(payload::text, 'null'), ', ' ORDER BY id)
+				FROM picloud.invocations`)
+			if want := `900000011 queued 0 1234 2 77 {"a": 1}, 900000012 queued 0 1234 2 77 null`; got != want {
+				t.Errorf("rows: %v\nwant:  %s", got, want)
+			}
+			if n := scalar(t, ctx, tx, `SELECT (picloud.queue_depth()).due`); n != int64(0) {
+				t.Errorf("%v jobs due: create_invocations must leave the transport to its callers", n)
+			}
+		})
+	})
+
+	t.Run("enqueue_invocation with a node starts here, or queues when it must wait", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			for _, tc := range []struct {
+				name, key, runAt, want string
+			}{
+				{"nothing makes it wait", "", "", "running 1 true 1"},
+				{"an idempotency key", "k", "", "queued 0 false 0"},
+				{"a run_at", "", "2100-01-01", "queued 0 false 0"},
+			} {
+				id := scalar(t, ctx, tx, `SELECT id FROM picloud.enqueue_invocation('plain', 'api', NULL, NULL, '{}', NULL, NULL,
+					nullif($1, ''), nullif($2, '')::timestamptz, true, NULL, 'node-a')`, tc.key, tc.runAt)
+				got := scalar(t, ctx, tx, `SELECT i.status || ' ' || i.attempt || ' ' || i.run_here || ' ' ||
+					(SELECT count(*) FROM picloud.run_here_deadlines d WHERE d.invocation_id = i.id AND d.node = 'node-a')
+					FROM picloud.invocations i WHERE i.id = $1`, id)
+				if got != tc.want {
+					t.Errorf("%s: %v, want %s", tc.name, got, tc.want)
+				}
+			}
+		})
+	})
+
+	t.Run("schedule_attempts: due now is available, later is scheduled", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			queued := ids(t, ctx, tx, `SELECT picloud.invoke('plain') FROM generate_series(1, 3)`)
+			if _, err := tx.Exec(ctx, `SELECT picloud.schedule_attempts($1, ARRAY[NULL, now() - interval '1 h', now() + interval '1 h'])`, queued); err != nil {
+				t.Fatal(err)
+			}
+			// Each invoke scheduled one due attempt, and the call above one
+			// due, one past and one later.
+			if got := scalar(t, ctx, tx, `SELECT d.due || ' ' || d.scheduled FROM picloud.queue_depth() d`); got != "5 1" {
+				t.Errorf("due, scheduled = %v, want 5 1", got)
+			}
+		})
+	})
+
+	t.Run("overdue_at is start plus timeout plus the rescue grace", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			if _, err := tx.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '3 s'`); err != nil {
+				t.Fatal(err)
+			}
+			if got := scalar(t, ctx, tx, `SELECT picloud.overdue_at('2030-01-01 00:00:00+00', 1500) = '2030-01-01 00:00:04.5+00'`); got != true {
+				t.Errorf("overdue_at is off")
+			}
+		})
+	})
+
+	t.Run("rescue_overdue takes back overdue attempts, carried by a job or run here", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			if _, err := tx.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '0 s'`); err != nil {
+				t.Fatal(err)
+			}
+			// Run here, by a node that died: overdue once its 1 ms timeout passes.
+			here := scalar(t, ctx, tx, `SELECT id FROM picloud.enqueue_invocation('plain', 'api', NULL, NULL, '{}', 1, 1,
+				NULL, NULL, true, NULL, 'ghost')`)
+			if _, err := tx.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `SELECT picloud.rescue_overdue()`); err != nil {
+				t.Fatal(err)
+			}
+			if got := scalar(t, ctx, tx, `SELECT status || ' ' || error FROM picloud.invocations WHERE id = $1`, here); got != "failed the worker running this attempt stopped responding (it may have crashed)" {
+				t.Errorf("run-here attempt after the rescue: %v", got)
+			}
+			if n := scalar(t, ctx, tx, `SELECT count(*) FROM picloud.run_here_deadlines`); n != int64(0) {
+				t.Errorf("%v run-here deadlines left", n)
+			}
+		})
+	})
+
+	t.Run("worker_demand counts due and running work and due ticks", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			ids(t, ctx, tx, `SELECT picloud.invoke('plain') FROM generate_series(1, 2)`)
+			ids(t, ctx, tx, `SELECT picloud.invoke('plain', '{}', NULL, now() + interval '1 day')`)
+			if _, err := tx.Exec(ctx, `INSERT INTO picloud.schedules (function, name, cron, next_run_at)
+				VALUES ('plain', 'tick', '* * * * *', now() - interval '1 s')`); err != nil {
+				t.Fatal(err)
+			}
+			if got := scalar(t, ctx, tx, `SELECT picloud.worker_demand()`); got != int64(3) {
+				t.Errorf("worker_demand = %v, want 3 (two due invocations and a due tick, not tomorrow's)", got)
+			}
+		})
+	})
 }

@@ -297,3 +297,84 @@ func TestNULInResult(t *testing.T) {
 		t.Errorf("invocation = %s %q %s, want succeeded with U+FFFD for NUL", stored.Status, stored.Error, stored.Result)
 	}
 }
+
+// TestMigrateAppliesFunctionsOnce: the function files are applied by the
+// first Migrate, again when they change, and not by a build whose files the
+// database has replaced since (an older node restarting mid-deploy).
+func TestMigrateAppliesFunctionsOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := emptyDatabase(t)
+	if _, err := queue.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	// A marker: a function body the files do not hold.
+	mark := func() {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `CREATE OR REPLACE FUNCTION picloud.invoke_many_max() RETURNS integer
+			LANGUAGE sql IMMUTABLE AS $$ SELECT 7 $$`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := func() (n int) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT picloud.invoke_many_max()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	migrate := func() {
+		t.Helper()
+		if _, err := queue.Migrate(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	mark()
+	migrate()
+	if n := limit(); n != 7 {
+		t.Errorf("Migrate with unchanged files re-applied them (invoke_many_max = %d)", n)
+	}
+
+	// A newer build's files were applied after this build's: leave them.
+	exec(`INSERT INTO picloud.schema_functions (digest, applied_at) VALUES ('newer', clock_timestamp() + interval '1 s')`)
+	migrate()
+	if n := limit(); n != 7 {
+		t.Errorf("an older build re-applied its files over newer ones (invoke_many_max = %d)", n)
+	}
+
+	// This build's files are new to the database: apply them, triggers too.
+	exec(`DELETE FROM picloud.schema_functions`)
+	exec(`DROP TRIGGER invocations_announce_updates ON picloud.invocations`)
+	migrate()
+	if n := limit(); n != 1000000 {
+		t.Errorf("changed files were not applied (invoke_many_max = %d)", n)
+	}
+	var triggers int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname = 'invocations_announce_updates'`).Scan(&triggers); err != nil || triggers != 1 {
+		t.Errorf("the dropped trigger was not re-created: %d, %v", triggers, err)
+	}
+}
+
+// TestMigrateRefusesAForeignHistory: a database whose migration 1 is not
+// this build's (one made before the migrations were folded into a
+// baseline) is refused with a message saying what to do.
+func TestMigrateRefusesAForeignHistory(t *testing.T) {
+	ctx := context.Background()
+	pool := emptyDatabase(t)
+	if _, err := queue.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE picloud.schema_migrations SET name = 'init' WHERE version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := queue.Migrate(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), `migration 0001 is "init"`) || !strings.Contains(err.Error(), "recreate it") {
+		t.Errorf("Migrate = %v, want a refusal naming the migration and what to do", err)
+	}
+}

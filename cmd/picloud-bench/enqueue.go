@@ -78,7 +78,7 @@ func measureEnqueue(ctx context.Context, p *platform, n int) ([]result, error) {
 	rate := func(statement string, rows int) (float64, error) {
 		// Each statement starts from empty tables, so none pays for the
 		// index pages another one grew.
-		if _, err := pool.Exec(ctx, `TRUNCATE picloud.invocations, picloud.river_job, picloud.idempotency_keys`); err != nil {
+		if err := truncateInvocations(ctx, pool); err != nil {
 			return 0, fmt.Errorf("empty the tables: %w", err)
 		}
 		insertCtx, cancel := context.WithTimeout(ctx, limit)
@@ -92,7 +92,7 @@ func measureEnqueue(ctx context.Context, p *platform, n int) ([]result, error) {
 			return 0, err
 		}
 		var jobs int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.river_job WHERE state = 'available'`).Scan(&jobs); err != nil {
+		if err := pool.QueryRow(ctx, `SELECT due FROM picloud.queue_depth()`).Scan(&jobs); err != nil {
 			return 0, fmt.Errorf("count the jobs: %w", err)
 		}
 		if count != rows || jobs != rows {

@@ -363,3 +363,11 @@ func riverWakeSamples(ctx context.Context, p *platform, config *river.Config, n 
 	}
 	return samples, nil
 }
+
+// truncateInvocations empties PiCloud's invocations and the River jobs that
+// carry them. It lives here, with the River baseline, because this is the
+// one file of the harness that names River's tables.
+func truncateInvocations(ctx context.Context, pool *pgxpool.Pool) error {
+	_, err := pool.Exec(ctx, `TRUNCATE picloud.invocations, picloud.river_job, picloud.idempotency_keys`)
+	return err
+}

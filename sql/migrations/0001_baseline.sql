@@ -3,7 +3,7 @@
 -- triggers and views that work on them live in sql/functions/, one file per
 -- concern, and are applied with CREATE OR REPLACE by every migrate.
 --
--- River's own tables (river_job and friends) live in the same schema: they
+-- River's own tables live in the same schema: they
 -- are the transport that carries a queued invocation to a worker, while
 -- picloud.invocations is the record users read. Only
 -- sql/functions/10_transport.sql names them.
