@@ -101,9 +101,14 @@
 // everything written disappears with the invocation; assigning nil to a
 // library field does not hide the original. The metatables involved, and the
 // string metatable, are protected with __metatable, so getmetatable cannot
-// reach the shared tables; string methods ("x"):f() use the real string
-// library, not the overlay. The compiled chunk is cached per state and gets
-// the new environment as its _ENV upvalue before each run.
+// reach the shared tables. String methods ("x"):f() go through the
+// invocation's string overlay, as in Lua, where they go through the string
+// table: function string.trim(s) ... end makes ("  y  "):trim() work and
+// string.upper = f changes ("x"):upper(), for that invocation only (the
+// string metatable's __index is rebound to each invocation's overlay before
+// its code runs, and back to the real library afterwards). The compiled
+// chunk is cached per state and gets the new environment as its _ENV
+// upvalue before each run.
 //
 // Every Go function reachable from Lua runs under a guard: a Go panic in it
 // (go-lua has some, e.g. select("")) fails the run as

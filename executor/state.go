@@ -29,6 +29,8 @@ const (
 	slotLibMetas  = 3 // array of metatables for the library overlays, see libNames
 	slotChunks    = 4 // compiled chunks by chunkCache id
 	slotArrayMeta = 5 // JSON array marker of the current invocation
+	slotStrMeta   = 6 // the string metatable, see bindStringMethods
+	slotStrLib    = 7 // the real string library, the string metatable's __index between runs
 )
 
 // hookInterval is how many VM instructions run between two limit checks.
@@ -185,11 +187,14 @@ func (s *state) buildSandbox() {
 	// __metatable, getmetatable("").__index could be changed and the change
 	// would outlive the invocation.
 	l.PushString("")
-	if l.MetaTable(-1) {
-		l.PushBoolean(false)
-		l.SetField(-2, "__metatable")
-		l.Pop(1)
+	if !l.MetaTable(-1) {
+		panic("executor: go-lua's string library set no string metatable")
 	}
+	l.PushBoolean(false)
+	l.SetField(-2, "__metatable")
+	l.Field(-1, "__index")
+	l.RawSetInt(reg, slotStrLib)
+	l.RawSetInt(reg, slotStrMeta)
 	l.Pop(1)
 
 	l.SetField(lua.RegistryIndex, registryKey)
@@ -332,6 +337,7 @@ func stackSlots(l *lua.State) int {
 // (and whatever the script stored in it) alive until the function runs again.
 func (s *state) release() {
 	l := s.l
+	s.unbindStringMethods()
 	if l.Top() >= idxChunk && l.IsFunction(idxChunk) {
 		l.PushNil()
 		if _, ok := lua.SetUpValue(l, idxChunk, 1); !ok {
@@ -640,9 +646,43 @@ func (s *state) pushEnv() {
 		l.NewTable()
 		l.RawGetInt(metas, i+1)
 		l.SetMetaTable(-2)
+		if name == "string" {
+			s.bindStringMethods(l.Top())
+		}
 		l.SetField(env, name)
 	}
 	l.Pop(1)
+}
+
+// bindStringMethods makes the string overlay at idx the __index of the
+// string metatable, so that ("x"):f() sees what the script adds to or
+// replaces in string (function string.trim(s) ... end, then s:trim()), as
+// in Lua, where that __index is the string table itself. The metatable is
+// shared by every string of the state, so it is rebound at the start of
+// every invocation (whatever the previous one left there is replaced before
+// any code runs) and reset to the real library by release. A script cannot
+// rebind it itself: the metatable is protected by __metatable.
+func (s *state) bindStringMethods(idx int) {
+	l := s.l
+	idx = l.AbsIndex(idx)
+	l.RawGetInt(idxReg, slotStrMeta)
+	l.PushString("__index")
+	l.PushValue(idx)
+	l.RawSet(-3)
+	l.Pop(1)
+}
+
+// unbindStringMethods points the string metatable back at the real string
+// library, so the finished invocation's overlay (and whatever the script
+// stored in it) is not kept alive by the state until its next run.
+func (s *state) unbindStringMethods() {
+	l := s.l
+	l.Field(lua.RegistryIndex, registryKey)
+	l.RawGetInt(-1, slotStrMeta)
+	l.PushString("__index")
+	l.RawGetInt(-3, slotStrLib)
+	l.RawSet(-3)
+	l.Pop(2)
 }
 
 // setConfigTables gives the environment at idxEnv the function's
