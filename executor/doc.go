@@ -171,11 +171,27 @@
 //     time.format(0, "%Y-%m-%d") == "1970-01-01" and
 //     time.parse("2009-02-14T01:31:30+02:00") == 1234567890.
 //
-// What cannot be fixed from the library side: the VM converts numbers for
-// ".." itself, so 1/0 .. "" is "+Inf" (tostring(1/0) .. "" gives "inf"),
-// and go-lua's own functions that take strings (string.len, string.sub,
-// string.byte, string.rep, ...) coerce numbers the same way. go-lua's
-// argument errors name the function "?" ("bad argument #2 to '?'").
+// Fixed inside go-lua, because no library function can reach it: the
+// module is replaced by a patched copy, third_party/go-lua (PICLOUD.md
+// there lists the patches). The VM's own number-to-string conversion, used
+// by ".." and by every function that takes a string and is given a number,
+// writes inf, -inf, nan and -nan like tostring ((1/0) .. "" is "inf", not
+// "+Inf"); a decimal beyond the float range is an infinity, as with C's
+// strtod (1e500, tonumber("1e500") and "1e500" + 0 are inf; upstream: a
+// syntax error, nil, an arithmetic error); argument errors name the
+// function from the calling instruction ("bad argument #1 to 'rep'";
+// upstream read the next instruction and said '?' or '__len'). A library
+// function called from Go (pcall(string.rep)) is named by its global name,
+// "string.rep", as Lua 5.2 does. table.sort is Lua 5.2's algorithm
+// (go-lua's raised "invalid order function for sorting" for an array
+// holding NaN); it raises that error where Lua does.
+//
+// Still different from Lua 5.2 (the VM's messages): runtime errors rarely
+// name the variable ("attempt to call a nil value", Lua: "attempt to call
+// method 'trim' (a nil value)"), since go-lua finds variables by comparing
+// values, not stack slots; comparison errors quote the types ("attempt to
+// compare 'number' with 'string'"); tonumber(s, base) of a number beyond
+// 64 bits is nil (Lua: an approximation).
 //
 // # Limits and how tight they are
 //

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,7 +114,7 @@ func newState(cacheSize int, logger *slog.Logger) *state {
 // the base library.
 var baseNames = []string{
 	"assert", "getmetatable", "ipairs", "next", "pairs", "rawequal", "rawget",
-	"rawlen", "rawset", "select", "setmetatable", "tonumber", "type",
+	"rawlen", "rawset", "select", "setmetatable", "type",
 	"_VERSION",
 }
 
@@ -136,7 +137,11 @@ func (s *state) buildSandbox() {
 		l.Field(2, name)
 		l.SetField(3, name)
 	}
+	l.Field(2, "tonumber")
+	tonumber := l.ToGoFunction(-1)
+	l.Pop(1)
 	for name, fn := range map[string]lua.Function{
+		"tonumber": luaTonumber(tonumber),
 		"error":    luaError,
 		"pcall":    s.pcall,
 		"xpcall":   s.xpcall,
@@ -228,13 +233,26 @@ func (s *state) guardFunctions(idx int, prefix string) {
 // otherwise either hand a runtime error to pcall as an ordinary error or
 // replace a non-error panic value with a type-assertion failure.
 func (s *state) guard(name string, f lua.Function) lua.Function {
+	renames := !raisesCallerMessage[name]
 	return func(l *lua.State) int {
+		var frame lua.Frame
+		if renames {
+			frame, _ = lua.Stack(l, 0)
+		}
 		defer func() {
 			v := recover()
 			if v == nil {
 				return
 			}
-			if _, ok := v.(abortSignal); !ok {
+			if re, ok := v.(lua.RuntimeError); ok {
+				// Only an error raised by f itself: go-lua leaves its call
+				// frames in place until a protected call recovers, so the
+				// frame is another one when the error came from a function
+				// f called (a sort comparator, a gsub callback).
+				if now, ok := lua.Stack(l, 0); renames && ok && now == frame {
+					v = nameArgumentError(l, re, frame, name)
+				}
+			} else if _, ok := v.(abortSignal); !ok {
 				if err, ok := v.(error); !ok || !isLuaError(err) {
 					if r := s.cur; r != nil {
 						r.crash(fmt.Sprintf("%s: panic: %v", name, v), string(debug.Stack()))
@@ -246,6 +264,62 @@ func (s *state) guard(name string, f lua.Function) lua.Function {
 		}()
 		return f(l)
 	}
+}
+
+// raisesCallerMessage are the functions whose errors carry a message the
+// script chose (error("bad argument #1 to '?' (x)") is raised as written).
+var raisesCallerMessage = map[string]bool{"error": true, "assert": true}
+
+// nameArgumentError names the library function in an argument error raised
+// by go-lua's ArgumentError (and CheckString, CheckType, ArgumentCheck, ...),
+// which takes the name from the instruction after the call instead of the
+// call itself: "bad argument #1 to '?'", or after an unrelated neighbour,
+// 'print' in print(string.rep()) or '__len' when a # follows the call, and
+// "calling 'f' on bad self" with the argument count shifted when the
+// neighbour is a method call. It cannot search the globals either (the real
+// global table is empty), which Lua 5.2 does for pcall(string.rep). The
+// message becomes "bad argument #N to 'string.rep' (...)", N counting every
+// argument, self included, and name being where the function lives
+// ("string.rep", "tonumber"), as Lua 5.2 names a function it cannot name
+// from the call. go-lua's name is recomputed from the same frame, so only
+// the message it built is matched; and only when it is the error value on
+// top of the stack, so nothing else is touched.
+func nameArgumentError(l *lua.State, re lua.RuntimeError, frame lua.Frame, name string) lua.RuntimeError {
+	msg := string(re)
+	if top, ok := l.ToValue(-1).(string); !ok || top != msg {
+		return re
+	}
+	d, _ := lua.Info(l, "n", frame)
+	goName := d.Name
+	if goName == "" {
+		goName = "?"
+	}
+	var where, rest string
+	arg := 0
+	if i := strings.Index(msg, "bad argument #"); i >= 0 {
+		where, rest = msg[:i], msg[i+len("bad argument #"):]
+		digits := 0
+		for digits < len(rest) && rest[digits] >= '0' && rest[digits] <= '9' {
+			digits++
+		}
+		n, err := strconv.Atoi(rest[:digits])
+		if err != nil || !strings.HasPrefix(rest[digits:], " to '"+goName+"' (") {
+			return re
+		}
+		arg, rest = n, rest[digits+len(" to '"+goName+"' ("):]
+		if d.NameKind == "method" { // go-lua did not count self
+			arg++
+		}
+	} else if i := strings.Index(msg, "calling '"+goName+"' on bad self ("); i >= 0 && d.NameKind == "method" {
+		where, rest = msg[:i], msg[i+len("calling '"+goName+"' on bad self ("):]
+		arg = 1
+	} else {
+		return re
+	}
+	msg = where + "bad argument #" + strconv.Itoa(arg) + " to '" + name + "' (" + rest
+	l.Pop(1)
+	l.PushString(msg)
+	return lua.RuntimeError(msg)
 }
 
 func clearTable(l *lua.State, idx int) {
