@@ -171,20 +171,35 @@
 //     time.format(0, "%Y-%m-%d") == "1970-01-01" and
 //     time.parse("2009-02-14T01:31:30+02:00") == 1234567890.
 //
-// Fixed inside go-lua, because no library function can reach it: the
-// module is replaced by a patched copy, third_party/go-lua (PICLOUD.md
-// there lists the patches). The VM's own number-to-string conversion, used
-// by ".." and by every function that takes a string and is given a number,
-// writes inf, -inf, nan and -nan like tostring ((1/0) .. "" is "inf", not
-// "+Inf"); a decimal beyond the float range is an infinity, as with C's
-// strtod (1e500, tonumber("1e500") and "1e500" + 0 are inf; upstream: a
-// syntax error, nil, an arithmetic error); argument errors name the
-// function from the calling instruction ("bad argument #1 to 'rep'";
-// upstream read the next instruction and said '?' or '__len'). A library
-// function called from Go (pcall(string.rep)) is named by its global name,
-// "string.rep", as Lua 5.2 does. table.sort is Lua 5.2's algorithm
-// (go-lua's raised "invalid order function for sorting" for an array
-// holding NaN); it raises that error where Lua does.
+// Fixed in the library functions (go-lua is used unmodified): numbers
+// given to go-lua's string.byte, string.len and string.sub, and to
+// string.rep, are written as tostring writes them (string.len(1/0) is 3,
+// not 4 for "+Inf"); tonumber of a decimal beyond the float range is an
+// infinity, as with C's strtod (tonumber("1e500") is inf; go-lua: nil).
+// table.sort is Lua 5.2's algorithm (go-lua's raised "invalid order
+// function for sorting" for an array holding NaN); it raises that error
+// where Lua does. Argument errors name the library function where it lives
+// ("bad argument #1 to 'string.rep'"), see guard: go-lua names it from the
+// instruction after the call ('?', or a neighbour: 'print' in
+// print(string.rep()), '__len' when a # follows), and cannot search the
+// globals as Lua 5.2 does for pcall(string.rep).
+//
+// Not fixable outside go-lua, because the VM and the compiler do it
+// themselves, and so documented as differences in the README:
+//   - ".." converts numbers with Go's "%.14g": (1/0) .. "" is "+Inf" and
+//     (0/0) .. "" is "NaN" (Lua: "inf", "nan" or "-nan"). Scripts should
+//     concatenate tostring(x) or use string.format("%s", x).
+//   - A decimal beyond the float range is a syntax error in source
+//     ("malformed number" for 1e500; Lua: inf), and "1e500" + 0 is an
+//     arithmetic error (Lua: inf). Scripts should write math.huge, or call
+//     tonumber before arithmetic.
+//   - Argument errors cannot name the function as the call spells it
+//     (Lua 5.2: 'rep' for string.rep() or ("x"):rep()) and count self in
+//     method calls: ("x"):rep() says "bad argument #2 to 'string.rep'"
+//     where Lua says "bad argument #1 to 'rep'".
+//
+// TestVMDifferences and TestConcatNumberFormat pin these, so an upgrade of
+// go-lua that fixes one shows.
 //
 // Still different from Lua 5.2 (the VM's messages): runtime errors rarely
 // name the variable ("attempt to call a nil value", Lua: "attempt to call
