@@ -101,9 +101,14 @@
 // everything written disappears with the invocation; assigning nil to a
 // library field does not hide the original. The metatables involved, and the
 // string metatable, are protected with __metatable, so getmetatable cannot
-// reach the shared tables; string methods ("x"):f() use the real string
-// library, not the overlay. The compiled chunk is cached per state and gets
-// the new environment as its _ENV upvalue before each run.
+// reach the shared tables. String methods ("x"):f() go through the
+// invocation's string overlay, as in Lua, where they go through the string
+// table: function string.trim(s) ... end makes ("  y  "):trim() work and
+// string.upper = f changes ("x"):upper(), for that invocation only (the
+// string metatable's __index is rebound to each invocation's overlay before
+// its code runs, and back to the real library afterwards). The compiled
+// chunk is cached per state and gets the new environment as its _ENV
+// upvalue before each run.
 //
 // Every Go function reachable from Lua runs under a guard: a Go panic in it
 // (go-lua has some, e.g. select("")) fails the run as
@@ -166,11 +171,42 @@
 //     time.format(0, "%Y-%m-%d") == "1970-01-01" and
 //     time.parse("2009-02-14T01:31:30+02:00") == 1234567890.
 //
-// What cannot be fixed from the library side: the VM converts numbers for
-// ".." itself, so 1/0 .. "" is "+Inf" (tostring(1/0) .. "" gives "inf"),
-// and go-lua's own functions that take strings (string.len, string.sub,
-// string.byte, string.rep, ...) coerce numbers the same way. go-lua's
-// argument errors name the function "?" ("bad argument #2 to '?'").
+// Fixed in the library functions (go-lua is used unmodified): numbers
+// given to go-lua's string.byte, string.len and string.sub, and to
+// string.rep, are written as tostring writes them (string.len(1/0) is 3,
+// not 4 for "+Inf"); tonumber of a decimal beyond the float range is an
+// infinity, as with C's strtod (tonumber("1e500") is inf; go-lua: nil).
+// table.sort is Lua 5.2's algorithm (go-lua's raised "invalid order
+// function for sorting" for an array holding NaN); it raises that error
+// where Lua does. Argument errors name the library function where it lives
+// ("bad argument #1 to 'string.rep'"), see guard: go-lua names it from the
+// instruction after the call ('?', or a neighbour: 'print' in
+// print(string.rep()), '__len' when a # follows), and cannot search the
+// globals as Lua 5.2 does for pcall(string.rep).
+//
+// Not fixable outside go-lua, because the VM and the compiler do it
+// themselves, and so documented as differences in the README:
+//   - ".." converts numbers with Go's "%.14g": (1/0) .. "" is "+Inf" and
+//     (0/0) .. "" is "NaN" (Lua: "inf", "nan" or "-nan"). Scripts should
+//     concatenate tostring(x) or use string.format("%s", x).
+//   - A decimal beyond the float range is a syntax error in source
+//     ("malformed number" for 1e500; Lua: inf), and "1e500" + 0 is an
+//     arithmetic error (Lua: inf). Scripts should write math.huge, or call
+//     tonumber before arithmetic.
+//   - Argument errors cannot name the function as the call spells it
+//     (Lua 5.2: 'rep' for string.rep() or ("x"):rep()) and count self in
+//     method calls: ("x"):rep() says "bad argument #2 to 'string.rep'"
+//     where Lua says "bad argument #1 to 'rep'".
+//
+// TestVMDifferences and TestConcatNumberFormat pin these, so an upgrade of
+// go-lua that fixes one shows.
+//
+// Still different from Lua 5.2 (the VM's messages): runtime errors rarely
+// name the variable ("attempt to call a nil value", Lua: "attempt to call
+// method 'trim' (a nil value)"), since go-lua finds variables by comparing
+// values, not stack slots; comparison errors quote the types ("attempt to
+// compare 'number' with 'string'"); tonumber(s, base) of a number beyond
+// 64 bits is nil (Lua: an approximation).
 //
 // # Limits and how tight they are
 //

@@ -478,6 +478,8 @@ function handle(req)
   string.rep = nil
   string.x = 1
   function string.trim(s) return s end
+  string.upper = function() return "poisoned" end
+  assert(("x"):upper() == "poisoned" and ("x"):trim() == "x", "string methods do not see the overlay")
   rawset(string, "y", 2)
   table.insert(string, "z")
   math.pi = 3
@@ -506,6 +508,7 @@ function handle(req)
   check(type(print) == "function", "print removed")
   check(getmetatable(json.array()).__index == nil, "array metatable poisoned")
   check(("x"):upper() == "X", "string methods changed")
+  check(("x").trim == nil and ("x").x == nil, "string methods added")
   check(undefined_name == nil, "env metatable replaced")
   return problems
 end`

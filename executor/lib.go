@@ -28,9 +28,17 @@ func (s *state) openLibrary(name string) {
 	case "string":
 		open(lua.StringOpen)
 		lua.SetFunctions(l, []lua.RegistryFunction{{Name: "rep", Function: s.stringRep}}, 0)
+		for _, name := range []string{"byte", "len", "sub"} {
+			l.Field(-1, name)
+			f := l.ToGoFunction(-1)
+			l.Pop(1)
+			l.PushGoFunction(numberStringArg(f))
+			l.SetField(-2, name)
+		}
 		lua.SetFunctions(l, s.stringFunctions(), 0)
 	case "table":
 		open(lua.TableOpen)
+		lua.SetFunctions(l, []lua.RegistryFunction{{Name: "sort", Function: tableSort}}, 0)
 		lua.SetFunctions(l, []lua.RegistryFunction{
 			{Name: "concat", Function: s.tableConcat},
 			{Name: "sort", Function: s.chargeTableWork(l, "sort", 1)},
@@ -320,9 +328,12 @@ func (r *run) truncateLogs() {
 // instructions would otherwise keep the hook from checking the clock for
 // seconds in a loop.
 func (st *state) stringRep(l *lua.State) int {
-	s := lua.CheckString(l, 1)
+	s := checkString(l, 1)
 	n := lua.CheckNumber(l, 2)
-	sep := lua.OptString(l, 3, "")
+	sep := ""
+	if !l.IsNoneOrNil(3) {
+		sep = checkString(l, 3)
+	}
 	if !(n >= 1) || s == "" && sep == "" { // !(n >= 1) includes NaN, which int() turns negative
 		l.PushString("")
 		return 1

@@ -2,8 +2,10 @@ package executor
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +80,59 @@ func checkString(l *lua.State, idx int) string {
 		return numberString(n)
 	}
 	return lua.CheckString(l, idx)
+}
+
+// numberStringArg wraps one of go-lua's string functions that take the
+// string as their first argument (string.byte, len, sub): a number there is
+// converted as Lua 5.2 writes it, not by go-lua, which writes the
+// infinities and NaN "+Inf", "-Inf" and "NaN" (string.len(1/0) was 4).
+// Finite numbers are written alike by both and left to go-lua.
+func numberStringArg(f lua.Function) lua.Function {
+	return func(l *lua.State) int {
+		if l.TypeOf(1) == lua.TypeNumber {
+			if n, _ := l.ToNumber(1); math.IsInf(n, 0) || math.IsNaN(n) {
+				l.PushString(numberString(n))
+				l.Replace(1)
+			}
+		}
+		return f(l)
+	}
+}
+
+// luaTonumber is go-lua's tonumber, except that a decimal beyond the float
+// range is an infinity (and one below it zero), as C's strtod makes it in
+// Lua 5.2: tonumber("1e500") is inf, where go-lua gives nil. Only the
+// library function is changed; the VM's own conversions ("1e500" + 0, the
+// literal 1e500 in source) are go-lua's (see doc.go).
+func luaTonumber(orig lua.Function) lua.Function {
+	return func(l *lua.State) int {
+		if l.IsNoneOrNil(2) && l.TypeOf(1) == lua.TypeString {
+			str, _ := l.ToValue(1).(string)
+			if f, ok := outOfRangeDecimal(str); ok {
+				l.PushNumber(f)
+				return 1
+			}
+		}
+		return orig(l)
+	}
+}
+
+// decimalNumber is Lua's decimal numeral: digits with an optional point and
+// exponent (no hexadecimal, no "inf" or "nan", which strconv would take).
+var decimalNumber = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// outOfRangeDecimal converts str, surrounded by Lua's whitespace, if it is
+// a decimal numeral that strconv refuses only for its range.
+func outOfRangeDecimal(str string) (float64, bool) {
+	str = strings.Trim(str, " \f\n\r\t\v")
+	if !decimalNumber.MatchString(str) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(str, 64)
+	if !errors.Is(err, strconv.ErrRange) {
+		return 0, false
+	}
+	return f, true
 }
 
 // intArg reads an integer argument, truncating like C's cast but clamping

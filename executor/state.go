@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,8 @@ const (
 	slotLibMetas  = 3 // array of metatables for the library overlays, see libNames
 	slotChunks    = 4 // compiled chunks by chunkCache id
 	slotArrayMeta = 5 // JSON array marker of the current invocation
+	slotStrMeta   = 6 // the string metatable, see bindStringMethods
+	slotStrLib    = 7 // the real string library, the string metatable's __index between runs
 )
 
 // hookInterval is how many VM instructions run between two limit checks.
@@ -111,7 +114,7 @@ func newState(cacheSize int, logger *slog.Logger) *state {
 // the base library.
 var baseNames = []string{
 	"assert", "getmetatable", "ipairs", "next", "pairs", "rawequal", "rawget",
-	"rawlen", "rawset", "select", "setmetatable", "tonumber", "type",
+	"rawlen", "rawset", "select", "setmetatable", "type",
 	"_VERSION",
 }
 
@@ -134,7 +137,11 @@ func (s *state) buildSandbox() {
 		l.Field(2, name)
 		l.SetField(3, name)
 	}
+	l.Field(2, "tonumber")
+	tonumber := l.ToGoFunction(-1)
+	l.Pop(1)
 	for name, fn := range map[string]lua.Function{
+		"tonumber": luaTonumber(tonumber),
 		"error":    luaError,
 		"pcall":    s.pcall,
 		"xpcall":   s.xpcall,
@@ -185,11 +192,14 @@ func (s *state) buildSandbox() {
 	// __metatable, getmetatable("").__index could be changed and the change
 	// would outlive the invocation.
 	l.PushString("")
-	if l.MetaTable(-1) {
-		l.PushBoolean(false)
-		l.SetField(-2, "__metatable")
-		l.Pop(1)
+	if !l.MetaTable(-1) {
+		panic("executor: go-lua's string library set no string metatable")
 	}
+	l.PushBoolean(false)
+	l.SetField(-2, "__metatable")
+	l.Field(-1, "__index")
+	l.RawSetInt(reg, slotStrLib)
+	l.RawSetInt(reg, slotStrMeta)
 	l.Pop(1)
 
 	l.SetField(lua.RegistryIndex, registryKey)
@@ -223,13 +233,26 @@ func (s *state) guardFunctions(idx int, prefix string) {
 // otherwise either hand a runtime error to pcall as an ordinary error or
 // replace a non-error panic value with a type-assertion failure.
 func (s *state) guard(name string, f lua.Function) lua.Function {
+	renames := !raisesCallerMessage[name]
 	return func(l *lua.State) int {
+		var frame lua.Frame
+		if renames {
+			frame, _ = lua.Stack(l, 0)
+		}
 		defer func() {
 			v := recover()
 			if v == nil {
 				return
 			}
-			if _, ok := v.(abortSignal); !ok {
+			if re, ok := v.(lua.RuntimeError); ok {
+				// Only an error raised by f itself: go-lua leaves its call
+				// frames in place until a protected call recovers, so the
+				// frame is another one when the error came from a function
+				// f called (a sort comparator, a gsub callback).
+				if now, ok := lua.Stack(l, 0); renames && ok && now == frame {
+					v = nameArgumentError(l, re, frame, name)
+				}
+			} else if _, ok := v.(abortSignal); !ok {
 				if err, ok := v.(error); !ok || !isLuaError(err) {
 					if r := s.cur; r != nil {
 						r.crash(fmt.Sprintf("%s: panic: %v", name, v), string(debug.Stack()))
@@ -241,6 +264,62 @@ func (s *state) guard(name string, f lua.Function) lua.Function {
 		}()
 		return f(l)
 	}
+}
+
+// raisesCallerMessage are the functions whose errors carry a message the
+// script chose (error("bad argument #1 to '?' (x)") is raised as written).
+var raisesCallerMessage = map[string]bool{"error": true, "assert": true}
+
+// nameArgumentError names the library function in an argument error raised
+// by go-lua's ArgumentError (and CheckString, CheckType, ArgumentCheck, ...),
+// which takes the name from the instruction after the call instead of the
+// call itself: "bad argument #1 to '?'", or after an unrelated neighbour,
+// 'print' in print(string.rep()) or '__len' when a # follows the call, and
+// "calling 'f' on bad self" with the argument count shifted when the
+// neighbour is a method call. It cannot search the globals either (the real
+// global table is empty), which Lua 5.2 does for pcall(string.rep). The
+// message becomes "bad argument #N to 'string.rep' (...)", N counting every
+// argument, self included, and name being where the function lives
+// ("string.rep", "tonumber"), as Lua 5.2 names a function it cannot name
+// from the call. go-lua's name is recomputed from the same frame, so only
+// the message it built is matched; and only when it is the error value on
+// top of the stack, so nothing else is touched.
+func nameArgumentError(l *lua.State, re lua.RuntimeError, frame lua.Frame, name string) lua.RuntimeError {
+	msg := string(re)
+	if top, ok := l.ToValue(-1).(string); !ok || top != msg {
+		return re
+	}
+	d, _ := lua.Info(l, "n", frame)
+	goName := d.Name
+	if goName == "" {
+		goName = "?"
+	}
+	var where, rest string
+	arg := 0
+	if i := strings.Index(msg, "bad argument #"); i >= 0 {
+		where, rest = msg[:i], msg[i+len("bad argument #"):]
+		digits := 0
+		for digits < len(rest) && rest[digits] >= '0' && rest[digits] <= '9' {
+			digits++
+		}
+		n, err := strconv.Atoi(rest[:digits])
+		if err != nil || !strings.HasPrefix(rest[digits:], " to '"+goName+"' (") {
+			return re
+		}
+		arg, rest = n, rest[digits+len(" to '"+goName+"' ("):]
+		if d.NameKind == "method" { // go-lua did not count self
+			arg++
+		}
+	} else if i := strings.Index(msg, "calling '"+goName+"' on bad self ("); i >= 0 && d.NameKind == "method" {
+		where, rest = msg[:i], msg[i+len("calling '"+goName+"' on bad self ("):]
+		arg = 1
+	} else {
+		return re
+	}
+	msg = where + "bad argument #" + strconv.Itoa(arg) + " to '" + name + "' (" + rest
+	l.Pop(1)
+	l.PushString(msg)
+	return lua.RuntimeError(msg)
 }
 
 func clearTable(l *lua.State, idx int) {
@@ -332,6 +411,7 @@ func stackSlots(l *lua.State) int {
 // (and whatever the script stored in it) alive until the function runs again.
 func (s *state) release() {
 	l := s.l
+	s.unbindStringMethods()
 	if l.Top() >= idxChunk && l.IsFunction(idxChunk) {
 		l.PushNil()
 		if _, ok := lua.SetUpValue(l, idxChunk, 1); !ok {
@@ -640,9 +720,43 @@ func (s *state) pushEnv() {
 		l.NewTable()
 		l.RawGetInt(metas, i+1)
 		l.SetMetaTable(-2)
+		if name == "string" {
+			s.bindStringMethods(l.Top())
+		}
 		l.SetField(env, name)
 	}
 	l.Pop(1)
+}
+
+// bindStringMethods makes the string overlay at idx the __index of the
+// string metatable, so that ("x"):f() sees what the script adds to or
+// replaces in string (function string.trim(s) ... end, then s:trim()), as
+// in Lua, where that __index is the string table itself. The metatable is
+// shared by every string of the state, so it is rebound at the start of
+// every invocation (whatever the previous one left there is replaced before
+// any code runs) and reset to the real library by release. A script cannot
+// rebind it itself: the metatable is protected by __metatable.
+func (s *state) bindStringMethods(idx int) {
+	l := s.l
+	idx = l.AbsIndex(idx)
+	l.RawGetInt(idxReg, slotStrMeta)
+	l.PushString("__index")
+	l.PushValue(idx)
+	l.RawSet(-3)
+	l.Pop(1)
+}
+
+// unbindStringMethods points the string metatable back at the real string
+// library, so the finished invocation's overlay (and whatever the script
+// stored in it) is not kept alive by the state until its next run.
+func (s *state) unbindStringMethods() {
+	l := s.l
+	l.Field(lua.RegistryIndex, registryKey)
+	l.RawGetInt(-1, slotStrMeta)
+	l.PushString("__index")
+	l.RawGetInt(-3, slotStrLib)
+	l.RawSet(-3)
+	l.Pop(2)
 }
 
 // setConfigTables gives the environment at idxEnv the function's

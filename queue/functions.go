@@ -22,8 +22,6 @@ const FunctionNamePattern = `^[a-z][a-z0-9_-]{0,62}$`
 
 var functionName = regexp.MustCompile(FunctionNamePattern)
 
-var httpAllowEntry = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$`)
-
 // ValidFunctionName reports whether name matches FunctionNamePattern.
 func ValidFunctionName(name string) bool { return functionName.MatchString(name) }
 
@@ -64,8 +62,8 @@ func (o FunctionOptions) validate() error {
 		return &InvalidOptionsError{fmt.Sprintf("max_instructions must be between 1000 and %d", int64(MaxInstructions))}
 	}
 	for _, h := range o.HTTPAllow {
-		if !httpAllowEntry.MatchString(h) {
-			return &InvalidOptionsError{fmt.Sprintf("http_allow entry %q is not a host, *.domain, or either with :port", h)}
+		if _, err := parseHTTPAllowEntry(h); err != nil {
+			return &InvalidOptionsError{err.Error()}
 		}
 	}
 	return nil

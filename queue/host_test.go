@@ -222,6 +222,21 @@ func TestHTTPRefusesPrivateAddresses(t *testing.T) {
 			t.Errorf("%s = %s %s %q, want refused", url, got.Status, got.Result, got.Error)
 		}
 	}
+
+	// Special-purpose ranges beyond the private ones, written as literals
+	// (IPv6 ones in brackets, as http_allow takes them); the unit test
+	// TestSpecialAddresses lists every range.
+	literals := []string{"198.18.0.1", "192.0.0.9", "240.0.0.1", "100.64.0.1", "192.0.2.1", "203.0.113.5", "255.255.255.255",
+		"[2001:db8::1]:443", "[64:ff9b::a00:1]", "[2002:a00:1::1]", "[2001::1]", "[::ffff:127.0.0.1]", "[3fff::1]", "[fd00::1]"}
+	put(t, client, "lit", `function handle(req) return http.request{url = req.payload.url, timeout = 0.5}.body end`,
+		queue.FunctionOptions{HTTPAllow: literals})
+	for _, host := range literals {
+		url := "https://" + host + "/"
+		got := run(t, client, "lit", fmt.Sprintf(`{"url": %q}`, url))
+		if got.Status != queue.StatusFailed || !strings.Contains(got.Error, "not a public address") {
+			t.Errorf("%s = %s %s %q, want refused", url, got.Status, got.Result, got.Error)
+		}
+	}
 }
 
 func TestEnvAndSecrets(t *testing.T) {

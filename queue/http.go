@@ -20,9 +20,10 @@ import (
 // HTTPConfig bounds outbound HTTP from scripts (http.request).
 type HTTPConfig struct {
 	// AllowPrivate lets scripts reach loopback, private, link-local and
-	// other non-public addresses when a function's allowlist names such a
-	// host. Off by default: a script must not reach the platform's own
-	// network (SSRF). Tests and private deployments turn it on.
+	// every other special-purpose address (see specialAddr) when a
+	// function's allowlist names such a host. Off by default: a script must
+	// not reach the platform's own network (SSRF). Tests and private
+	// deployments turn it on.
 	AllowPrivate bool
 	// MaxResponseBytes caps a response body; 0 means 6 MiB.
 	MaxResponseBytes int64
@@ -40,7 +41,7 @@ const (
 // httpFetcher performs the requests of one invocation, to the hosts its
 // function allows.
 type httpFetcher struct {
-	allow  []string
+	allow  []httpAllowEntry
 	config HTTPConfig
 	client *http.Client
 }
@@ -52,23 +53,25 @@ func newHTTPFetcher(allow []string, config HTTPConfig) *httpFetcher {
 	if config.Timeout <= 0 {
 		config.Timeout = defaultHTTPTimeout
 	}
-	f := &httpFetcher{allow: allow, config: config}
+	f := &httpFetcher{config: config}
+	for _, a := range allow {
+		// Entries were validated when the function was stored; one that
+		// no longer parses (stored by an older version) allows nothing.
+		if e, err := parseHTTPAllowEntry(a); err == nil {
+			f.allow = append(f.allow, e)
+		}
+	}
 	dialer := &net.Dialer{
 		Timeout: config.Timeout,
 		// The address is checked after DNS resolution, at connect time,
-		// so a name that resolves to an internal address is refused too.
+		// on the very address the socket connects to, so a name that
+		// resolves to an internal address is refused too, whatever it
+		// resolved to when the URL was checked (DNS rebinding).
 		Control: func(_, address string, _ syscall.RawConn) error {
 			if config.AllowPrivate {
 				return nil
 			}
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return err
-			}
-			if !publicAddr(ap.Addr()) {
-				return scriptError("http.request: %s is not a public address", ap.Addr())
-			}
-			return nil
+			return checkDialAddress(address)
 		},
 	}
 	f.client = &http.Client{
@@ -90,17 +93,25 @@ func newHTTPFetcher(allow []string, config HTTPConfig) *httpFetcher {
 	return f
 }
 
-// publicAddr reports whether an address is on the public internet.
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
-		!netip.MustParsePrefix("100.64.0.0/10").Contains(a) && // carrier-grade NAT
-		!netip.MustParsePrefix("fc00::/7").Contains(a)
+// checkDialAddress refuses to connect to a special-purpose address (see
+// specialAddr); address is the "ip:port" the socket is about to connect to.
+func checkDialAddress(address string) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("http.request: dialing %q: %w", address, err)
+	}
+	if why := specialAddr(ap.Addr()); why != "" {
+		return scriptError("http.request: %s is not a public address (%s)", ap.Addr(), why)
+	}
+	return nil
 }
 
-// allowed checks a URL against the function's allowlist: an entry is a host
-// ("api.example.com"), a wildcard for its subdomains ("*.example.com"), and
-// either may name a port ("localhost:8080"); without one, any port.
+// allowed checks a URL against the function's allowlist (see
+// parseHTTPAllowEntry): an entry is a host ("api.example.com"), a wildcard
+// for its subdomains ("*.example.com") or an IP address ("[2001:db8::1]"),
+// and may name a port ("localhost:8080"); without one, any port. An address
+// written in the URL is also checked here, before any connection, for a
+// clear error; the dialer checks every address again.
 func (f *httpFetcher) allowed(u *url.URL) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return scriptError("http.request: scheme %q is not allowed (http or https)", u.Scheme)
@@ -110,13 +121,15 @@ func (f *httpFetcher) allowed(u *url.URL) error {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
 	for _, entry := range f.allow {
-		entryHost, entryPort, hasPort := strings.Cut(strings.ToLower(entry), ":")
-		if hasPort && entryPort != port {
+		if !entry.matches(host, port) {
 			continue
 		}
-		if entryHost == host || strings.HasPrefix(entryHost, "*.") && strings.HasSuffix(host, entryHost[1:]) {
-			return nil
+		if a, err := netip.ParseAddr(host); err == nil && !f.config.AllowPrivate {
+			if why := specialAddr(a); why != "" {
+				return scriptError("http.request: %s is not a public address (%s)", a, why)
+			}
 		}
+		return nil
 	}
 	if len(f.allow) == 0 {
 		return scriptError("http.request: this function may not make HTTP requests; allow hosts with http_allow in its settings")

@@ -47,7 +47,7 @@ type workerFlags struct {
 	Concurrency      int    `env:"PICLOUD_CONCURRENCY" help:"Invocations run at once, each in its own sandbox (default: number of CPUs)."`
 	Sandbox          string `default:"process" enum:"process,inprocess" env:"PICLOUD_SANDBOX" help:"Where Lua runs: process (supervised child processes with a memory limit) or inprocess (faster, but a script that exhausts memory takes the server down)."`
 	SandboxMemory    int64  `default:"268435456" env:"PICLOUD_SANDBOX_MEMORY_BYTES" help:"Memory a sandbox process may map, in bytes; a script gets half of it as heap."`
-	HTTPAllowPrivate bool   `name:"http-allow-private" env:"PICLOUD_HTTP_ALLOW_PRIVATE" help:"Let scripts reach loopback and private addresses that their http_allow names (off: SSRF protection)."`
+	HTTPAllowPrivate bool   `name:"http-allow-private" env:"PICLOUD_HTTP_ALLOW_PRIVATE" help:"Let scripts reach loopback, private and other special-purpose addresses that their http_allow names (off: SSRF protection)."`
 	NodeID           string `env:"PICLOUD_NODE_ID" help:"Name of this worker in River's job rows (attempted_by); default: host name and process id."`
 }
 
