@@ -76,6 +76,43 @@ func newSecretRedactor(secrets map[string]string) *secretRedactor {
 	return r
 }
 
+// maxRedactorCacheBytes bounds the secrets a redactorCache holds (counted
+// as their JSON); it starts over when full.
+const maxRedactorCacheBytes = 4 << 20
+
+// redactorCache keeps the secretRedactor of each set of secrets: building
+// one (every spelling of every secret, sorted) cost about 10 µs per attempt
+// of a function with an escapable secret, against a map lookup here.
+// Secrets change rarely; a changed set is a new entry.
+type redactorCache struct {
+	mu    sync.Mutex
+	m     map[string]*secretRedactor // by the secrets' JSON, as stored
+	bytes int
+}
+
+// get returns the redactor of the secrets encoded in data, decoded already
+// into secrets.
+func (c *redactorCache) get(data []byte, secrets map[string]string) *secretRedactor {
+	if len(secrets) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.m[string(data)]; ok {
+		return r
+	}
+	r := newSecretRedactor(secrets)
+	if len(data) > maxRedactorCacheBytes {
+		return r
+	}
+	if c.m == nil || c.bytes+len(data) > maxRedactorCacheBytes {
+		c.m, c.bytes = make(map[string]*secretRedactor), 0
+	}
+	c.m[string(data)] = r
+	c.bytes += len(data)
+	return r
+}
+
 // secretSpellings is the value as it appears in the text a script commonly
 // builds from it: as it is, escaped inside a JSON string (json.encode, log
 // fields, Go's encoder), quoted by Go's %q (the platform's own error texts)
@@ -83,6 +120,9 @@ func newSecretRedactor(secrets map[string]string) *secretRedactor {
 // once more JSON-escaped: a json.encode'd secret in a log field or a JSON
 // result is escaped twice.
 func secretSpellings(value string) []string {
+	if !needsEscaping(value) {
+		return []string{value} // the usual token: every spelling is the value
+	}
 	once := []string{
 		value,
 		string(appendJSONString(nil, value)),
@@ -99,6 +139,18 @@ func secretSpellings(value string) []string {
 		out = append(out, string(appendJSONString(nil, s)))
 	}
 	return out
+}
+
+// needsEscaping reports whether some spelling of secretSpellings differs
+// from value: whether it has a byte outside [A-Za-z0-9._~-].
+func needsEscaping(value string) bool {
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+			return true
+		}
+	}
+	return false
 }
 
 func unquote(quoted string) string { return quoted[1 : len(quoted)-1] }

@@ -179,7 +179,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		if err := decodeEnv(started.Secrets, &req.Secrets); err != nil {
 			return fmt.Errorf("decode secrets of invocation %d: %w", inv.ID, err)
 		}
-		secrets = newSecretRedactor(req.Secrets)
+		secrets = c.redactors.get(started.Secrets, req.Secrets)
 		host.secrets = secrets
 		req.StreamLogs = started.Watched
 		fn := executor.Function{Name: inv.Function, Version: int(started.FunctionVersionID), Source: *started.Source}
