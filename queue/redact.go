@@ -145,12 +145,17 @@ func secretSpellings(value string) []string {
 // from value: whether it has a byte outside [A-Za-z0-9._~-].
 func needsEscaping(value string) bool {
 	for i := 0; i < len(value); i++ {
-		c := value[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+		if !isUnreserved(value[i]) {
 			return true
 		}
 	}
 	return false
+}
+
+// isUnreserved reports whether c is one of URL's unreserved characters,
+// which no quoting or escaping changes.
+func isUnreserved(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
 }
 
 func unquote(quoted string) string { return quoted[1 : len(quoted)-1] }
