@@ -216,7 +216,7 @@ func TestLiveLogLines(t *testing.T) {
 
 func testLiveLogLines(t *testing.T, p *platformtest.Platform) {
 	source := `function handle(req)
-  log.info("one " .. secrets.TOKEN)
+  log.info("one " .. secrets.TOKEN, {[secrets.TOKEN] = secrets.TOKEN})
   local x = 0
   for i = 1, 4000000 do x = x + i end
   log.info("two")
@@ -244,7 +244,13 @@ end`
 			continue
 		}
 		got = append(got, fmt.Sprint(v["message"]))
+		if strings.Contains(e.data, "hunter22") {
+			t.Errorf("a live line holds the secret: %s", e.data)
+		}
 		if v["message"] == "one [secret TOKEN]" {
+			if fields := fmt.Sprint(v["fields"]); fields != "map[[secret TOKEN]:[secret TOKEN]]" {
+				t.Errorf("live fields %s, want the secret masked", fields)
+			}
 			// Live: the invocation has not finished when its first line
 			// arrives.
 			if status := do(t, http.MethodGet, p.URL+"/v1/invocations/"+id, nil).json(t)["status"]; status != "running" {

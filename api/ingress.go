@@ -147,7 +147,8 @@ func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
 	}
 	// A PiCloud key is the platform's business: it must not reach the
 	// script, nor be stored in the invocation row. Any other Authorization
-	// is the function's own scheme and passes through.
+	// is the function's own scheme and passes through; a key anywhere else
+	// in the request is masked by Invoke.
 	if token, ok := bearerToken(req.Headers["authorization"]); ok && strings.HasPrefix(token, queue.KeyPrefix) {
 		delete(req.Headers, "authorization")
 	}

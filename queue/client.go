@@ -94,6 +94,8 @@ type Client struct {
 	river    *river.Client[pgx.Tx]
 	keys     keyCache
 	events   eventHub
+	// redactors keeps each function's secret masking between attempts.
+	redactors redactorCache
 
 	// worker runs attempts, fetched by River or started here (runhere.go).
 	worker *invocationWorker

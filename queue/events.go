@@ -232,7 +232,8 @@ func (h *invocationHost) streamLog(ctx context.Context, args json.RawMessage) er
 		return fmt.Errorf("decode live log line: %w", err)
 	}
 	line.Attempt = h.attempt
-	line.Message = redact(line.Message, h.secrets)
+	line.Message = h.secrets.text(line.Message)
+	line.Fields = h.secrets.json(line.Fields)
 	if len(line.Message) > maxLiveLogMessage {
 		line.Message = strings.ToValidUTF8(line.Message[:maxLiveLogMessage], "") + "…"
 	}

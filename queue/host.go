@@ -44,7 +44,7 @@ type invocationHost struct {
 	http       *httpFetcher
 	logger     func() *slog.Logger // names the invocation and function
 	// secrets are redacted from live log lines, as from the stored ones.
-	secrets map[string]string
+	secrets *secretRedactor
 
 	mu       sync.Mutex
 	kvOps    []kvOp

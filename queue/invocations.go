@@ -27,7 +27,8 @@ const (
 type InvokeParams struct {
 	Function string
 	Trigger  Trigger
-	// Request is required for TriggerHTTP.
+	// Request is required for TriggerHTTP. Invoke replaces any PiCloud
+	// API key in it with KeyMask, in place, before the row is written.
 	Request *HTTPRequest
 	Payload json.RawMessage
 	// Timeout overrides the function's; zero keeps it.
@@ -103,6 +104,7 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (enq Enqueued, err 
 		params.RunAt = &p.RunAt
 	}
 	if p.Request != nil {
+		p.Request.redactKeys()
 		request, err := json.Marshal(p.Request)
 		if err != nil {
 			return Enqueued{}, fmt.Errorf("encode request: %w", err)

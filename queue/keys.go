@@ -68,7 +68,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, name string, scope Scope) (st
 	if scope != ScopeAdmin && scope != ScopeInvoke {
 		return "", APIKey{}, &InvalidScopeError{Scope: string(scope)}
 	}
-	secret := make([]byte, 25) // 200 bits, 40 base32 characters
+	secret := make([]byte, keyRandomBytes)
 	if _, err := rand.Read(secret); err != nil {
 		return "", APIKey{}, fmt.Errorf("generate key: %w", err)
 	}

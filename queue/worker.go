@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -168,7 +167,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	defer c.running.remove(inv.ID)
 
 	host := newInvocationHost(c, inv, started.HttpAllow, logger)
-	var secrets map[string]string
+	var secrets *secretRedactor
 	if started.Source == nil {
 		res = executor.Result{Status: executor.Failed, Error: fmt.Sprintf("function %q was deleted before this invocation ran", inv.Function)}
 	} else {
@@ -180,8 +179,8 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		if err := decodeEnv(started.Secrets, &req.Secrets); err != nil {
 			return fmt.Errorf("decode secrets of invocation %d: %w", inv.ID, err)
 		}
-		secrets = req.Secrets
-		host.secrets = req.Secrets
+		secrets = c.redactors.get(started.Secrets, req.Secrets)
+		host.secrets = secrets
 		req.StreamLogs = started.Watched
 		fn := executor.Function{Name: inv.Function, Version: int(started.FunctionVersionID), Source: *started.Source}
 		limits := executor.Limits{Timeout: inv.Timeout}
@@ -192,7 +191,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		releaseSlot()
 		c.config.Observer.AttemptRan(inv.Function, res.Duration, string(res.Limit))
 	}
-	redactSecrets(&res, secrets)
+	secrets.result(&res, inv.Trigger == TriggerHTTP)
 	if res.NoRetry {
 		// The executor's own line about a dead sandbox cannot name the
 		// invocation; this one does.
@@ -367,28 +366,6 @@ func decodeEnv(data []byte, into *map[string]string) error {
 		return nil
 	}
 	return json.Unmarshal(data, into)
-}
-
-// minRedactedSecret is the shortest secret value that is redacted: shorter
-// ones would blank out ordinary words.
-const minRedactedSecret = 4
-
-// redactSecrets keeps secret values out of the invocation's logs and error,
-// which anyone who can read invocations sees.
-func redactSecrets(res *executor.Result, secrets map[string]string) {
-	res.Error = redact(res.Error, secrets)
-	for i := range res.Logs {
-		res.Logs[i].Message = redact(res.Logs[i].Message, secrets)
-	}
-}
-
-func redact(text string, secrets map[string]string) string {
-	for name, value := range secrets {
-		if len(value) >= minRedactedSecret {
-			text = strings.ReplaceAll(text, value, "[secret "+name+"]")
-		}
-	}
-	return text
 }
 
 // runningSet holds the cancel functions of the invocations this process
