@@ -169,14 +169,15 @@ func TestLifecycleSQLPieces(t *testing.T) {
 			for _, tc := range []struct {
 				name, key, runAt, want string
 			}{
-				{"nothing makes it wait", "", "", "running 1 true 1"},
-				{"an idempotency key", "k", "", "queued 0 false 0"},
-				{"a run_at", "", "2100-01-01", "queued 0 false 0"},
+				{"nothing makes it wait", "", "", "running 1 1 1"},
+				{"an idempotency key", "k", "", "queued 0 0 0"},
+				{"a run_at", "", "2100-01-01", "queued 0 0 0"},
 			} {
 				id := scalar(t, ctx, tx, `SELECT id FROM picloud.enqueue_invocation('plain', 'api', NULL, NULL, '{}', NULL, NULL,
 					nullif($1, ''), nullif($2, '')::timestamptz, true, NULL, 'node-a')`, tc.key, tc.runAt)
-				got := scalar(t, ctx, tx, `SELECT i.status || ' ' || i.attempt || ' ' || i.run_here || ' ' ||
-					(SELECT count(*) FROM picloud.run_here_deadlines d WHERE d.invocation_id = i.id AND d.node = 'node-a')
+				got := scalar(t, ctx, tx, `SELECT i.status || ' ' || i.attempt || ' ' ||
+					(SELECT count(*) FROM picloud.running_attempts a WHERE a.invocation_id = i.id) || ' ' ||
+					(SELECT count(*) FROM picloud.running_attempts a WHERE a.invocation_id = i.id AND a.node = 'node-a')
 					FROM picloud.invocations i WHERE i.id = $1`, id)
 				if got != tc.want {
 					t.Errorf("%s: %v, want %s", tc.name, got, tc.want)
@@ -227,8 +228,41 @@ func TestLifecycleSQLPieces(t *testing.T) {
 			if got := scalar(t, ctx, tx, `SELECT status || ' ' || error FROM picloud.invocations WHERE id = $1`, here); got != "failed the worker running this attempt stopped responding (it may have crashed)" {
 				t.Errorf("run-here attempt after the rescue: %v", got)
 			}
-			if n := scalar(t, ctx, tx, `SELECT count(*) FROM picloud.run_here_deadlines`); n != int64(0) {
+			if n := scalar(t, ctx, tx, `SELECT count(*) FROM picloud.running_attempts`); n != int64(0) {
 				t.Errorf("%v run-here deadlines left", n)
+			}
+		})
+	})
+
+	t.Run("every running attempt is rescued, whatever became of its job", func(t *testing.T) {
+		rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+			if _, err := tx.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '0 s'`); err != nil {
+				t.Fatal(err)
+			}
+			// Started from a job, whose worker then stopped without a finish
+			// (an error after the start, or a start whose answer was lost):
+			// River completed or discarded the job, or it waits again.
+			queued := ids(t, ctx, tx, `SELECT picloud.invoke('plain') FROM generate_series(1, 3)`)
+			started := ids(t, ctx, tx, `SELECT id FROM picloud.start_invocations($1) ORDER BY id`, queued)
+			if len(started) != 3 {
+				t.Fatalf("started %v", started)
+			}
+			if n := scalar(t, ctx, tx, `SELECT count(*) FROM picloud.running_attempts WHERE invocation_id = ANY($1)`, started); n != int64(3) {
+				t.Fatalf("%v running attempts recorded, want 3", n)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE picloud.invocations SET timeout_ms = 1, started_at = started_at - interval '1 s' WHERE id = ANY($1)`, started); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `SELECT picloud.rescue_overdue()`); err != nil {
+				t.Fatal(err)
+			}
+			// max_attempts 1: each fails with the rescue's reason, and its
+			// record of running ends.
+			if got := scalar(t, ctx, tx, `SELECT string_agg(DISTINCT status || ': ' || error, '; ') FROM picloud.invocations WHERE id = ANY($1)`, started); got != "failed: the worker running this attempt stopped responding (it may have crashed)" {
+				t.Errorf("after the rescue: %v", got)
+			}
+			if n := scalar(t, ctx, tx, `SELECT count(*) FROM picloud.running_attempts`); n != int64(0) {
+				t.Errorf("%v running attempts left", n)
 			}
 		})
 	})

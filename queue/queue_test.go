@@ -350,13 +350,13 @@ func TestMigrateAppliesFunctionsOnce(t *testing.T) {
 
 	// This build's files are new to the database: apply them, triggers too.
 	exec(`DELETE FROM picloud.schema_functions`)
-	exec(`DROP TRIGGER invocations_announce_updates ON picloud.invocations`)
+	exec(`DROP TRIGGER invocations_updated ON picloud.invocations`)
 	migrate()
 	if n := limit(); n != 1000000 {
 		t.Errorf("changed files were not applied (invoke_many_max = %d)", n)
 	}
 	var triggers int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname = 'invocations_announce_updates'`).Scan(&triggers); err != nil || triggers != 1 {
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname = 'invocations_updated'`).Scan(&triggers); err != nil || triggers != 1 {
 		t.Errorf("the dropped trigger was not re-created: %d, %v", triggers, err)
 	}
 }

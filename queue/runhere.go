@@ -14,7 +14,7 @@ import (
 // skips the two wake-ups and the two writes between an enqueue and the start
 // of Lua on a worker (River's fetch, then the start), and the finish reaches
 // the waiter in memory rather than by NOTIFY. No River job carries the
-// attempt; a row in picloud.run_here_deadlines lets rescue_overdue take it
+// attempt; its row in picloud.running_attempts lets rescue_overdue take it
 // back if this node dies mid-run. Everything else is as for any attempt:
 // the row, the events, the hand-back on shutdown.
 //

@@ -12,13 +12,14 @@ import (
 	"github.com/picloud/picloud/queue"
 )
 
-// runningHere reports whether invocation id is recorded as running on
-// a node by enqueue_invocation: its flag, and its row in run_here_deadlines.
+// runningHere reports whether invocation id is recorded as running on a
+// node by enqueue_invocation (its row in running_attempts names the node),
+// and whether it is recorded as running at all.
 func runningHere(t *testing.T, pool *pgxpool.Pool, id int64) (flagged, deadline bool) {
 	t.Helper()
 	if err := pool.QueryRow(context.Background(), `
-		SELECT i.run_here, EXISTS (SELECT 1 FROM picloud.run_here_deadlines d WHERE d.invocation_id = i.id)
-		FROM picloud.invocations i WHERE i.id = $1`, id).Scan(&flagged, &deadline); err != nil {
+		SELECT coalesce(bool_or(a.node IS NOT NULL), false), count(a.*) > 0
+		FROM picloud.running_attempts a WHERE a.invocation_id = $1`, id).Scan(&flagged, &deadline); err != nil {
 		t.Fatalf("read invocation %d: %v", id, err)
 	}
 	return flagged, deadline
@@ -66,7 +67,7 @@ func TestSyncCallRunsHere(t *testing.T) {
 			}
 		})
 	}
-	if n := count(t, pool, `SELECT count(*) FROM picloud.run_here_deadlines`); n != 0 {
+	if n := count(t, pool, `SELECT count(*) FROM picloud.running_attempts`); n != 0 {
 		t.Errorf("%d deadlines left behind", n)
 	}
 }
@@ -105,7 +106,7 @@ func TestRunHereRescuedWhenTheNodeDies(t *testing.T) {
 	if last := waitFor(t, client, failed); last.Status != queue.StatusFailed || !strings.Contains(last.Error, "stopped responding") {
 		t.Errorf("rescued invocation without attempts left = %s %q", last.Status, last.Error)
 	}
-	if n := count(t, pool, `SELECT count(*) FROM picloud.run_here_deadlines`); n != 0 {
+	if n := count(t, pool, `SELECT count(*) FROM picloud.running_attempts`); n != 0 {
 		t.Errorf("%d deadlines left behind", n)
 	}
 }

@@ -50,45 +50,57 @@ BEGIN
 END;
 $$;
 
--- announce_updates announces, once per statement, every invocation the
--- statement brought to a final status (picloud_finished, always) or to
--- queued or running (picloud_events, only while someone watches). A
--- statement-level trigger with transition tables: PostgreSQL does not allow
--- those with a column list (UPDATE OF status), so it runs for every update
--- of invocations and compares the old and new status itself.
+-- invocations_updated runs once per statement that updates invocations.
+-- It ends the bookkeeping of the attempts the statement stopped (their rows
+-- in running_attempts), and announces every invocation the statement
+-- brought to a final status (picloud_finished, always) or to queued or
+-- running (picloud_events, only while someone watches). A statement-level
+-- trigger with transition tables: PostgreSQL does not allow those with a
+-- column list (UPDATE OF status), so it runs for every update of
+-- invocations and compares the old and new status itself; a row trigger
+-- would cost a plpgsql call per finished invocation.
 --
--- A statement that announces its own steps opts out by setting
--- picloud.announce_updates to 'off' for its UPDATE (start_invocations does:
--- a start brings nothing to a final status, and the trigger cost a lone
--- start 0.09 ms of 0.35).
-CREATE OR REPLACE FUNCTION picloud.announce_updates() RETURNS trigger
+-- A statement that neither stops an attempt nor needs announcing by it
+-- opts out by setting picloud.announce_updates to 'off' for its UPDATE
+-- (start_invocations does: a start ends nothing, and it announces its
+-- running steps itself; the trigger cost a lone start 0.09 ms of 0.35).
+CREATE OR REPLACE FUNCTION picloud.invocations_updated() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_stopped  bigint[];
     v_finished text[];
     v_progress text[];
 BEGIN
-    -- One pass over the statement's rows for both channels; the progress
-    -- events are built only while someone watches.
-    SELECT array_agg(picloud.invocation_event(n) ORDER BY n.id)
+    -- One pass over the statement's rows; the progress events are built
+    -- only while someone watches.
+    SELECT array_agg(n.id) FILTER (WHERE o.status = 'running'),
+           array_agg(picloud.invocation_event(n) ORDER BY n.id)
                FILTER (WHERE n.status IN ('succeeded', 'failed', 'timed_out', 'cancelled')),
            array_agg(picloud.invocation_event(n) ORDER BY n.id)
                FILTER (WHERE n.status IN ('queued', 'running') AND (SELECT w.until FROM picloud.event_watch w) > now())
-    INTO v_finished, v_progress
+    INTO v_stopped, v_finished, v_progress
     FROM new_rows n JOIN old_rows o ON o.id = n.id
     WHERE o.status IS DISTINCT FROM n.status;
+    IF v_stopped IS NOT NULL THEN
+        DELETE FROM picloud.running_attempts WHERE invocation_id = ANY(v_stopped);
+    END IF;
     PERFORM picloud.notify_events('picloud_finished', v_finished);
     PERFORM picloud.notify_events('picloud_events', v_progress);
     RETURN NULL;
 END;
 $$;
 
+-- Retired name of the same trigger.
 DROP TRIGGER IF EXISTS invocations_announce_updates ON picloud.invocations;
-CREATE TRIGGER invocations_announce_updates
+DROP FUNCTION IF EXISTS picloud.announce_updates();
+
+DROP TRIGGER IF EXISTS invocations_updated ON picloud.invocations;
+CREATE TRIGGER invocations_updated
     AFTER UPDATE ON picloud.invocations
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT
     WHEN (current_setting('picloud.announce_updates', true) IS DISTINCT FROM 'off')
-    EXECUTE FUNCTION picloud.announce_updates();
+    EXECUTE FUNCTION picloud.invocations_updated();
 
 -- announce_inserted announces a new invocation (queued, or running when
 -- started where it was written) while someone watches. A row trigger, with

@@ -10,7 +10,11 @@
 -- lookup, claim_idempotency_keys the idempotency upsert, create_invocations
 -- the invocation insert; schedule_attempts (10_transport.sql) hands
 -- attempts to the transport and overdue_at (50_rescue.sql) says when a
--- running attempt is overdue. The entry points are set-based where
+-- running attempt is overdue. Every statement that makes an attempt
+-- running records it in running_attempts, and the statement trigger
+-- invocations_updated deletes it whatever ends it, so the rescue sees every
+-- running attempt, whatever fails in a worker after the start. The entry
+-- points are set-based where
 -- invocations come in crowds (enqueue_many, start_invocations,
 -- finish_invocations) and per row where they come one at a time
 -- (enqueue_invocation).
@@ -83,14 +87,13 @@ AS $$
 BEGIN
     INSERT INTO picloud.invocations
         (id, function, function_version, function_version_id, trigger, request, request_body, payload,
-         timeout_ms, max_attempts, idempotency_key, run_at, parent_id, status, attempt, started_at, run_here)
+         timeout_ms, max_attempts, idempotency_key, run_at, parent_id, status, attempt, started_at)
     OVERRIDING SYSTEM VALUE
     SELECT u.id, p_function, p_version, p_version_id, p_trigger, p_request, p_request_body, u.payload,
            p_timeout_ms, p_max_attempts, u.key, u.run_at, p_parent_id,
            CASE WHEN p_running THEN 'running' ELSE 'queued' END,
            CASE WHEN p_running THEN 1 ELSE 0 END,
-           CASE WHEN p_running THEN clock_timestamp() END,
-           p_running
+           CASE WHEN p_running THEN clock_timestamp() END
     FROM unnest(p_ids, p_payloads, p_keys, p_run_ats) WITH ORDINALITY AS u(id, payload, key, run_at, n)
     WHERE u.id IS NOT NULL
     ORDER BY u.n;
@@ -105,8 +108,7 @@ $$;
 -- With p_node, it starts the invocation at once on that node when nothing
 -- makes it wait (no key, no run_at, and no max_concurrency, whose slot count
 -- needs start_invocation's lock and parking): the row is written running,
--- with no transport job, and a row in run_here_deadlines lets the rescue
--- take the attempt back if the node dies. The caller tells the two apart by
+-- with no transport job, and its row in running_attempts names the node. The caller tells the two apart by
 -- the returned status: running means "run it now, here". This saves a
 -- synchronous call two wake-ups and two writes (the transport's fetch and
 -- the start) before Lua starts.
@@ -172,7 +174,7 @@ BEGIN
         coalesce(p_max_attempts, v_fn.max_attempts), p_request, p_request_body, NULL, v_here);
     SELECT * INTO v_row FROM picloud.invocations WHERE id = v_id;
     IF v_here THEN
-        INSERT INTO picloud.run_here_deadlines (invocation_id, node) VALUES (v_id, p_node);
+        INSERT INTO picloud.running_attempts (invocation_id, node) VALUES (v_id, p_node);
         PERFORM picloud.arm_rescue(picloud.overdue_at(v_row.started_at, v_row.timeout_ms));
     ELSE
         PERFORM picloud.schedule_attempts(ARRAY[v_id], ARRAY[p_run_at]);
@@ -405,6 +407,7 @@ BEGIN
     SELECT array_agg(s ORDER BY s.id), min(s.timeout_ms) INTO v_started, v_timeout FROM started s;
     PERFORM set_config('picloud.announce_updates', '', true);
     IF v_started IS NOT NULL THEN
+        INSERT INTO picloud.running_attempts (invocation_id) SELECT s.id FROM unnest(v_started) s;
         PERFORM picloud.arm_rescue(picloud.overdue_at(v_now, v_timeout));
         IF (SELECT w.until FROM picloud.event_watch w) > now() THEN
             PERFORM picloud.notify_events('picloud_events', ARRAY(SELECT picloud.invocation_event(s) FROM unnest(v_started) s));
@@ -463,6 +466,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    INSERT INTO picloud.running_attempts (invocation_id) VALUES (p_id);
     PERFORM picloud.arm_rescue(picloud.overdue_at(v_row.started_at, v_row.timeout_ms));
     RETURN NEXT v_row;
 END;
@@ -677,20 +681,7 @@ BEGIN
 END;
 $$;
 
--- Whatever ends an attempt started where it was written (finish, retry,
--- cancel, rescue), it no longer runs there.
-CREATE OR REPLACE FUNCTION picloud.end_run_here() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM picloud.run_here_deadlines WHERE invocation_id = OLD.id;
-    NEW.run_here := false;
-    RETURN NEW;
-END;
-$$;
-
+-- Retired: the row trigger that ended run-here bookkeeping is replaced by
+-- picloud.invocations_updated (20_notifications.sql), per statement.
 DROP TRIGGER IF EXISTS invocations_end_run_here ON picloud.invocations;
-CREATE TRIGGER invocations_end_run_here
-    BEFORE UPDATE OF status ON picloud.invocations
-    FOR EACH ROW
-    WHEN (OLD.run_here AND NEW.status <> 'running')
-    EXECUTE FUNCTION picloud.end_run_here();
+DROP FUNCTION IF EXISTS picloud.end_run_here();

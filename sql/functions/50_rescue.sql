@@ -28,17 +28,16 @@ BEGIN
 END;
 $$;
 
--- rescue_overdue takes back the attempts of workers that stopped
--- reporting. An attempt is watched while it is carried by a transport job
--- handed to a worker (running_jobs) or was started where it was written
--- (run_here_deadlines):
---   - a running attempt not finished by its overdue_at is queued again if
---     the invocation has attempts left, and fails otherwise;
---   - a job handed to a worker more than the grace ago whose invocation
---     never started (the attempt never began) is handed to the transport
---     again.
--- Jobs of attempts taken back are discarded. It returns when the next
--- watched attempt may become overdue (null: none).
+-- rescue_overdue takes back what workers that stopped reporting (they
+-- died, most likely, or failed between the start and the finish) left
+-- behind:
+--   - a running attempt (running_attempts) not finished by its overdue_at
+--     is queued again if the invocation has attempts left, and fails
+--     otherwise; a transport job still carrying it is discarded;
+--   - a transport job handed to a worker more than the grace ago whose
+--     invocation never started (the attempt never began) is discarded and
+--     the invocation handed to the transport again.
+-- It returns when the next of either may become overdue (null: none).
 CREATE OR REPLACE FUNCTION picloud.rescue_overdue() RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -47,20 +46,18 @@ DECLARE
     v_next timestamptz;
 BEGIN
     FOR v_inv IN
-        WITH watched AS (
-            SELECT j.invocation_id AS id, j.attempted_at FROM picloud.running_jobs() j
-            UNION ALL
-            SELECT d.invocation_id, NULL FROM picloud.run_here_deadlines d
-        )
-        SELECT i.id, i.status, i.attempt, i.max_attempts, i.logs, w.attempted_at IS NOT NULL AS has_job
-        FROM watched w JOIN picloud.invocations i ON i.id = w.id
-        WHERE i.status = 'running' AND picloud.overdue_at(i.started_at, i.timeout_ms) <= clock_timestamp()
-           OR i.status = 'queued' AND NOT i.parked AND picloud.overdue_at(w.attempted_at, 0) <= clock_timestamp()
+        SELECT i.id, i.status, i.attempt, i.max_attempts, i.logs
+        FROM picloud.invocations i
+        WHERE i.id IN (SELECT a.invocation_id FROM picloud.running_attempts a
+                       UNION ALL
+                       SELECT j.invocation_id FROM picloud.running_jobs() j)
+          AND (i.status = 'running' AND picloud.overdue_at(i.started_at, i.timeout_ms) <= clock_timestamp()
+               OR i.status = 'queued' AND NOT i.parked
+                  AND EXISTS (SELECT FROM picloud.running_jobs() j
+                              WHERE j.invocation_id = i.id AND picloud.overdue_at(j.attempted_at, 0) <= clock_timestamp()))
         FOR UPDATE OF i SKIP LOCKED
     LOOP
-        IF v_inv.has_job THEN
-            PERFORM picloud.discard_jobs(ARRAY[v_inv.id]);
-        END IF;
+        PERFORM picloud.discard_jobs(ARRAY[v_inv.id]);
         IF v_inv.status = 'queued' THEN
             PERFORM picloud.schedule_attempts(ARRAY[v_inv.id]);
         ELSIF v_inv.attempt < v_inv.max_attempts THEN
@@ -72,15 +69,14 @@ BEGIN
         END IF;
     END LOOP;
 
-    WITH watched AS (
-        SELECT j.invocation_id AS id, j.attempted_at FROM picloud.running_jobs() j
-        UNION ALL
-        SELECT d.invocation_id, NULL FROM picloud.run_here_deadlines d
-    )
-    SELECT min(CASE WHEN i.status = 'running' THEN picloud.overdue_at(i.started_at, i.timeout_ms)
-                    ELSE picloud.overdue_at(w.attempted_at, 0) END) INTO v_next
-    FROM watched w JOIN picloud.invocations i ON i.id = w.id
-    WHERE i.status = 'running' OR i.status = 'queued' AND NOT i.parked AND w.attempted_at IS NOT NULL;
+    SELECT least(
+        (SELECT min(picloud.overdue_at(i.started_at, i.timeout_ms))
+         FROM picloud.running_attempts a JOIN picloud.invocations i ON i.id = a.invocation_id
+         WHERE i.status = 'running'),
+        (SELECT min(picloud.overdue_at(j.attempted_at, 0))
+         FROM picloud.running_jobs() j JOIN picloud.invocations i ON i.id = j.invocation_id
+         WHERE i.status = 'queued' AND NOT i.parked))
+    INTO v_next;
     -- A start that committed while this ran may have set an earlier,
     -- still future, deadline: keep it.
     UPDATE picloud.rescue_clock
@@ -89,6 +85,9 @@ BEGIN
     RETURN v_next;
 END;
 $$;
+
+-- Retired: the run-here rescue, now part of rescue_overdue.
+DROP FUNCTION IF EXISTS picloud.rescue_overdue_here();
 
 -- promote_due hands due scheduled attempts to workers, rescues overdue
 -- attempts, and returns when the next of a scheduled attempt, a rescue

@@ -159,10 +159,7 @@ CREATE TABLE picloud.invocations (
     --   SELECT set_config('picloud.trace_parent', '00-...-...-01', true);
     -- (current_setting is '' rather than NULL once the setting was used in
     -- the session; nullif maps that back to NULL.)
-    trace_parent        text DEFAULT nullif(current_setting('picloud.trace_parent', true), ''),
-    -- True while an attempt started where it was written (invoke_here) runs;
-    -- its row in run_here_deadlines exists exactly as long.
-    run_here            boolean NOT NULL DEFAULT false
+    trace_parent        text DEFAULT nullif(current_setting('picloud.trace_parent', true), '')
 )
 -- Every invocation row is updated twice (start, finish). Room on the page
 -- lets the start, which changes no indexed column, be a HOT update that
@@ -200,16 +197,18 @@ CREATE TABLE picloud.running_slots (
 );
 CREATE INDEX running_slots_function ON picloud.running_slots (function);
 
--- One row per attempt started where it was written (enqueue_invocation with
--- a node), deleted when the attempt ends. No transport job
--- carries such an attempt: a River job row costs two GIN index inserts
--- (args and metadata) and as much again when it is completed (measured with
--- pgbench: writing one made invoke_here plus its finish 37% slower). This
--- row gives what the job would: a rescue if the node dies mid-run.
-CREATE TABLE picloud.run_here_deadlines (
+-- One row per running attempt, from the statement that starts it to the
+-- one that ends it, whatever ends it (finish, retry, hand-back, cancel,
+-- rescue): what the rescue reads to find attempts whose worker stopped
+-- reporting. Kept apart from invocations, whose status has no index on
+-- purpose (an index would make every start a non-HOT update), so that
+-- finding the running attempts never scans the rows kept for retention.
+CREATE TABLE picloud.running_attempts (
     invocation_id bigint PRIMARY KEY,
-    -- The node running it, for an operator who wonders.
-    node          text NOT NULL
+    -- The node that started it where it was written (enqueue_invocation
+    -- with a node), with no transport job; null when a transport job
+    -- carried it to a worker.
+    node          text
 );
 
 -- Platform state ---------------------------------------------------------------

@@ -564,7 +564,7 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 
 const startInvocations = `-- name: StartInvocations :many
 WITH started AS (
-    SELECT id, function, function_version, function_version_id, trigger, status, request, request_body, payload, result, error, logs, attempt, max_attempts, timeout_ms, created_at, started_at, finished_at, idempotency_key, run_at, errors, parked, parent_id, trace_parent, run_here FROM picloud.start_invocations($1::bigint[])
+    SELECT id, function, function_version, function_version_id, trigger, status, request, request_body, payload, result, error, logs, attempt, max_attempts, timeout_ms, created_at, started_at, finished_at, idempotency_key, run_at, errors, parked, parent_id, trace_parent FROM picloud.start_invocations($1::bigint[])
 ), env AS (
     SELECT e.function,
            jsonb_object_agg(e.name, e.value) FILTER (WHERE NOT e.secret) AS env,

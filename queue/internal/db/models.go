@@ -89,7 +89,6 @@ type PicloudInvocation struct {
 	Parked            bool
 	ParentID          *int64
 	TraceParent       *string
-	RunHere           bool
 }
 
 type PicloudKv struct {
@@ -105,9 +104,9 @@ type PicloudRescueClock struct {
 	NextAt    *time.Time
 }
 
-type PicloudRunHereDeadline struct {
+type PicloudRunningAttempt struct {
 	InvocationID int64
-	Node         string
+	Node         *string
 }
 
 type PicloudRunningSlot struct {
