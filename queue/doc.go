@@ -14,15 +14,18 @@
 //	  │      slot)
 //	  └────────────────── cancel (from queued or running) ──► cancelled
 //
-// Enqueue (Invoke, InvokeMany, SQL picloud.invoke, a cron tick, a script's
-// picloud.invoke at its parent's finish) writes the row queued and the River
-// job that carries it, and sends River's insert NOTIFY in the same
+// Each phase has a Go file and SQL functions of its own (the SQL lives in
+// sql/functions/, see docs/architecture.md, "Where the SQL lives").
+//
+// Enqueue (enqueue.go: Invoke, InvokeMany; SQL picloud.invoke, a cron tick,
+// a script's picloud.invoke at its parent's finish) writes the row queued
+// and the River job that carries it, and sends River's insert NOTIFY in the same
 // transaction, so a worker is woken exactly when the row becomes visible.
 // A synchronous call on a node with a free run slot is written already
 // running instead and runs there (runhere.go).
 //
-// Start (start.go): River's producer fetches up to Config.InFlight jobs and
-// hands each to Work; the invocations of the jobs that arrive together are
+// Start, or claim (start.go): River's producer fetches up to
+// Config.InFlight jobs and hands each to Work; the invocations of the jobs that arrive together are
 // started by one statement (picloud.start_invocations), which returns what
 // their runs need. A function with max_concurrency takes a slot under its
 // row's lock, or parks the invocation until a slot frees.
@@ -34,8 +37,16 @@
 // statement (picloud.finish_invocations) with the kv writes and child
 // invocations of the successful ones, and announced, per statement, on
 // picloud_finished as a JSON array. Wait hears that announcement through a
-// dedicated LISTEN connection (pgxlisten), or, when the attempt ran in the
-// same process, straight from it with the finished row in hand.
+// dedicated LISTEN connection (pgxlisten, finished.go), or, when the attempt
+// ran in the same process, straight from it with the finished row in hand
+// (wait.go).
+//
+// Rescue: every statement that makes an attempt running records it in
+// picloud.running_attempts, and whatever ends the attempt deletes the row
+// (the statement trigger invocations_updated). picloud.rescue_overdue,
+// run by the promote timer, takes back the attempts past their start +
+// timeout + grace, so an invocation reaches a final status even when its
+// worker died or failed after the start, whatever became of its River job.
 //
 // Start and finish are group commits (batch.go): the first item goes at
 // once, and the items that arrive while a statement is in flight go
