@@ -110,6 +110,13 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, http.StatusInternalServerError, "the invocation's response is unreadable", idHeader)
 			return
 		}
+		// The executor allows 200-599 only; this keeps a row from elsewhere
+		// (an older version, a hand-written result) from sending an
+		// interim 1xx or a status net/http would panic on.
+		if resp.Status < 200 || resp.Status > 599 {
+			writeProblem(w, http.StatusInternalServerError, fmt.Sprintf("the invocation's response has status %d; a function may answer 200 to 599", resp.Status), idHeader)
+			return
+		}
 		for k, v := range resp.Headers {
 			if !responseHeadersOwnedByServer[strings.ToLower(k)] {
 				w.Header().Set(k, v)
