@@ -394,7 +394,7 @@ type BatchItemBody struct {
 	// Example: {"image":1}
 	Payload interface{} `json:"payload,omitempty"`
 
-	// RunAt Run at this time instead of now.
+	// RunAt Run at this time instead of now. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
 	RunAt *time.Time `json:"run_at,omitempty"`
 }
 
@@ -526,7 +526,7 @@ type FunctionBody struct {
 	// MaxAttempts Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
-	// MaxConcurrency How many invocations of the function may run at once across all workers; unlimited when absent.
+	// MaxConcurrency How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
 
 	// MaxInstructions VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out.
@@ -733,12 +733,12 @@ type InvokeInputBody struct {
 	// Example: order-1234
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
 
-	// Payload Any JSON value; the script sees it as req.payload.
+	// Payload Any JSON value; the script sees it as req.payload. Strings and keys must not contain \u0000, which PostgreSQL's jsonb cannot store.
 	//
 	// Example: {"name":"Ada"}
 	Payload interface{} `json:"payload,omitempty"`
 
-	// RunAt Run at this time instead of now; needs async.
+	// RunAt Run at this time instead of now; needs async. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
 	RunAt *time.Time `json:"run_at,omitempty"`
 
 	// TimeoutMs Wall-clock limit of an attempt, overriding the function's.
@@ -867,7 +867,7 @@ type PutFunctionInputBody struct {
 	// MaxAttempts Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
-	// MaxConcurrency How many invocations of the function may run at once across all workers; unlimited when absent.
+	// MaxConcurrency How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
 
 	// MaxInstructions VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out.
@@ -6891,8 +6891,10 @@ type CreateKeyResponse struct {
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *ErrorModel
-	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationproblemJSONDefault *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateKeyResponse401Headers
 }
@@ -6912,9 +6914,14 @@ func (r CreateKeyResponse) GetApplicationproblemJSON403() *ErrorModel {
 	return r.ApplicationproblemJSON403
 }
 
-// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r CreateKeyResponse) GetApplicationproblemJSONDefault() *ErrorModel {
-	return r.ApplicationproblemJSONDefault
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
 }
 
 // GetBody returns the raw response body bytes
@@ -10285,12 +10292,19 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSONDefault = &dest
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
 
 	}
 

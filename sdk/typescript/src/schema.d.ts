@@ -583,7 +583,7 @@ export interface components {
             payload?: unknown;
             /**
              * Format: date-time
-             * @description Run at this time instead of now.
+             * @description Run at this time instead of now. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
              */
             run_at?: string;
         };
@@ -729,7 +729,7 @@ export interface components {
             max_attempts?: number;
             /**
              * Format: int64
-             * @description How many invocations of the function may run at once across all workers; unlimited when absent.
+             * @description How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
              */
             max_concurrency?: number;
             /**
@@ -959,7 +959,7 @@ export interface components {
              */
             idempotency_key?: string;
             /**
-             * @description Any JSON value; the script sees it as req.payload.
+             * @description Any JSON value; the script sees it as req.payload. Strings and keys must not contain \u0000, which PostgreSQL's jsonb cannot store.
              * @example {
              *       "name": "Ada"
              *     }
@@ -967,7 +967,7 @@ export interface components {
             payload?: unknown;
             /**
              * Format: date-time
-             * @description Run at this time instead of now; needs async.
+             * @description Run at this time instead of now; needs async. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
              */
             run_at?: string;
             /**
@@ -1098,7 +1098,7 @@ export interface components {
             max_attempts?: number;
             /**
              * Format: int64
-             * @description How many invocations of the function may run at once across all workers; unlimited when absent.
+             * @description How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
              */
             max_concurrency?: number;
             /**
@@ -3511,8 +3511,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
-            /** @description Error */
-            default: {
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
