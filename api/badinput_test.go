@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -83,6 +84,65 @@ func TestBadInput(t *testing.T) {
 	// What the validation accepted, the PUT stores, and the other way round.
 	if res := do(t, http.MethodGet, p.URL+"/v1/functions/f", nil); res.json(t)["source"] != ok {
 		t.Errorf("the source with NUL replaced the stored one: %s", res.body)
+	}
+}
+
+// TestIngressCleansText: anyone can call a public function, so a request
+// PostgreSQL could not store must not be a 500 (nor an ERROR line in the
+// log): the script gets its path, query and headers with every NUL and every
+// byte sequence that is not UTF-8 replaced by U+FFFD, and the row holds the
+// same.
+func TestIngressCleansText(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
+	source := `function handle(req) return {path = req.path, query = req.query, x = req.headers["x-a"] or json.null, body = req.body} end`
+	if res := do(t, http.MethodPut, p.URL+"/v1/functions/req", map[string]string{"source": source}); res.status != http.StatusCreated {
+		t.Fatalf("deploy: %d %s", res.status, res.body)
+	}
+	for _, tc := range []struct {
+		name      string
+		url       string
+		header    []string
+		wantPath  string
+		wantQuery map[string]string
+		wantX     any
+	}{
+		{"NUL in a query value", "/fn/req?q=%00", nil, "/", map[string]string{"q": "\ufffd"}, nil},
+		{"NUL in a query key", "/fn/req?a%00b=1", nil, "/", map[string]string{"a\ufffdb": "1"}, nil},
+		{"invalid UTF-8 in a query value", "/fn/req?q=a%ffb", nil, "/", map[string]string{"q": "a\ufffdb"}, nil},
+		{"invalid UTF-8 in a query key", "/fn/req?%c3=1", nil, "/", map[string]string{"\ufffd": "1"}, nil},
+		{"keys that clean alike keep the first", "/fn/req?%fe=2&%ff=1", nil, "/", map[string]string{"\ufffd": "2"}, nil},
+		{"NUL in the path", "/fn/req/%00", nil, "/\ufffd", map[string]string{}, nil},
+		{"invalid UTF-8 in the path", "/fn/req/a%ff/b", nil, "/a\ufffd/b", map[string]string{}, nil},
+		{"invalid UTF-8 in a header", "/fn/req", []string{"X-A", "v\xff"}, "/", map[string]string{}, "v\ufffd"},
+		{"clean text is untouched", "/fn/req/caf%C3%A9?q=%E2%9C%93", []string{"X-A", "ok"}, "/café", map[string]string{"q": "✓"}, "ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := do(t, http.MethodGet, p.URL+tc.url, nil, tc.header...)
+			if res.status != http.StatusOK {
+				t.Fatalf("got %d %s, want 200", res.status, res.body)
+			}
+			var got struct {
+				Path  string            `json:"path"`
+				Query map[string]string `json:"query"`
+				X     any               `json:"x"`
+			}
+			if err := json.Unmarshal(res.body, &got); err != nil {
+				t.Fatalf("%v: %s", err, res.body)
+			}
+			if got.Path != tc.wantPath || mustJSON(t, got.Query) != mustJSON(t, tc.wantQuery) || got.X != tc.wantX {
+				t.Errorf("the script saw path %q query %v x-a %v, want %q %v %v", got.Path, got.Query, got.X, tc.wantPath, tc.wantQuery, tc.wantX)
+			}
+			inv := invocation(t, p.URL, res)
+			req, _ := inv["request"].(map[string]any)
+			if req["path"] != tc.wantPath || mustJSON(t, req["query"]) != mustJSON(t, tc.wantQuery) {
+				t.Errorf("the row holds %v, want path %q query %v", req, tc.wantPath, tc.wantQuery)
+			}
+		})
+	}
+	// The body is bytes: passed as is, NUL included.
+	res := do(t, http.MethodPost, p.URL+"/fn/req", "a\x00b")
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), `"body":"a\u0000b"`) {
+		t.Errorf("body with NUL: %d %s", res.status, res.body)
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -138,19 +140,41 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 // header maps, because that is what nearly every handler wants; repeated
 // headers are joined with ", " as HTTP allows, repeated query keys keep the
 // first value.
+//
+// Anyone may send a request to a public function, so whatever it carries
+// must be storable in the invocation row's jsonb: the path, query keys and
+// values, header values and host have every NUL and every byte sequence
+// that is not UTF-8 replaced by U+FFFD (storableText). The body is stored as
+// bytes and passed as is.
 func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
 	req := &queue.HTTPRequest{
 		Method:  r.Method,
-		Path:    "/" + r.PathValue("rest"),
+		Path:    storableText("/" + r.PathValue("rest")),
 		Query:   make(map[string]string),
 		Headers: make(map[string]string, len(r.Header)+1),
 		Body:    body,
 	}
-	for k, v := range r.URL.Query() {
-		req.Query[k] = v[0]
+	var cleaned []string // query keys that change when cleaned
+	query := r.URL.Query()
+	for k, v := range query {
+		if clean := storableText(k); clean != k {
+			cleaned = append(cleaned, k)
+			continue
+		}
+		req.Query[k] = storableText(v[0])
+	}
+	// Keys that clean to the same text as another keep the value of the
+	// first in byte order, so that the request the script sees does not
+	// depend on map order.
+	slices.Sort(cleaned)
+	for _, k := range cleaned {
+		clean := storableText(k)
+		if _, taken := req.Query[clean]; !taken {
+			req.Query[clean] = storableText(query[k][0])
+		}
 	}
 	for k, v := range r.Header {
-		req.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+		req.Headers[storableText(strings.ToLower(k))] = storableText(strings.Join(v, ", "))
 	}
 	// A PiCloud key is the platform's business: it must not reach the
 	// script, nor be stored in the invocation row. Any other Authorization
@@ -158,7 +182,7 @@ func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
 	if token, ok := bearerToken(req.Headers["authorization"]); ok && strings.HasPrefix(token, queue.KeyPrefix) {
 		delete(req.Headers, "authorization")
 	}
-	req.Headers["host"] = r.Host
+	req.Headers["host"] = storableText(r.Host)
 	return req
 }
 
@@ -218,4 +242,14 @@ func (s *Server) documentIngress() {
 
 func invocationIDHeader() *huma.Param {
 	return &huma.Param{Description: "Id of the invocation row, for GET /v1/invocations/{id}.", Schema: &huma.Schema{Type: huma.TypeInteger, Format: "int64"}}
+}
+
+// storableText returns s with every NUL character and every byte sequence
+// that is not UTF-8 replaced by U+FFFD, for input that must be taken
+// rather than refused (a /fn request's path, query and headers).
+func storableText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
