@@ -57,14 +57,18 @@ func checkInput(in any) error {
 	// answer; clean input, the common case, pays for one walk only.
 	c = inputChecker{sorted: true}
 	c.walkInput(in)
-	return huma.Error422UnprocessableEntity("validation failed: "+c.summary(), c.details...)
+	details := make([]error, len(c.details))
+	for i, d := range c.details {
+		details[i] = d
+	}
+	return huma.Error422UnprocessableEntity("validation failed: "+c.summary(), details...)
 }
 
 // inputChecker collects the problems of one input.
 type inputChecker struct {
 	sorted  bool      // walk maps in key order
 	path    []segment // where the walk is; a string only for a problem
-	details []error
+	details []*huma.ErrorDetail
 }
 
 // segment is a step of a location: a name, or an index.
@@ -128,8 +132,7 @@ func (c *inputChecker) add(message string) {
 func (c *inputChecker) summary() string {
 	parts := make([]string, len(c.details))
 	for i, d := range c.details {
-		e := d.(*huma.ErrorDetail)
-		parts[i] = e.Location + " " + e.Message
+		parts[i] = d.Location + " " + d.Message
 	}
 	return strings.Join(parts, "; ")
 }
