@@ -61,7 +61,9 @@ func checkInput(in any) error {
 	for i, d := range c.details {
 		details[i] = d
 	}
-	return huma.Error422UnprocessableEntity("validation failed: "+c.summary(), details...)
+	// The same detail as huma's own validation: clients show the list of
+	// errors, each naming its field, after it.
+	return huma.Error422UnprocessableEntity("validation failed", details...)
 }
 
 // inputChecker collects the problems of one input.
@@ -125,16 +127,6 @@ func (c *inputChecker) add(message string) {
 		}
 	}
 	c.details = append(c.details, &huma.ErrorDetail{Location: b.String(), Message: message})
-}
-
-// summary names the fields in the problem's detail, for clients that show
-// only that line.
-func (c *inputChecker) summary() string {
-	parts := make([]string, len(c.details))
-	for i, d := range c.details {
-		parts[i] = d.Location + " " + d.Message
-	}
-	return strings.Join(parts, "; ")
 }
 
 var timeType = reflect.TypeFor[time.Time]()
