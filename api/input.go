@@ -19,12 +19,13 @@ import (
 // the database, either is a 500 with an ERROR line in the log; checked here,
 // it is a 422 naming the field.
 
-// Times an input may carry. PostgreSQL's timestamptz reaches 294276 AD and
-// Go's JSON encoding stops at 9999, so a time outside these bounds would be
+// Times an input may carry, in Unix seconds: from 2000-01-01T00:00:00Z to
+// just before 10000-01-01T00:00:00Z. PostgreSQL's timestamptz reaches
+// 294276 AD and Go's JSON encoding stops at 9999, so a later time would be
 // stored but could not be read back; before 2000 no time is meant.
-var (
-	minInputTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxInputTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // exclusive
+const (
+	minInputUnix = 946684800
+	maxInputUnix = 253402300800 // exclusive
 )
 
 // maxInputProblems caps the details of one answer, so that a body with a
@@ -46,7 +47,7 @@ func register[I, O any](a huma.API, op huma.Operation, handler func(context.Cont
 // checkInput walks a huma input struct: its path, query and header
 // parameters and its Body, down to the strings of a decoded JSON value. It
 // returns a 422 naming every string PostgreSQL cannot store and every time
-// outside [minInputTime, maxInputTime), or nil.
+// outside [minInputUnix, maxInputUnix), or nil.
 func checkInput(in any) error {
 	var c inputChecker
 	c.walkInput(in)
@@ -129,8 +130,6 @@ func (c *inputChecker) add(message string) {
 	c.details = append(c.details, &huma.ErrorDetail{Location: b.String(), Message: message})
 }
 
-var timeType = reflect.TypeFor[time.Time]()
-
 func (c *inputChecker) walk(v reflect.Value) {
 	if c.full() {
 		return
@@ -167,7 +166,7 @@ func (c *inputChecker) walk(v reflect.Value) {
 			c.walkEntry(k.String(), v.MapIndex(k))
 		}
 	case reflect.Struct:
-		if v.Type() == timeType {
+		if v.Type() == reflect.TypeFor[time.Time]() {
 			c.checkTime(v.Interface().(time.Time))
 			return
 		}
@@ -207,12 +206,13 @@ func (c *inputChecker) walkEntry(key string, v reflect.Value) {
 	c.enter(segment{name: key}, v)
 }
 
-// checkTime refuses a time outside [minInputTime, maxInputTime). The zero
+// checkTime refuses a time outside [minInputUnix, maxInputUnix). The zero
 // time too: inputs take optional times as pointers, so a zero time was sent
 // (0001-01-01T00:00:00Z), and it would otherwise read as "not set".
 func (c *inputChecker) checkTime(t time.Time) {
-	if t.Before(minInputTime) || !t.Before(maxInputTime) {
-		c.add(fmt.Sprintf("must be between %s and %s", minInputTime.Format(time.RFC3339), maxInputTime.Add(-time.Second).Format(time.RFC3339)))
+	if sec := t.Unix(); sec < minInputUnix || sec >= maxInputUnix {
+		c.add(fmt.Sprintf("must be between %s and %s",
+			time.Unix(minInputUnix, 0).UTC().Format(time.RFC3339), time.Unix(maxInputUnix-1, 0).UTC().Format(time.RFC3339)))
 	}
 }
 
