@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -135,7 +137,13 @@ func (c *inputChecker) walk(v reflect.Value) {
 		return
 	}
 	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
+	case reflect.Interface:
+		if !v.IsNil() {
+			// A decoded JSON value, without reflection: payloads are
+			// the bulk of what is walked.
+			c.walkJSON(v.Elem().Interface())
+		}
+	case reflect.Pointer:
 		if !v.IsNil() {
 			c.walk(v.Elem())
 		}
@@ -188,6 +196,49 @@ func (c *inputChecker) walk(v reflect.Value) {
 			}
 		}
 	}
+}
+
+// walkJSON walks a value encoding/json decoded into an any; anything else
+// goes back to walk.
+func (c *inputChecker) walkJSON(x any) {
+	if c.full() {
+		return
+	}
+	switch x := x.(type) {
+	case nil, bool, float64, json.Number:
+	case string:
+		if problem := textProblem(x); problem != "" {
+			c.add(problem)
+		}
+	case []any:
+		for i, e := range x {
+			c.path = append(c.path, segment{index: i, isIndex: true})
+			c.walkJSON(e)
+			c.path = c.path[:len(c.path)-1]
+		}
+	case map[string]any:
+		if !c.sorted {
+			for k, e := range x {
+				c.walkJSONEntry(k, e)
+			}
+			return
+		}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			c.walkJSONEntry(k, x[k])
+		}
+	default:
+		c.walk(reflect.ValueOf(x))
+	}
+}
+
+func (c *inputChecker) walkJSONEntry(key string, x any) {
+	if problem := textProblem(key); problem != "" {
+		c.add("has a key that " + problem)
+		return
+	}
+	c.path = append(c.path, segment{name: key})
+	c.walkJSON(x)
+	c.path = c.path[:len(c.path)-1]
 }
 
 func (c *inputChecker) enter(s segment, v reflect.Value) {
