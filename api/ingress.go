@@ -207,7 +207,8 @@ func (s *Server) documentIngress() {
 			Description: "Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths " +
 				"(/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. " +
 				"Anyone may call a function unless it was deployed with auth \"key\"; then it needs an API key of either scope, " +
-				"which the platform removes from the headers the script sees.",
+				"which the platform removes from the headers the script sees. The path, query and header values reach the script (and the " +
+				"invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.",
 			Tags: []string{"ingress"},
 			// Public by default; a function deployed with auth "key" needs
 			// an invoke or admin key.

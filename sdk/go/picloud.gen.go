@@ -1183,21 +1183,21 @@ type ClientInterface interface {
 
 	// CallFunctionDelete Call a function (DELETE)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Corresponds with DELETE /fn/{name} (the `CallFunctionDelete` operationId).
 	CallFunctionDelete(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CallFunctionGet Call a function (GET)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Corresponds with GET /fn/{name} (the `CallFunctionGet` operationId).
 	CallFunctionGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CallFunctionPatchWithBody Call a function (PATCH)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1206,7 +1206,7 @@ type ClientInterface interface {
 
 	// CallFunctionPostWithBody Call a function (POST)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1215,7 +1215,7 @@ type ClientInterface interface {
 
 	// CallFunctionPutWithBody Call a function (PUT)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1523,7 +1523,7 @@ type ClientInterface interface {
 
 // CallFunctionDelete Call a function (DELETE)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Corresponds with DELETE /fn/{name} (the `CallFunctionDelete` operationId).
 func (c *Client) CallFunctionDelete(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1540,7 +1540,7 @@ func (c *Client) CallFunctionDelete(ctx context.Context, name string, reqEditors
 
 // CallFunctionGet Call a function (GET)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Corresponds with GET /fn/{name} (the `CallFunctionGet` operationId).
 func (c *Client) CallFunctionGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1557,7 +1557,7 @@ func (c *Client) CallFunctionGet(ctx context.Context, name string, reqEditors ..
 
 // CallFunctionPatchWithBody Call a function (PATCH)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1576,7 +1576,7 @@ func (c *Client) CallFunctionPatchWithBody(ctx context.Context, name string, con
 
 // CallFunctionPostWithBody Call a function (POST)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1595,7 +1595,7 @@ func (c *Client) CallFunctionPostWithBody(ctx context.Context, name string, cont
 
 // CallFunctionPutWithBody Call a function (PUT)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3904,7 +3904,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionDeleteWithResponse Call a function (DELETE)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3913,7 +3913,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionGetWithResponse Call a function (GET)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3922,7 +3922,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPatchWithBodyWithResponse Call a function (PATCH)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3931,7 +3931,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPostWithBodyWithResponse Call a function (POST)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3940,7 +3940,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPutWithBodyWithResponse Call a function (PUT)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7183,7 +7183,7 @@ func (r GetStatsResponse) ContentType() string {
 
 // CallFunctionDeleteWithResponse Call a function (DELETE)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7198,7 +7198,7 @@ func (c *ClientWithResponses) CallFunctionDeleteWithResponse(ctx context.Context
 
 // CallFunctionGetWithResponse Call a function (GET)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7213,7 +7213,7 @@ func (c *ClientWithResponses) CallFunctionGetWithResponse(ctx context.Context, n
 
 // CallFunctionPatchWithBodyWithResponse Call a function (PATCH)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7228,7 +7228,7 @@ func (c *ClientWithResponses) CallFunctionPatchWithBodyWithResponse(ctx context.
 
 // CallFunctionPostWithBodyWithResponse Call a function (POST)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7243,7 +7243,7 @@ func (c *ClientWithResponses) CallFunctionPostWithBodyWithResponse(ctx context.C
 
 // CallFunctionPutWithBodyWithResponse Call a function (PUT)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //

@@ -13,29 +13,29 @@ export interface paths {
         };
         /**
          * Call a function (GET)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         get: operations["call-function-get"];
         /**
          * Call a function (PUT)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         put: operations["call-function-put"];
         /**
          * Call a function (POST)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         post: operations["call-function-post"];
         /**
          * Call a function (DELETE)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         delete: operations["call-function-delete"];
         options?: never;
         head?: never;
         /**
          * Call a function (PATCH)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         patch: operations["call-function-patch"];
         trace?: never;
