@@ -202,6 +202,7 @@ func TestResponseRules(t *testing.T) {
 		{ret: `{status = 1e300}`, err: "response status 1e+300"},
 		{ret: `{status = "200.5"}`, err: `response status "200.5"`},
 		{ret: `{status = "101"}`, err: `response status "101"`},
+		{ret: `{status = string.rep("0", 1000) .. "101"}`, err: `response status "00000000000000000000..." is not`},
 		{ret: `{headers = {n = 1}}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"headers":{"n":1}}`, value: `{"headers":{"n":1}}`},
 		{ret: `{body = 5}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"body":5}`, value: `{"body":5}`},
 		// Unconvertible.

@@ -178,6 +178,9 @@ func responseStatus(l *lua.State) (int, error) {
 		shown := ""
 		if l.TypeOf(-1) == lua.TypeString {
 			str, _ := l.ToString(-1)
+			if len(str) > 20 { // "0000…0101" reads as a number of any length
+				str = str[:20] + "..."
+			}
 			shown = strconv.Quote(str)
 		} else {
 			shown = strconv.FormatFloat(f, 'g', -1, 64)
