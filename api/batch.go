@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -35,7 +32,7 @@ const MaxBatchBodyBytes = DefaultMaxBodyBytes
 type BatchItemBody struct {
 	Payload        any        `json:"payload,omitempty" example:"{\"image\": 1}" doc:"Any JSON value; the script sees it as req.payload. Absent means {}. Strings must not contain \\u0000, which PostgreSQL's jsonb cannot store."`
 	IdempotencyKey string     `json:"idempotency_key,omitempty" maxLength:"255" example:"image-1" doc:"A later call (single or batch) with the same key for the same function, within 24 h, returns the invocation this one creates; items of one batch with the same key share one invocation."`
-	RunAt          *time.Time `json:"run_at,omitempty" doc:"Run at this time instead of now."`
+	RunAt          *time.Time `json:"run_at,omitempty" doc:"Run at this time instead of now. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z."`
 }
 
 // BatchInvocationBody is what a batch answers for one item.
@@ -58,7 +55,7 @@ type invokeBatchOutput struct {
 }
 
 func (s *Server) registerBatch() {
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "invoke-function-batch",
 		Method:      http.MethodPost,
 		// A custom method in the style of Google's API guidelines (AIP-136):
@@ -83,15 +80,10 @@ func (s *Server) invokeBatch(ctx context.Context, in *invokeBatchInput) (*invoke
 	items := make([]queue.BatchItem, len(in.Body.Invocations))
 	var details []error
 	for i, it := range in.Body.Invocations {
-		at := fmt.Sprintf("body.invocations[%d]", i)
-		if d := nulDetails(it.Payload, it.IdempotencyKey, at); d != nil {
-			details = append(details, d...)
-			continue
-		}
 		if it.Payload != nil {
 			payload, err := json.Marshal(it.Payload)
 			if err != nil {
-				details = append(details, &huma.ErrorDetail{Location: at + ".payload", Message: err.Error()})
+				details = append(details, &huma.ErrorDetail{Location: fmt.Sprintf("body.invocations[%d].payload", i), Message: err.Error()})
 				continue
 			}
 			items[i].Payload = payload
@@ -122,48 +114,4 @@ func (s *Server) invokeBatch(ctx context.Context, in *invokeBatchInput) (*invoke
 		out.Body.Invocations[i] = BatchInvocationBody{ID: inv.ID, Status: string(inv.Status)}
 	}
 	return out, nil
-}
-
-// nulDetails reports a NUL character in an invocation's payload or
-// idempotency key, under the location at: PostgreSQL stores neither (jsonb
-// refuses \u0000, text the NUL byte), and without this check its refusal
-// would reach the client as a 500.
-func nulDetails(payload any, key, at string) []error {
-	var details []error
-	if where := findNUL(payload, at+".payload"); where != "" {
-		details = append(details, &huma.ErrorDetail{Location: where, Message: `contains \u0000, which PostgreSQL's jsonb cannot store`})
-	}
-	if strings.ContainsRune(key, 0) {
-		details = append(details, &huma.ErrorDetail{Location: at + ".idempotency_key", Message: `contains \u0000, which PostgreSQL's text cannot store`})
-	}
-	return details
-}
-
-// findNUL returns the location, under at, of the first string (value or
-// object key) in a decoded JSON value that contains a NUL character, or ""
-// when there is none.
-func findNUL(v any, at string) string {
-	switch v := v.(type) {
-	case string:
-		if strings.ContainsRune(v, 0) {
-			return at
-		}
-	case []any:
-		for i, e := range v {
-			if where := findNUL(e, fmt.Sprintf("%s[%d]", at, i)); where != "" {
-				return where
-			}
-		}
-	case map[string]any:
-		// In key order, so that the same body always names the same place.
-		for _, k := range slices.Sorted(maps.Keys(v)) {
-			if strings.ContainsRune(k, 0) {
-				return at
-			}
-			if where := findNUL(v[k], at+"."+k); where != "" {
-				return where
-			}
-		}
-	}
-	return ""
 }

@@ -36,7 +36,7 @@ type envOutput struct {
 
 func (s *Server) registerEnv() {
 	tags := []string{"functions"}
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "get-function-env",
 		Method:      http.MethodGet,
 		Path:        "/v1/functions/{name}/env",
@@ -53,7 +53,7 @@ func (s *Server) registerEnv() {
 		{"secrets", "secret", "a secret", "a secret (secrets.KEY in the script; write-only: no endpoint returns it, and its value is masked in the invocation's logs and error)", true},
 	} {
 		secret := kind.secret
-		huma.Register(s.api, huma.Operation{
+		register(s.api, huma.Operation{
 			OperationID:   "set-function-" + kind.id,
 			Method:        http.MethodPut,
 			Path:          "/v1/functions/{name}/" + kind.path + "/{key}",
@@ -65,7 +65,7 @@ func (s *Server) registerEnv() {
 		}, func(ctx context.Context, in *setEnvInput) (*struct{}, error) {
 			return nil, s.setEnv(ctx, in.Name, in.Key, in.Body.Value, secret)
 		})
-		huma.Register(s.api, huma.Operation{
+		register(s.api, huma.Operation{
 			OperationID:   "delete-function-" + kind.id,
 			Method:        http.MethodDelete,
 			Path:          "/v1/functions/{name}/" + kind.path + "/{key}",

@@ -68,7 +68,7 @@ func (s *Server) registerEvents() {
 		"its id is the step's time in microseconds since 1970, and a client that reconnects with Last-Event-ID gets the current state of " +
 		"every invocation that changed since (events are snapshots: one may repeat). A `reset` event says the client fell behind and " +
 		"should reread the list. A comment line every 15 s keeps the connection alive."
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "stream-events",
 		Method:      http.MethodGet,
 		Path:        "/v1/events",
@@ -79,7 +79,7 @@ func (s *Server) registerEvents() {
 	}, func(ctx context.Context, in *allEventsInput) (*huma.StreamResponse, error) {
 		return s.eventStream(queue.EventFilter{Function: in.Function}, in.LastEventID), nil
 	})
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "stream-function-events",
 		Method:      http.MethodGet,
 		Path:        "/v1/functions/{name}/events",
@@ -90,7 +90,7 @@ func (s *Server) registerEvents() {
 	}, func(ctx context.Context, in *functionEventsInput) (*huma.StreamResponse, error) {
 		return s.eventStream(queue.EventFilter{Function: in.Name}, in.LastEventID), nil
 	})
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "stream-invocation-events",
 		Method:      http.MethodGet,
 		Path:        "/v1/invocations/{id}/events",
@@ -253,7 +253,7 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 	sub, err := s.config.Queue.SubscribeEvents(subCtx, queue.EventFilter{Invocation: in.ID})
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, s.internal(ctx, err)
 	}
 	inv, err := s.config.Queue.GetInvocation(ctx, in.ID)
 	if errors.Is(err, queue.ErrInvocationNotFound) {
@@ -262,7 +262,7 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 	}
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, s.internal(ctx, err)
 	}
 	if since, ok := lastEventTime(in.LastEventID); ok && inv.Status.Final() && !eventOf(inv).At().After(since) {
 		cancel()

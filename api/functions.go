@@ -32,7 +32,7 @@ type FunctionBody struct {
 type FunctionOptionsBody struct {
 	TimeoutMS         int      `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" example:"10000" doc:"Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent."`
 	MaxAttempts       int      `json:"max_attempts,omitempty" minimum:"1" maximum:"100" default:"1" doc:"Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once."`
-	MaxConcurrency    int      `json:"max_concurrency,omitempty" minimum:"1" doc:"How many invocations of the function may run at once across all workers; unlimited when absent."`
+	MaxConcurrency    int      `json:"max_concurrency,omitempty" minimum:"1" maximum:"1000000" doc:"How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent."`
 	RetryBackoffMS    *int     `json:"retry_backoff_ms,omitempty" minimum:"0" maximum:"3600000" doc:"Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour."`
 	MaxInstructions   int64    `json:"max_instructions,omitempty" minimum:"1000" maximum:"100000000000" doc:"VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out."`
 	LogRetentionHours int      `json:"log_retention_hours,omitempty" minimum:"1" maximum:"87600" example:"24" doc:"Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default)."`
@@ -102,7 +102,7 @@ type listFunctionsOutput struct {
 
 func (s *Server) registerFunctions() {
 	tags := []string{"functions"}
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "put-function",
 		Method:      http.MethodPut,
 		Path:        "/v1/functions/{name}",
@@ -124,7 +124,7 @@ func (s *Server) registerFunctions() {
 	created := *put.Responses["200"]
 	created.Description = "Created"
 	put.Responses["201"] = &created
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "list-functions",
 		Method:      http.MethodGet,
 		Path:        "/v1/functions",
@@ -132,7 +132,7 @@ func (s *Server) registerFunctions() {
 		Description: "Every function, by name, without sources.",
 		Tags:        tags,
 	}, s.listFunctions)
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "get-function",
 		Method:      http.MethodGet,
 		Path:        "/v1/functions/{name}",
@@ -141,7 +141,7 @@ func (s *Server) registerFunctions() {
 		Tags:        tags,
 		Errors:      []int{http.StatusNotFound},
 	}, s.getFunction)
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID:   "delete-function",
 		Method:        http.MethodDelete,
 		Path:          "/v1/functions/{name}",

@@ -42,7 +42,7 @@ func NewHealth(q *queue.Client, logger *slog.Logger, metrics http.Handler) http.
 }
 
 func (s *Server) registerHealth() {
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "healthz",
 		Metadata:    map[string]any{"access": accessPublic},
 		Method:      http.MethodGet,
@@ -55,7 +55,7 @@ func (s *Server) registerHealth() {
 		out.Body.Status = "ok"
 		return out, nil
 	})
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "readyz",
 		Metadata:    map[string]any{"access": accessPublic},
 		Method:      http.MethodGet,

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -110,6 +112,13 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, http.StatusInternalServerError, "the invocation's response is unreadable", idHeader)
 			return
 		}
+		// The executor allows 200-599 only; this keeps a row from elsewhere
+		// (an older version, a hand-written result) from sending an
+		// interim 1xx or a status net/http would panic on.
+		if resp.Status < 200 || resp.Status > 599 {
+			writeProblem(w, http.StatusInternalServerError, fmt.Sprintf("the invocation's response has status %d; a function may answer 200 to 599", resp.Status), idHeader)
+			return
+		}
 		for k, v := range resp.Headers {
 			if !responseHeadersOwnedByServer[strings.ToLower(k)] {
 				w.Header().Set(k, v)
@@ -131,19 +140,41 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 // header maps, because that is what nearly every handler wants; repeated
 // headers are joined with ", " as HTTP allows, repeated query keys keep the
 // first value.
+//
+// Anyone may send a request to a public function, so whatever it carries
+// must be storable in the invocation row's jsonb: the path, query keys and
+// values, header values and host have every NUL and every byte sequence
+// that is not UTF-8 replaced by U+FFFD (storableText). The body is stored as
+// bytes and passed as is.
 func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
 	req := &queue.HTTPRequest{
 		Method:  r.Method,
-		Path:    "/" + r.PathValue("rest"),
+		Path:    storableText("/" + r.PathValue("rest")),
 		Query:   make(map[string]string),
 		Headers: make(map[string]string, len(r.Header)+1),
 		Body:    body,
 	}
-	for k, v := range r.URL.Query() {
-		req.Query[k] = v[0]
+	var cleaned []string // query keys that change when cleaned
+	query := r.URL.Query()
+	for k, v := range query {
+		if clean := storableText(k); clean != k {
+			cleaned = append(cleaned, k)
+			continue
+		}
+		req.Query[k] = storableText(v[0])
+	}
+	// Keys that clean to the same text as another keep the value of the
+	// first in byte order, so that the request the script sees does not
+	// depend on map order.
+	slices.Sort(cleaned)
+	for _, k := range cleaned {
+		clean := storableText(k)
+		if _, taken := req.Query[clean]; !taken {
+			req.Query[clean] = storableText(query[k][0])
+		}
 	}
 	for k, v := range r.Header {
-		req.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+		req.Headers[storableText(strings.ToLower(k))] = storableText(strings.Join(v, ", "))
 	}
 	// A PiCloud key is the platform's business: it must not reach the
 	// script, nor be stored in the invocation row. Any other Authorization
@@ -152,7 +183,7 @@ func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
 	if token, ok := bearerToken(req.Headers["authorization"]); ok && strings.HasPrefix(token, queue.KeyPrefix) {
 		delete(req.Headers, "authorization")
 	}
-	req.Headers["host"] = r.Host
+	req.Headers["host"] = storableText(r.Host)
 	return req
 }
 
@@ -177,7 +208,8 @@ func (s *Server) documentIngress() {
 			Description: "Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths " +
 				"(/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. " +
 				"Anyone may call a function unless it was deployed with auth \"key\"; then it needs an API key of either scope, " +
-				"which the platform removes from the headers the script sees.",
+				"which the platform removes from the headers the script sees. The path, query and header values reach the script (and the " +
+				"invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.",
 			Tags: []string{"ingress"},
 			// Public by default; a function deployed with auth "key" needs
 			// an invoke or admin key.
@@ -212,4 +244,14 @@ func (s *Server) documentIngress() {
 
 func invocationIDHeader() *huma.Param {
 	return &huma.Param{Description: "Id of the invocation row, for GET /v1/invocations/{id}.", Schema: &huma.Schema{Type: huma.TypeInteger, Format: "int64"}}
+}
+
+// storableText returns s with every NUL character and every byte sequence
+// that is not UTF-8 replaced by U+FFFD, for input that must be taken
+// rather than refused (a /fn request's path, query and headers).
+func storableText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

@@ -132,10 +132,10 @@ type invokeInput struct {
 	Name              string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Function name."`
 	IdempotencyHeader string `header:"Idempotency-Key" maxLength:"255" doc:"Same as idempotency_key in the body; the body wins when both are set."`
 	Body              struct {
-		Payload        any        `json:"payload,omitempty" example:"{\"name\": \"Ada\"}" doc:"Any JSON value; the script sees it as req.payload."`
+		Payload        any        `json:"payload,omitempty" example:"{\"name\": \"Ada\"}" doc:"Any JSON value; the script sees it as req.payload. Strings and keys must not contain \\u0000, which PostgreSQL's jsonb cannot store."`
 		Async          bool       `json:"async,omitempty" doc:"Answer 202 at once instead of waiting for the result."`
 		IdempotencyKey string     `json:"idempotency_key,omitempty" maxLength:"255" example:"order-1234" doc:"A repeated call with the same key for the same function, within 24 h, returns the first invocation instead of running again."`
-		RunAt          *time.Time `json:"run_at,omitempty" doc:"Run at this time instead of now; needs async."`
+		RunAt          *time.Time `json:"run_at,omitempty" doc:"Run at this time instead of now; needs async. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z."`
 		TimeoutMS      int        `json:"timeout_ms,omitempty" minimum:"1" maximum:"900000" doc:"Wall-clock limit of an attempt, overriding the function's."`
 	}
 }
@@ -147,7 +147,7 @@ type invokeOutput struct {
 }
 
 type listInvocationsInput struct {
-	Function string `query:"function" doc:"Only this function's invocations."`
+	Function string `query:"function" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Only this function's invocations."`
 	Status   string `query:"status" enum:"queued,running,succeeded,failed,timed_out,cancelled" doc:"Only invocations in this status."`
 	Limit    int    `query:"limit" minimum:"1" maximum:"500" default:"50" doc:"Page size."`
 	Cursor   string `query:"cursor" doc:"The next_cursor of the previous page."`
@@ -167,7 +167,7 @@ type cancelInput struct {
 
 func (s *Server) registerInvocations() {
 	tags := []string{"invocations"}
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "get-invocation",
 		Method:      http.MethodGet,
 		Path:        "/v1/invocations/{id}",
@@ -176,7 +176,7 @@ func (s *Server) registerInvocations() {
 		Tags:        tags,
 		Errors:      []int{http.StatusNotFound},
 	}, s.getInvocation)
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "invoke-function",
 		Method:      http.MethodPost,
 		Path:        "/v1/functions/{name}/invocations",
@@ -190,7 +190,7 @@ func (s *Server) registerInvocations() {
 	accepted := *s.api.OpenAPI().Paths["/v1/functions/{name}/invocations"].Post.Responses["200"]
 	accepted.Description = "Accepted (async): the invocation is queued."
 	s.api.OpenAPI().Paths["/v1/functions/{name}/invocations"].Post.Responses["202"] = &accepted
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "list-invocations",
 		Method:      http.MethodGet,
 		Path:        "/v1/invocations",
@@ -198,7 +198,7 @@ func (s *Server) registerInvocations() {
 		Description: "Newest first, a page at a time: follow next_cursor, or the Link header with rel=\"next\".",
 		Tags:        tags,
 	}, s.listInvocations)
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "cancel-invocation",
 		Method:      http.MethodPost,
 		Path:        "/v1/invocations/{id}/cancel",
@@ -241,9 +241,6 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 		return nil, huma.Error422UnprocessableEntity("run_at needs async: true; a synchronous call answers with the result")
 	}
 	key := cmp.Or(b.IdempotencyKey, in.IdempotencyHeader)
-	if details := nulDetails(b.Payload, key, "body"); details != nil {
-		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
-	}
 	var payload json.RawMessage
 	if b.Payload != nil {
 		var err error

@@ -61,7 +61,7 @@ type listKeysOutput struct {
 
 func (s *Server) registerKeys() {
 	tags := []string{"keys"}
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID:   "create-key",
 		Method:        http.MethodPost,
 		Path:          "/v1/keys",
@@ -69,8 +69,9 @@ func (s *Server) registerKeys() {
 		Description:   "Makes a key and answers with it, once: only its hash is stored. The first admin key is made with `picloud keys create --scope admin`, which works straight against the database.",
 		Tags:          tags,
 		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusUnprocessableEntity},
 	}, s.createKey)
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "list-keys",
 		Method:      http.MethodGet,
 		Path:        "/v1/keys",
@@ -78,7 +79,7 @@ func (s *Server) registerKeys() {
 		Description: "Every key, revoked ones included, oldest first; never the keys themselves.",
 		Tags:        tags,
 	}, s.listKeys)
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "revoke-key",
 		Method:      http.MethodDelete,
 		Path:        "/v1/keys/{id}",
@@ -91,8 +92,16 @@ func (s *Server) registerKeys() {
 
 func (s *Server) createKey(ctx context.Context, in *createKeyInput) (*createKeyOutput, error) {
 	key, k, err := s.config.Queue.CreateAPIKey(ctx, in.Body.Name, queue.Scope(in.Body.Scope))
+	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
+		return nil, huma.Error422UnprocessableEntity(optErr.Error())
+	}
+	if scopeErr := (*queue.InvalidScopeError)(nil); errors.As(err, &scopeErr) {
+		return nil, huma.Error422UnprocessableEntity(scopeErr.Error())
+	}
 	if err != nil {
-		return nil, err
+		// Through internal: an error returned as is would reach the
+		// client with the database's text.
+		return nil, s.internal(ctx, err)
 	}
 	out := &createKeyOutput{}
 	out.Body.KeyBody = keyBody(k)
@@ -103,7 +112,7 @@ func (s *Server) createKey(ctx context.Context, in *createKeyInput) (*createKeyO
 func (s *Server) listKeys(ctx context.Context, _ *struct{}) (*listKeysOutput, error) {
 	keys, err := s.config.Queue.ListAPIKeys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, s.internal(ctx, err)
 	}
 	out := &listKeysOutput{}
 	out.Body.Keys = make([]KeyBody, len(keys))
@@ -119,7 +128,7 @@ func (s *Server) revokeKey(ctx context.Context, in *keyIDInput) (*keyOutput, err
 		return nil, huma.Error404NotFound(fmt.Sprintf("API key %d does not exist", in.ID))
 	}
 	if err != nil {
-		return nil, err
+		return nil, s.internal(ctx, err)
 	}
 	return &keyOutput{Body: keyBody(k)}, nil
 }

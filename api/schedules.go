@@ -65,7 +65,7 @@ type listSchedulesOutput struct {
 
 func (s *Server) registerSchedules() {
 	tags := []string{"schedules"}
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "put-schedule",
 		Method:      http.MethodPut,
 		Path:        "/v1/functions/{name}/schedules/{schedule}",
@@ -79,7 +79,7 @@ func (s *Server) registerSchedules() {
 	created := *s.api.OpenAPI().Paths["/v1/functions/{name}/schedules/{schedule}"].Put.Responses["200"]
 	created.Description = "Created"
 	s.api.OpenAPI().Paths["/v1/functions/{name}/schedules/{schedule}"].Put.Responses["201"] = &created
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "list-function-schedules",
 		Method:      http.MethodGet,
 		Path:        "/v1/functions/{name}/schedules",
@@ -88,7 +88,7 @@ func (s *Server) registerSchedules() {
 	}, func(ctx context.Context, in *functionNameParam) (*listSchedulesOutput, error) {
 		return s.listSchedules(ctx, in.Name)
 	})
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "list-schedules",
 		Method:      http.MethodGet,
 		Path:        "/v1/schedules",
@@ -97,7 +97,7 @@ func (s *Server) registerSchedules() {
 	}, func(ctx context.Context, _ *struct{}) (*listSchedulesOutput, error) {
 		return s.listSchedules(ctx, "")
 	})
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID:   "delete-schedule",
 		Method:        http.MethodDelete,
 		Path:          "/v1/functions/{name}/schedules/{schedule}",

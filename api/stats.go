@@ -62,7 +62,7 @@ type statsOutput struct {
 }
 
 func (s *Server) registerStats() {
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "get-stats",
 		Method:      http.MethodGet,
 		Path:        "/v1/stats",

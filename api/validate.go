@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) registerValidate() {
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "validate-function",
 		Method:      http.MethodPost,
 		Path:        "/v1/functions/{name}/validate",

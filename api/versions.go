@@ -33,7 +33,7 @@ type listVersionsOutput struct {
 
 type functionVersionInput struct {
 	Name    string `path:"name" pattern:"^[a-z][a-z0-9_-]{0,62}$" maxLength:"63" example:"hello" doc:"Function name."`
-	Version int    `path:"version" minimum:"1" example:"2" doc:"Version number, as in the function's version field."`
+	Version int    `path:"version" minimum:"1" maximum:"2147483647" example:"2" doc:"Version number, as in the function's version field."`
 }
 
 type functionVersionOutput struct {
@@ -42,7 +42,7 @@ type functionVersionOutput struct {
 
 func (s *Server) registerVersions() {
 	tags := []string{"functions"}
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "list-function-versions",
 		Method:      http.MethodGet,
 		Path:        "/v1/functions/{name}/versions",
@@ -52,7 +52,7 @@ func (s *Server) registerVersions() {
 		Tags:   tags,
 		Errors: []int{http.StatusNotFound},
 	}, s.listVersions)
-	huma.Register(s.api, huma.Operation{
+	register(s.api, huma.Operation{
 		OperationID: "get-function-version",
 		Method:      http.MethodGet,
 		Path:        "/v1/functions/{name}/versions/{version}",

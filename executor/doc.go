@@ -21,14 +21,16 @@
 //   - nil or nothing: 204 with an empty body; Value is null.
 //   - a string: 200, text/plain; charset=utf-8, the string as body.
 //   - a response table, one whose keys are all among status, headers and
-//     body (at least one), with status an integer 100..599, headers a table
-//     of string to string and body a string or a table: status (default
-//     200), the headers as given, and the body; a table body is encoded as
-//     JSON. Unless the headers set Content-Type (any case), a string body
-//     gets text/plain; charset=utf-8 and a table body application/json; no
-//     body means an empty one. Header names must be HTTP tokens and values
-//     free of control characters, else the run fails. Value is the JSON of
-//     the whole table.
+//     body (at least one), with status a number or a string Lua reads as a
+//     number ("404"), headers a table of string to string and body a string
+//     or a table: status (default 200), the headers as given, and the body;
+//     a table body is encoded as JSON. The status must be an integer from
+//     200 to 599, else the run fails: 1xx are interim answers, which would
+//     leave the client without a final one. Unless the headers set
+//     Content-Type (any case), a string body gets text/plain; charset=utf-8
+//     and a table body application/json; no body means an empty one. Header
+//     names must be HTTP tokens and values free of control characters, else
+//     the run fails. Value is the JSON of the whole table.
 //   - any other table, a number or a boolean: 200, application/json, the
 //     JSON of the value. So {status = "ok"} is data, not a response table.
 //   - a function, a cyclic table, NaN or an infinity anywhere: Failed.

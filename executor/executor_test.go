@@ -180,9 +180,29 @@ func TestResponseRules(t *testing.T) {
 		{ret: `{headers = {["Content-Type"] = "application/vnd.x+json"}, body = {1}}`, status: 200, headers: map[string]string{"Content-Type": "application/vnd.x+json"}, body: "[1]", value: `{"body":[1],"headers":{"Content-Type":"application/vnd.x+json"}}`},
 		// Look like response tables but are data.
 		{ret: `{status = "ok"}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"status":"ok"}`, value: `{"status":"ok"}`},
-		{ret: `{status = 700}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"status":700}`, value: `{"status":700}`},
-		{ret: `{status = 200.5}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"status":200.5}`, value: `{"status":200.5}`},
 		{ret: `{status = 200, extra = 1}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"extra":1,"status":200}`, value: `{"extra":1,"status":200}`},
+		{ret: `{status = "ok", body = "x"}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"body":"x","status":"ok"}`, value: `{"body":"x","status":"ok"}`},
+		{ret: `{status = 999, headers = 5}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"headers":5,"status":999}`, value: `{"headers":5,"status":999}`},
+		// A status given as a string Lua reads as a number.
+		{ret: `{status = "201", body = "made"}`, status: 201, headers: map[string]string{"Content-Type": contentTypeText}, body: "made", value: `{"body":"made","status":"201"}`},
+		{ret: `{status = 599}`, status: 599, headers: map[string]string{}, value: `{"status":599}`},
+		{ret: `{status = 200.0}`, status: 200, headers: map[string]string{}, value: `{"status":200}`},
+		// A status no final HTTP answer has fails the run: 1xx would be
+		// sent as an interim response, the others silently became data.
+		{ret: `{status = 100}`, err: "response status 100 is not an HTTP status a function may answer"},
+		{ret: `{status = 101}`, err: "response status 101"},
+		{ret: `{status = 103, body = "x"}`, err: "response status 103"},
+		{ret: `{status = 199}`, err: "response status 199"},
+		{ret: `{status = 600}`, err: "response status 600"},
+		{ret: `{status = 700}`, err: "response status 700"},
+		{ret: `{status = 999}`, err: "response status 999"},
+		{ret: `{status = 0}`, err: "response status 0"},
+		{ret: `{status = -200}`, err: "response status -200"},
+		{ret: `{status = 200.5}`, err: "response status 200.5"},
+		{ret: `{status = 1e300}`, err: "response status 1e+300"},
+		{ret: `{status = "200.5"}`, err: `response status "200.5"`},
+		{ret: `{status = "101"}`, err: `response status "101"`},
+		{ret: `{status = string.rep("0", 1000) .. "101"}`, err: `response status "00000000000000000000..." is not`},
 		{ret: `{headers = {n = 1}}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"headers":{"n":1}}`, value: `{"headers":{"n":1}}`},
 		{ret: `{body = 5}`, status: 200, headers: map[string]string{"Content-Type": contentTypeJSON}, body: `{"body":5}`, value: `{"body":5}`},
 		// Unconvertible.

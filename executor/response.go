@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	lua "github.com/Shopify/go-lua"
@@ -76,9 +77,12 @@ func (s *state) isResponseTable(l *lua.State, idx int) bool {
 		return false
 	}
 	defer l.SetTop(l.Top())
+	// Any number, or a string Lua reads as one, makes the table a response
+	// by its status; responseFromTable then refuses a status out of range
+	// instead of sending the table as data. A status that is not a number
+	// ({status = "ok"}) is data.
 	if rawField(l, idx, "status") != lua.TypeNil {
-		f, ok := l.ToNumber(-1)
-		if !ok || l.TypeOf(-1) != lua.TypeNumber || f != math.Trunc(f) || f < 100 || f > 599 {
+		if _, ok := l.ToNumber(-1); !ok {
 			return false
 		}
 	}
@@ -114,9 +118,12 @@ func rawField(l *lua.State, idx int, key string) lua.Type {
 func (s *state) responseFromTable(l *lua.State, idx int, opts luajson.EncodeOptions) (Response, error) {
 	defer l.SetTop(l.Top())
 	resp := Response{Status: 200, Headers: map[string]string{}}
-	if rawField(l, idx, "status") == lua.TypeNumber {
-		f, _ := l.ToNumber(-1)
-		resp.Status = int(f)
+	if rawField(l, idx, "status") != lua.TypeNil {
+		status, err := responseStatus(l)
+		if err != nil {
+			return Response{}, err
+		}
+		resp.Status = status
 	}
 	hasType := false
 	if rawField(l, idx, "headers") == lua.TypeTable {
@@ -158,6 +165,29 @@ func (s *state) responseFromTable(l *lua.State, idx int, opts luajson.EncodeOpti
 		}
 	}
 	return resp, nil
+}
+
+// responseStatus reads the status on top of the stack: an integer from 200
+// to 599, given as a number or a string Lua reads as one ("404"). An
+// informational status (1xx) is no final answer: net/http sends it as an
+// interim response and the client would wait for one that never comes (101
+// even tells a proxy to turn the connection into a tunnel).
+func responseStatus(l *lua.State) (int, error) {
+	f, ok := l.ToNumber(-1)
+	if !ok || f != math.Trunc(f) || f < 200 || f > 599 {
+		shown := ""
+		if l.TypeOf(-1) == lua.TypeString {
+			str, _ := l.ToString(-1)
+			if len(str) > 20 { // "0000…0101" reads as a number of any length
+				str = str[:20] + "..."
+			}
+			shown = strconv.Quote(str)
+		} else {
+			shown = strconv.FormatFloat(f, 'g', -1, 64)
+		}
+		return 0, fmt.Errorf("response status %s is not an HTTP status a function may answer: use an integer from 200 to 599", shown)
+	}
+	return int(f), nil
 }
 
 // validHeaderName checks the RFC 9110 token syntax, so that a script cannot

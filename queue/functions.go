@@ -44,14 +44,19 @@ const MaxTimeout = 15 * time.Minute
 // about 10 to 15 minutes of pure Lua, in line with MaxTimeout.
 const MaxInstructions = 100_000_000_000
 
+// MaxConcurrencyLimit is the largest max_concurrency: far more than any
+// deployment runs at once, and well inside the integer column, where a
+// larger value would wrap around.
+const MaxConcurrencyLimit = 1_000_000
+
 func (o FunctionOptions) validate() error {
 	switch {
 	case o.Timeout < 0 || o.Timeout > MaxTimeout:
 		return &InvalidOptionsError{fmt.Sprintf("timeout must be between 1 ms and %v", MaxTimeout)}
 	case o.MaxAttempts < 0 || o.MaxAttempts > 100:
 		return &InvalidOptionsError{"max_attempts must be between 1 and 100"}
-	case o.MaxConcurrency < 0:
-		return &InvalidOptionsError{"max_concurrency must be positive"}
+	case o.MaxConcurrency < 0 || o.MaxConcurrency > MaxConcurrencyLimit:
+		return &InvalidOptionsError{fmt.Sprintf("max_concurrency must be between 1 and %d", MaxConcurrencyLimit)}
 	case o.RetryBackoff < 0 || o.RetryBackoff > time.Hour:
 		return &InvalidOptionsError{"retry_backoff must be between 0 and 1 h"}
 	case o.LogRetention < 0 || (o.LogRetention > 0 && o.LogRetention < time.Second):

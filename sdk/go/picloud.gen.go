@@ -394,7 +394,7 @@ type BatchItemBody struct {
 	// Example: {"image":1}
 	Payload interface{} `json:"payload,omitempty"`
 
-	// RunAt Run at this time instead of now.
+	// RunAt Run at this time instead of now. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
 	RunAt *time.Time `json:"run_at,omitempty"`
 }
 
@@ -526,7 +526,7 @@ type FunctionBody struct {
 	// MaxAttempts Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
-	// MaxConcurrency How many invocations of the function may run at once across all workers; unlimited when absent.
+	// MaxConcurrency How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
 
 	// MaxInstructions VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out.
@@ -733,12 +733,12 @@ type InvokeInputBody struct {
 	// Example: order-1234
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
 
-	// Payload Any JSON value; the script sees it as req.payload.
+	// Payload Any JSON value; the script sees it as req.payload. Strings and keys must not contain \u0000, which PostgreSQL's jsonb cannot store.
 	//
 	// Example: {"name":"Ada"}
 	Payload interface{} `json:"payload,omitempty"`
 
-	// RunAt Run at this time instead of now; needs async.
+	// RunAt Run at this time instead of now; needs async. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
 	RunAt *time.Time `json:"run_at,omitempty"`
 
 	// TimeoutMs Wall-clock limit of an attempt, overriding the function's.
@@ -867,7 +867,7 @@ type PutFunctionInputBody struct {
 	// MaxAttempts Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
 	MaxAttempts *int64 `json:"max_attempts,omitempty"`
 
-	// MaxConcurrency How many invocations of the function may run at once across all workers; unlimited when absent.
+	// MaxConcurrency How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
 	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
 
 	// MaxInstructions VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out.
@@ -1183,21 +1183,21 @@ type ClientInterface interface {
 
 	// CallFunctionDelete Call a function (DELETE)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Corresponds with DELETE /fn/{name} (the `CallFunctionDelete` operationId).
 	CallFunctionDelete(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CallFunctionGet Call a function (GET)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Corresponds with GET /fn/{name} (the `CallFunctionGet` operationId).
 	CallFunctionGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CallFunctionPatchWithBody Call a function (PATCH)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1206,7 +1206,7 @@ type ClientInterface interface {
 
 	// CallFunctionPostWithBody Call a function (POST)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1215,7 +1215,7 @@ type ClientInterface interface {
 
 	// CallFunctionPutWithBody Call a function (PUT)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1523,7 +1523,7 @@ type ClientInterface interface {
 
 // CallFunctionDelete Call a function (DELETE)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Corresponds with DELETE /fn/{name} (the `CallFunctionDelete` operationId).
 func (c *Client) CallFunctionDelete(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1540,7 +1540,7 @@ func (c *Client) CallFunctionDelete(ctx context.Context, name string, reqEditors
 
 // CallFunctionGet Call a function (GET)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Corresponds with GET /fn/{name} (the `CallFunctionGet` operationId).
 func (c *Client) CallFunctionGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1557,7 +1557,7 @@ func (c *Client) CallFunctionGet(ctx context.Context, name string, reqEditors ..
 
 // CallFunctionPatchWithBody Call a function (PATCH)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1576,7 +1576,7 @@ func (c *Client) CallFunctionPatchWithBody(ctx context.Context, name string, con
 
 // CallFunctionPostWithBody Call a function (POST)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1595,7 +1595,7 @@ func (c *Client) CallFunctionPostWithBody(ctx context.Context, name string, cont
 
 // CallFunctionPutWithBody Call a function (PUT)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3904,7 +3904,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionDeleteWithResponse Call a function (DELETE)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3913,7 +3913,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionGetWithResponse Call a function (GET)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3922,7 +3922,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPatchWithBodyWithResponse Call a function (PATCH)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3931,7 +3931,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPostWithBodyWithResponse Call a function (POST)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3940,7 +3940,7 @@ type ClientWithResponsesInterface interface {
 
 	// CallFunctionPutWithBodyWithResponse Call a function (PUT)
 	//
-	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+	// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6891,8 +6891,10 @@ type CreateKeyResponse struct {
 	ApplicationproblemJSON401 *ErrorModel
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *ErrorModel
-	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationproblemJSONDefault *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateKeyResponse401Headers
 }
@@ -6912,9 +6914,14 @@ func (r CreateKeyResponse) GetApplicationproblemJSON403() *ErrorModel {
 	return r.ApplicationproblemJSON403
 }
 
-// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r CreateKeyResponse) GetApplicationproblemJSONDefault() *ErrorModel {
-	return r.ApplicationproblemJSONDefault
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateKeyResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
 }
 
 // GetBody returns the raw response body bytes
@@ -7176,7 +7183,7 @@ func (r GetStatsResponse) ContentType() string {
 
 // CallFunctionDeleteWithResponse Call a function (DELETE)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7191,7 +7198,7 @@ func (c *ClientWithResponses) CallFunctionDeleteWithResponse(ctx context.Context
 
 // CallFunctionGetWithResponse Call a function (GET)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7206,7 +7213,7 @@ func (c *ClientWithResponses) CallFunctionGetWithResponse(ctx context.Context, n
 
 // CallFunctionPatchWithBodyWithResponse Call a function (PATCH)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7221,7 +7228,7 @@ func (c *ClientWithResponses) CallFunctionPatchWithBodyWithResponse(ctx context.
 
 // CallFunctionPostWithBodyWithResponse Call a function (POST)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7236,7 +7243,7 @@ func (c *ClientWithResponses) CallFunctionPostWithBodyWithResponse(ctx context.C
 
 // CallFunctionPutWithBodyWithResponse Call a function (PUT)
 //
-// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+// Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10285,12 +10292,19 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.ApplicationproblemJSONDefault = &dest
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
 
 	}
 

@@ -13,29 +13,29 @@ export interface paths {
         };
         /**
          * Call a function (GET)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         get: operations["call-function-get"];
         /**
          * Call a function (PUT)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         put: operations["call-function-put"];
         /**
          * Call a function (POST)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         post: operations["call-function-post"];
         /**
          * Call a function (DELETE)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         delete: operations["call-function-delete"];
         options?: never;
         head?: never;
         /**
          * Call a function (PATCH)
-         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees.
+         * @description Runs the function's handle(req) and answers with its response. Every method is accepted, as are sub-paths (/fn/{name}/any/path, seen by the script as req.path). Each call is an invocation row; its id is in X-Invocation-Id. Anyone may call a function unless it was deployed with auth "key"; then it needs an API key of either scope, which the platform removes from the headers the script sees. The path, query and header values reach the script (and the invocation row) as text: a NUL character or bytes that are not UTF-8 become U+FFFD; the body is passed as is.
          */
         patch: operations["call-function-patch"];
         trace?: never;
@@ -583,7 +583,7 @@ export interface components {
             payload?: unknown;
             /**
              * Format: date-time
-             * @description Run at this time instead of now.
+             * @description Run at this time instead of now. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
              */
             run_at?: string;
         };
@@ -729,7 +729,7 @@ export interface components {
             max_attempts?: number;
             /**
              * Format: int64
-             * @description How many invocations of the function may run at once across all workers; unlimited when absent.
+             * @description How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
              */
             max_concurrency?: number;
             /**
@@ -959,7 +959,7 @@ export interface components {
              */
             idempotency_key?: string;
             /**
-             * @description Any JSON value; the script sees it as req.payload.
+             * @description Any JSON value; the script sees it as req.payload. Strings and keys must not contain \u0000, which PostgreSQL's jsonb cannot store.
              * @example {
              *       "name": "Ada"
              *     }
@@ -967,7 +967,7 @@ export interface components {
             payload?: unknown;
             /**
              * Format: date-time
-             * @description Run at this time instead of now; needs async.
+             * @description Run at this time instead of now; needs async. Between 2000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
              */
             run_at?: string;
             /**
@@ -1098,7 +1098,7 @@ export interface components {
             max_attempts?: number;
             /**
              * Format: int64
-             * @description How many invocations of the function may run at once across all workers; unlimited when absent.
+             * @description How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
              */
             max_concurrency?: number;
             /**
@@ -3511,8 +3511,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
-            /** @description Error */
-            default: {
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
