@@ -295,6 +295,13 @@ func (h *invocationHost) kvList(ctx context.Context, args json.RawMessage) (any,
 	return out, nil
 }
 
+// The times a script may schedule an invocation for, in epoch seconds: the
+// range picloud.create_invocations accepts.
+const (
+	minRunAtUnix = 946684800    // 2000-01-01T00:00:00Z
+	maxRunAtUnix = 253402300800 // 10000-01-01T00:00:00Z, exclusive
+)
+
 func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any, error) {
 	var a struct {
 		Function       string          `json:"function"`
@@ -323,12 +330,20 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 		return nil, err
 	}
 	r := reservedInvoke{ID: id, Function: a.Function, Payload: a.Payload, IdempotencyKey: a.IdempotencyKey}
+	var at float64 // epoch seconds
 	switch {
 	case a.RunAt != nil:
-		t := time.UnixMilli(int64(*a.RunAt * 1000))
-		r.RunAt = &t
+		at = *a.RunAt
 	case a.Delay != nil:
-		t := time.Now().Add(time.Duration(*a.Delay * float64(time.Second)))
+		at = float64(time.Now().UnixNano())/1e9 + *a.Delay
+	}
+	if a.RunAt != nil || a.Delay != nil {
+		// Checked as a float, before any conversion: a delay of 1e300
+		// would overflow time.Duration into a date in the past.
+		if !(at >= minRunAtUnix && at < maxRunAtUnix) {
+			return nil, scriptError("run_at/delay gives a time outside 2000-01-01 to 9999-12-31 UTC")
+		}
+		t := time.UnixMilli(int64(at * 1000))
 		r.RunAt = &t
 	}
 	h.mu.Lock()

@@ -277,3 +277,40 @@ func jsonEqual(got json.RawMessage, want string) bool {
 	var a, b any
 	return json.Unmarshal(got, &a) == nil && json.Unmarshal([]byte(want), &b) == nil && reflect.DeepEqual(a, b)
 }
+
+// TestInvokeFromScriptRefusesFarTimes: a run_at or delay that gives a time
+// outside 2000-01-01 to 9999-12-31 UTC is a Lua error at the call, with its
+// line; a delay of 1e300 once overflowed into a date in 1734 and ran at once.
+func TestInvokeFromScriptRefusesFarTimes(t *testing.T) {
+	client, _ := hostWorker(t, false)
+	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	const outside = "outside 2000-01-01 to 9999-12-31"
+	for _, tc := range []struct {
+		opts    string
+		refused string // a part of the error, or "" for none
+	}{
+		{"{delay = 1e300}", outside},
+		{"{delay = -1e300}", outside},
+		{"{run_at = 0}", outside},
+		{"{run_at = 253402300800}", outside},
+		// Not numbers JSON can carry: refused before the range check.
+		{"{delay = 0/0}", "unsupported value: NaN"},
+		{"{run_at = 1/0}", "unsupported value: +Inf"},
+		{"{delay = 60}", ""},
+		{"{run_at = 946684800}", ""},
+	} {
+		t.Run(tc.opts, func(t *testing.T) {
+			put(t, client, "parent", "function handle(req)\n  return picloud.invoke(\"child\", {}, "+tc.opts+")\nend", queue.FunctionOptions{})
+			inv := run(t, client, "parent", `{}`)
+			if tc.refused == "" {
+				if inv.Status != queue.StatusSucceeded {
+					t.Errorf("%s: %s %q, want a success", tc.opts, inv.Status, inv.Error)
+				}
+				return
+			}
+			if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, tc.refused) || !strings.Contains(inv.Error, ":2:") {
+				t.Errorf("%s: %s %q, want a failure at line 2 saying %q", tc.opts, inv.Status, inv.Error, tc.refused)
+			}
+		})
+	}
+}

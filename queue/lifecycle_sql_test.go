@@ -2,10 +2,13 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
@@ -265,6 +268,36 @@ func TestLifecycleSQLPieces(t *testing.T) {
 				t.Errorf("%v running attempts left", n)
 			}
 		})
+	})
+
+	t.Run("a run_at outside 2000 to 9999 is refused with PC400", func(t *testing.T) {
+		for _, tc := range []struct {
+			runAt   string
+			refused bool
+		}{
+			{"-infinity", true},
+			{"infinity", true},
+			{"4713-01-01 BC", true},
+			{"1999-12-31 23:59:59+00", true},
+			{"10000-01-01 00:00:00+00", true},
+			{"294276-01-01", true},
+			{"2000-01-01 00:00:00+00", false},
+			{"9999-12-31 23:59:59+00", false},
+		} {
+			for _, call := range []string{
+				`SELECT picloud.invoke('plain', '{}', NULL, $1::timestamptz)`,
+				`SELECT picloud.invoke_many('plain', ARRAY['{}'::jsonb], NULL, $1::timestamptz)`,
+			} {
+				rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+					_, err := tx.Exec(ctx, call, tc.runAt)
+					var pgErr *pgconn.PgError
+					refused := errors.As(err, &pgErr) && pgErr.Code == "PC400" && strings.Contains(pgErr.Message, "run_at")
+					if refused != tc.refused || (!tc.refused && err != nil) {
+						t.Errorf("%s with %s: %v, want refused %t", call, tc.runAt, err, tc.refused)
+					}
+				})
+			}
+		}
 	})
 
 	t.Run("worker_demand counts due and running work and due ticks", func(t *testing.T) {

@@ -65,6 +65,11 @@ $$;
 -- They are queued, or, with p_running, running their first attempt from
 -- now, where they were written (see enqueue_invocation). It does not hand
 -- them to the transport: its callers do, for as many as need it.
+--
+-- A run_at outside [2000-01-01, 10000-01-01) UTC (±infinity included) is
+-- refused with PC400: such a time is a mistake, and one that a client
+-- cannot even read back (JSON and most languages stop at year 9999); the
+-- REST API and the scripts' picloud.invoke refuse the same range.
 CREATE OR REPLACE FUNCTION picloud.create_invocations(
     p_function     text,
     p_version      integer,
@@ -84,7 +89,18 @@ CREATE OR REPLACE FUNCTION picloud.create_invocations(
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    v_bad timestamptz;
 BEGIN
+    IF p_run_ats IS NOT NULL THEN
+        SELECT r INTO v_bad FROM unnest(p_run_ats) r
+        WHERE r < '2000-01-01 00:00:00+00' OR r >= '10000-01-01 00:00:00+00'
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'picloud: run_at % is outside the times PiCloud schedules', v_bad
+                USING ERRCODE = 'PC400', HINT = 'Give a time from 2000-01-01 to 9999-12-31 UTC, or NULL for now.';
+        END IF;
+    END IF;
     INSERT INTO picloud.invocations
         (id, function, function_version, function_version_id, trigger, request, request_body, payload,
          timeout_ms, max_attempts, idempotency_key, run_at, parent_id, status, attempt, started_at)
