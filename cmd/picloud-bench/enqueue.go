@@ -92,7 +92,7 @@ func measureEnqueue(ctx context.Context, p *platform, n int) ([]result, error) {
 			return 0, err
 		}
 		var jobs int
-		if err := pool.QueryRow(ctx, `SELECT due FROM picloud.queue_depth()`).Scan(&jobs); err != nil {
+		if jobs, err = availableJobs(ctx, pool); err != nil {
 			return 0, fmt.Errorf("count the jobs: %w", err)
 		}
 		if count != rows || jobs != rows {

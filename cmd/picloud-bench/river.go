@@ -371,3 +371,10 @@ func truncateInvocations(ctx context.Context, pool *pgxpool.Pool) error {
 	_, err := pool.Exec(ctx, `TRUNCATE picloud.invocations, picloud.river_job, picloud.idempotency_keys`)
 	return err
 }
+
+// availableJobs counts River's jobs waiting for a worker.
+func availableJobs(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var n int
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM picloud.river_job WHERE state = 'available'`).Scan(&n)
+	return n, err
+}
