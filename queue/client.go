@@ -187,7 +187,7 @@ func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 		// of a queue, so back-to-back sync calls would queue up behind it.
 		// 1 ms is River's floor and still batches a burst into few fetches.
 		FetchCooldown: time.Millisecond,
-		// Work arrives by NOTIFY from picloud.schedule_attempt, at commit;
+		// Work arrives by NOTIFY from picloud.schedule_attempts, at commit;
 		// the poll is only a safety net for a wake-up lost while River's
 		// LISTEN connection reconnects, so it can be rare.
 		FetchPollInterval: 10 * time.Minute,

@@ -32,7 +32,7 @@ const (
 // network access that the sandbox has not.
 //
 // kv writes and invocations of other functions are buffered and committed
-// by finish_invocation together with the result, so that a failed
+// by finish_invocations together with the result, so that a failed
 // invocation leaves no trace; reads see the invocation's own buffered
 // writes. kv.incr is the exception: a counter shared by concurrent
 // invocations must be atomic, so it commits at once.
@@ -353,7 +353,7 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 }
 
 // commitArgs returns the buffered kv writes and invocations for
-// finish_invocation, nil when there are none.
+// finish_invocations, nil when there are none.
 func (h *invocationHost) commitArgs() (kv, invokes []byte, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -10,8 +10,8 @@ import (
 )
 
 // A synchronous call that reaches a node with a free slot runs on that node:
-// picloud.invoke_here writes the invocation already started, so the call
-// skips the two wake-ups and the two writes between an enqueue and the start
+// picloud.enqueue_invocation, given this node, writes the invocation already
+// started, so the call skips the two wake-ups and the two writes between an enqueue and the start
 // of Lua on a worker (River's fetch, then the start), and the finish reaches
 // the waiter in memory rather than by NOTIFY. No River job carries the
 // attempt; its row in picloud.running_attempts lets rescue_overdue take it

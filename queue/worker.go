@@ -21,7 +21,7 @@ import (
 )
 
 // invocationArgs is the River job that carries one attempt of an invocation
-// to a worker. picloud.schedule_attempt inserts these rows with plain SQL.
+// to a worker. picloud.schedule_attempts inserts these rows with plain SQL.
 type invocationArgs struct {
 	InvocationID int64 `json:"invocation_id"`
 }
