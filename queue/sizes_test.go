@@ -1,8 +1,11 @@
 package queue_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/picloud/picloud/queue"
 )
@@ -64,4 +67,57 @@ func truncate(s string) string {
 		return s[:300] + "..."
 	}
 	return s
+}
+
+// TestErrorCap: an invocation's error, and each retry's in its errors, is
+// stored up to 64 KiB, cut at a character boundary and marked; the cut
+// comes after secrets are masked, so no part of a secret is stored.
+func TestErrorCap(t *testing.T) {
+	ctx := context.Background()
+	client, _ := hostWorker(t, false)
+	const limit = 64 << 10
+	const mark = "error truncated"
+	for _, tc := range []struct {
+		name, expr string
+		cut        bool
+	}{
+		{"short", `"boom"`, false},
+		{"exactly the cap", `string.rep("x", 65536 - #"fail:3: ")`, false},
+		{"10 MB", `string.rep("x", 10000000)`, true},
+		{"two-byte characters", `string.rep("é", 100000)`, true},
+		{"two-byte characters, shifted", `"x" .. string.rep("é", 100000)`, true},
+		{"three-byte characters", `string.rep("€", 100000)`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put(t, client, "fail", "function handle(req)\n  error("+tc.expr+")\nend", queue.FunctionOptions{})
+			inv := run(t, client, "fail", `{}`)
+			if inv.Status != queue.StatusFailed || len(inv.Error) > limit || !utf8.ValidString(inv.Error) || strings.Contains(inv.Error, mark) != tc.cut {
+				t.Errorf("%s, error of %d bytes (valid UTF-8: %v) ending %q; want at most %d, cut: %v",
+					inv.Status, len(inv.Error), utf8.ValidString(inv.Error), inv.Error[max(0, len(inv.Error)-100):], limit, tc.cut)
+			}
+			if tc.name == "exactly the cap" && len(inv.Error) != limit {
+				t.Errorf("error of %d bytes, want %d kept whole", len(inv.Error), limit)
+			}
+		})
+	}
+
+	// Each attempt puts the secret a few bytes further along, so that one
+	// of them straddles the cut: cut before masking, it would leave a part
+	// of the secret.
+	const secret = "sk-0123456789abcdef"
+	put(t, client, "leaky", `function handle(req)
+  error(string.rep("a", 65536 - 130 + 12 * req.attempt) .. secrets.API_KEY .. string.rep("b", 100000))
+end`, queue.FunctionOptions{MaxAttempts: 8, RetryBackoff: time.Millisecond})
+	if err := client.SetEnv(ctx, "leaky", "API_KEY", secret, true); err != nil {
+		t.Fatal(err)
+	}
+	inv := run(t, client, "leaky", `{}`)
+	if inv.Status != queue.StatusFailed || len(inv.Errors) != 8 {
+		t.Fatalf("leaky = %s with %d errors", inv.Status, len(inv.Errors))
+	}
+	for _, e := range inv.Errors {
+		if len(e.Error) > limit || !strings.Contains(e.Error, mark) || strings.Contains(e.Error, secret[:4]) {
+			t.Errorf("attempt %d: error of %d bytes ending %q", e.Attempt, len(e.Error), e.Error[max(0, len(e.Error)-120):])
+		}
+	}
 }
