@@ -121,3 +121,42 @@ end`, queue.FunctionOptions{MaxAttempts: 8, RetryBackoff: time.Millisecond})
 		}
 	}
 }
+
+// TestListCutsErrors: a page of the list holds at most 1024 characters of
+// each error, marked when cut, so that its size is bounded whatever the
+// stored errors (9 errors of 45 MB once made a 425 MB page); the invocation
+// itself has the whole error.
+func TestListCutsErrors(t *testing.T) {
+	ctx := context.Background()
+	client, _ := hostWorker(t, false)
+	const mark = "... [cut in lists: the invocation itself has the whole error]"
+	for _, tc := range []struct {
+		name, expr string
+		maxBytes   int // of the error in the list, without the mark
+		cut        bool
+	}{
+		{"short", `"boom"`, 1024, false},
+		{"1024 bytes", `string.rep("x", 1024 - #"lister:2: ")`, 1024, false},
+		{"1025 bytes", `string.rep("x", 1025 - #"lister:2: ")`, 1024, true},
+		{"60000 bytes", `string.rep("x", 60000)`, 1024, true},
+		{"two-byte characters", `string.rep("é", 30000)`, 2048, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put(t, client, "lister", "function handle(req)\n  error("+tc.expr+")\nend", queue.FunctionOptions{})
+			inv := run(t, client, "lister", `{}`)
+			page, _, err := client.ListInvocations(ctx, queue.ListParams{Function: "lister", Limit: 1})
+			if err != nil || len(page) != 1 || page[0].ID != inv.ID {
+				t.Fatalf("list = %+v, %v", page, err)
+			}
+			got := page[0].Error
+			text, cut := strings.CutSuffix(got, mark)
+			if cut != tc.cut || len(text) > tc.maxBytes || !strings.HasPrefix(inv.Error, text) || !utf8.ValidString(got) {
+				t.Errorf("listed error of %d bytes ending %q (cut: %v), want at most %d bytes of the stored %d, cut: %v",
+					len(got), got[max(0, len(got)-80):], cut, tc.maxBytes, len(inv.Error), tc.cut)
+			}
+			if !cut && got != inv.Error {
+				t.Errorf("listed error %q, stored %q", truncate(got), truncate(inv.Error))
+			}
+		})
+	}
+}
