@@ -266,6 +266,9 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 	if errors.Is(err, queue.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}
+	if invalid := (*queue.InvalidInvocationError)(nil); errors.As(err, &invalid) {
+		return nil, huma.Error422UnprocessableEntity(invalid.Reason)
+	}
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
