@@ -195,7 +195,7 @@ func (s *Server) registerInvocations() {
 		Method:      http.MethodGet,
 		Path:        "/v1/invocations",
 		Summary:     "List invocations",
-		Description: "Newest first, a page at a time: follow next_cursor, or the Link header with rel=\"next\".",
+		Description: "Newest first, a page at a time: follow next_cursor, or the Link header with rel=\"next\". An error longer than 1024 bytes is cut to its first 1024 characters, marked \"... [cut in lists: ...]\", so that a page stays small; GET /v1/invocations/{id} has the whole error.",
 		Tags:        tags,
 	}, s.listInvocations)
 	register(s.api, huma.Operation{
@@ -265,6 +265,9 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 	enq, err := s.config.Queue.Invoke(ctx, params)
 	if errors.Is(err, queue.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
+	}
+	if invalid := (*queue.InvalidInvocationError)(nil); errors.As(err, &invalid) {
+		return nil, huma.Error422UnprocessableEntity(invalid.Reason)
 	}
 	if err != nil {
 		return nil, s.internal(ctx, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -119,6 +120,11 @@ func (c *Client) enqueued(row db.EnqueueInvocationRow, err error, function strin
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateUnauthenticated {
 		return Enqueued{}, fmt.Errorf("%w: function %s needs an API key", ErrUnauthenticated, function)
 	}
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateBadArgument {
+		// A payload over picloud.max_payload_bytes(), say: the caller's
+		// mistake, which the message names.
+		return Enqueued{}, &InvalidInvocationError{strings.TrimPrefix(pgErr.Message, "picloud: ")}
+	}
 	if err != nil {
 		return Enqueued{}, fmt.Errorf("enqueue invocation: %w", err)
 	}
@@ -139,6 +145,12 @@ const (
 	sqlStateUnsupportedEscape   = "22P05"
 	sqlStateInvalidByteSequence = "22021"
 )
+
+// InvalidInvocationError reports an invocation the database refused as
+// given (PC400), such as a payload over the size limit.
+type InvalidInvocationError struct{ Reason string }
+
+func (e *InvalidInvocationError) Error() string { return "invalid invocation: " + e.Reason }
 
 // BatchItem is one invocation of InvokeMany.
 type BatchItem struct {

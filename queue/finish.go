@@ -128,7 +128,7 @@ func (c *Client) finishOne(ctx context.Context, item finishItem) (finishOutcome,
 		// The outcome breaks a database limit (jsonb refuses \u0000 in
 		// strings, and values over 255 MB): record the failure instead, so
 		// the row does not stay running forever.
-		reason := "the function's result could not be stored: " + err.Error()
+		reason := capError("the function's result could not be stored: " + err.Error())
 		params.Status, params.Result, params.Error = string(StatusFailed), nil, &reason
 		rows, err = c.finishInvocations(ctx, params)
 	}
@@ -147,11 +147,12 @@ func untranslatable(err error) bool {
 }
 
 // unstorable reports a database error caused by the values written rather
-// than by the database's state: a data exception (class 22) or a program
-// limit (class 54).
+// than by the database's state: a data exception (class 22), a program
+// limit (class 54) or PiCloud's own refusal (PC400, as of a child
+// invocation's payload over the size limit).
 func unstorable(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54"))
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54") || pgErr.Code == sqlStateBadArgument)
 }
 
 // replaceNUL rewrites every NUL character in the JSON's strings (keys

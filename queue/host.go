@@ -27,6 +27,17 @@ const (
 	defaultKVListLimit = 100
 )
 
+// maxBufferedBytes caps the bytes one invocation's buffered writes hold in
+// the worker (kv.set and kv.delete keys and values, and the function names,
+// payloads and idempotency keys of picloud.invoke) until its finish commits
+// them. The buffer lives in the worker process, outside the sandbox's memory
+// limit, so without it 1,000 writes of 1 MiB each (within the per-call
+// limits) took a serve process to 2.9 GB. 16 MiB is the size of the largest
+// result a script may return (the executor's maxValueBytes), so an
+// invocation's writes cost the worker no more than its result; a script
+// with more to store can fan the work out over invocations.
+const maxBufferedBytes = 16 << 20
+
 // invocationHost answers the host calls of one invocation (executor.Host).
 // It lives in the worker, which holds the database connections and the
 // network access that the sandbox has not.
@@ -50,6 +61,9 @@ type invocationHost struct {
 	kvOps    []kvOp
 	kvLatest map[string]kvOp // last buffered op per key
 	invokes  []reservedInvoke
+	// buffered is the bytes kvOps and invokes hold, against
+	// maxBufferedBytes.
+	buffered int
 }
 
 type kvOp struct {
@@ -164,11 +178,25 @@ func (h *invocationHost) kvGet(ctx context.Context, args json.RawMessage) (any, 
 	return map[string]any{"found": true, "value": json.RawMessage(value)}, nil
 }
 
+// charge counts n more buffered bytes, or refuses them when they would
+// take the invocation over maxBufferedBytes. The caller holds h.mu.
+func (h *invocationHost) charge(n int, what string) error {
+	if n > maxBufferedBytes-h.buffered {
+		return scriptError("%s: an invocation may buffer at most %d bytes of kv writes and invocation payloads (%d used)",
+			what, maxBufferedBytes, h.buffered)
+	}
+	h.buffered += n
+	return nil
+}
+
 func (h *invocationHost) buffer(op kvOp) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.kvOps) >= maxBufferedWrites {
 		return scriptError("too many kv writes in one invocation (limit %d)", maxBufferedWrites)
+	}
+	if err := h.charge(len(op.Key)+len(op.Value), "kv."+op.Op); err != nil {
+		return err
 	}
 	h.kvOps = append(h.kvOps, op)
 	h.kvLatest[op.Key] = op
@@ -316,12 +344,30 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	if !ValidFunctionName(a.Function) {
 		return nil, scriptError("invalid function name %q", a.Function)
 	}
+	// Charged before the id is reserved, so that a refused call costs the
+	// database nothing; given back if the reservation fails.
+	size := len(a.Function) + len(a.Payload)
+	if a.IdempotencyKey != nil {
+		size += len(*a.IdempotencyKey)
+	}
 	h.mu.Lock()
-	n := len(h.invokes)
-	h.mu.Unlock()
-	if n >= maxInvokesPerRun {
+	if len(h.invokes) >= maxInvokesPerRun {
+		h.mu.Unlock()
 		return nil, scriptError("too many invocations from one invocation (limit %d)", maxInvokesPerRun)
 	}
+	err := h.charge(size, "picloud.invoke")
+	h.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	kept := false
+	defer func() {
+		if !kept {
+			h.mu.Lock()
+			h.buffered -= size
+			h.mu.Unlock()
+		}
+	}()
 	id, err := h.c.queries.ReserveInvocationID(ctx, a.Function)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlStateFunctionNotFound {
 		return nil, scriptError("function %q does not exist", a.Function)
@@ -349,6 +395,7 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	h.mu.Lock()
 	h.invokes = append(h.invokes, r)
 	h.mu.Unlock()
+	kept = true
 	return id, nil
 }
 

@@ -80,7 +80,9 @@ type ListParams struct {
 }
 
 // ListInvocations returns invocations newest first, without their request,
-// payload, result and logs. more reports whether another page follows.
+// payload, result and logs, and with an error over 1024 bytes cut (see the
+// query), so that a page's size is bounded. more reports whether another
+// page follows.
 func (c *Client) ListInvocations(ctx context.Context, p ListParams) (invs []Invocation, more bool, err error) {
 	if p.Limit <= 0 {
 		p.Limit = 50
@@ -110,9 +112,7 @@ func (c *Client) ListInvocations(ctx context.Context, p ListParams) (invs []Invo
 			Trigger: Trigger(r.Trigger), Status: Status(r.Status),
 			Attempt: int(r.Attempt), MaxAttempts: int(r.MaxAttempts), Timeout: time.Duration(r.TimeoutMs) * time.Millisecond,
 			RunAt: r.RunAt, ParentID: r.ParentID, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
-		}
-		if r.Error != nil {
-			invs[i].Error = *r.Error
+			Error: r.Error,
 		}
 		if r.IdempotencyKey != nil {
 			invs[i].IdempotencyKey = *r.IdempotencyKey

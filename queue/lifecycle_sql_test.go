@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -294,6 +295,35 @@ func TestLifecycleSQLPieces(t *testing.T) {
 					refused := errors.As(err, &pgErr) && pgErr.Code == "PC400" && strings.Contains(pgErr.Message, "run_at")
 					if refused != tc.refused || (!tc.refused && err != nil) {
 						t.Errorf("%s with %s: %v, want refused %t", call, tc.runAt, err, tc.refused)
+					}
+				})
+			}
+		}
+	})
+
+	t.Run("a payload over 8 MiB as stored is refused with PC400", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, payload string // SQL for the jsonb
+			refused       bool
+		}{
+			{"small", `'{"a": 1}'::jsonb`, false},
+			{"a 7 MB string", `jsonb_build_object('s', repeat('x', 7000000))`, false},
+			{"a 9 MB string", `jsonb_build_object('s', repeat('x', 9000000))`, true},
+			// 3,000,000 elements, which killed the sandbox: 6 MB as text,
+			// far more as stored.
+			{"3,000,000 zeros", `(SELECT jsonb_agg(0) FROM generate_series(1, 3000000))`, true},
+		} {
+			for _, call := range []string{
+				`SELECT picloud.invoke('plain', %s)`,
+				`SELECT picloud.invoke_many('plain', ARRAY['{}'::jsonb, %s])`,
+			} {
+				call := fmt.Sprintf(call, tc.payload)
+				rolledBack(t, pool, func(ctx context.Context, tx pgx.Tx) {
+					_, err := tx.Exec(ctx, call)
+					var pgErr *pgconn.PgError
+					refused := errors.As(err, &pgErr) && pgErr.Code == "PC400" && strings.Contains(pgErr.Message, "over the limit of 8388608 bytes")
+					if refused != tc.refused || (!tc.refused && err != nil) {
+						t.Errorf("%s with %s: %v, want refused %t", call[:40], tc.name, err, tc.refused)
 					}
 				})
 			}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -192,6 +193,9 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		c.config.Observer.AttemptRan(inv.Function, res.Duration, string(res.Limit))
 	}
 	secrets.result(&res, inv.Trigger == TriggerHTTP)
+	// Cut after masking: a cut first could leave half of a secret, which
+	// the masking would then no longer recognise.
+	res.Error = capError(res.Error)
 	if res.NoRetry {
 		// The executor's own line about a dead sandbox cannot name the
 		// invocation; this one does.
@@ -281,6 +285,27 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		*recorded = inv
 	}
 	return nil
+}
+
+// maxErrorBytes caps an invocation's stored error, and each retry's in its
+// errors, as the executor caps its logs (64 KiB): a script's error(s) takes
+// any string, and a 45 MB one once made a 47 MB problem+json answer and a row
+// to match. 64 KiB keeps any stack trace or message a person reads whole;
+// with max_attempts at most 100, an invocation's errors stay under 6.4 MiB.
+const maxErrorBytes = 64 << 10
+
+// capError cuts an error longer than maxErrorBytes, at a character
+// boundary, and says so at the end; the result is at most maxErrorBytes.
+func capError(s string) string {
+	if len(s) <= maxErrorBytes {
+		return s
+	}
+	mark := fmt.Sprintf("... [error truncated: %d bytes in all, an error is stored up to %d]", len(s), maxErrorBytes)
+	cut := maxErrorBytes - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // run runs the attempt in the executor, under a span of its own.

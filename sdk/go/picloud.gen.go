@@ -1448,7 +1448,7 @@ type ClientInterface interface {
 
 	// ListInvocations List invocations
 	//
-	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
+	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". An error longer than 1024 bytes is cut to its first 1024 characters, marked "... [cut in lists: ...]", so that a page stays small; GET /v1/invocations/{id} has the whole error. Needs an API key with the invoke scope (or admin).
 	//
 	// Corresponds with GET /v1/invocations (the `ListInvocations` operationId).
 	ListInvocations(ctx context.Context, params *ListInvocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2118,7 +2118,7 @@ func (c *Client) GetFunctionVersion(ctx context.Context, name string, version in
 
 // ListInvocations List invocations
 //
-// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
+// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". An error longer than 1024 bytes is cut to its first 1024 characters, marked "... [cut in lists: ...]", so that a page stays small; GET /v1/invocations/{id} has the whole error. Needs an API key with the invoke scope (or admin).
 //
 // Corresponds with GET /v1/invocations (the `ListInvocations` operationId).
 func (c *Client) ListInvocations(ctx context.Context, params *ListInvocationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4201,7 +4201,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListInvocationsWithResponse List invocations
 	//
-	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
+	// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". An error longer than 1024 bytes is cut to its first 1024 characters, marked "... [cut in lists: ...]", so that a page stays small; GET /v1/invocations/{id} has the whole error. Needs an API key with the invoke scope (or admin).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7678,7 +7678,7 @@ func (c *ClientWithResponses) GetFunctionVersionWithResponse(ctx context.Context
 
 // ListInvocationsWithResponse List invocations
 //
-// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
+// Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". An error longer than 1024 bytes is cut to its first 1024 characters, marked "... [cut in lists: ...]", so that a page stays small; GET /v1/invocations/{id} has the whole error. Needs an API key with the invoke scope (or admin).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -59,12 +59,40 @@ BEGIN
 END;
 $$;
 
+-- max_payload_bytes is the largest payload an invocation may have, as
+-- stored (jsonb's binary form, which pg_column_size reads from the header).
+-- A payload is decoded into a Lua table before the script starts, whether
+-- it reads it or not, and a 3,000,000-element one killed the sandbox; the
+-- binary size counts each element (about 8 to 12 bytes for a small number,
+-- against 2 as text), so it bounds that work better than the text's length
+-- does. 8 MiB takes any 6 MiB REST body of strings or objects, and about
+-- 700,000 small numbers.
+CREATE OR REPLACE FUNCTION picloud.max_payload_bytes() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 8388608 $$;
+
+-- refuse_payload raises the PC400 of a payload over max_payload_bytes:
+-- element p_n of its call, of p_size bytes.
+CREATE OR REPLACE FUNCTION picloud.refuse_payload(p_n bigint, p_size integer) RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    RAISE EXCEPTION 'picloud: payload % is % bytes as stored, over the limit of % bytes', p_n, p_size, picloud.max_payload_bytes()
+        USING ERRCODE = 'PC400', HINT = 'Pass large data by reference (a kv key, a URL) rather than in the payload.';
+END;
+$$;
+
 -- create_invocations writes the invocation rows p_ids of one function
 -- version, element k with payload p_payloads[k], idempotency key p_keys[k]
 -- and run_at p_run_ats[k] (a NULL array: none for any), in p_ids' order.
 -- They are queued, or, with p_running, running their first attempt from
 -- now, where they were written (see enqueue_invocation). It does not hand
 -- them to the transport: its callers do, for as many as need it.
+--
+-- A payload over picloud.max_payload_bytes() is refused with PC400 (see
+-- there). The check is made in the INSERT's own pass over the payloads,
+-- with pg_column_size, which reads the size from the value's header
+-- without decoding it; refuse_payload runs only for a payload refused.
 --
 -- A run_at outside [2000-01-01, 10000-01-01) UTC (±infinity included) is
 -- refused with PC400: such a time is a mistake, and one that a client
@@ -105,7 +133,10 @@ BEGIN
         (id, function, function_version, function_version_id, trigger, request, request_body, payload,
          timeout_ms, max_attempts, idempotency_key, run_at, parent_id, status, attempt, started_at)
     OVERRIDING SYSTEM VALUE
-    SELECT u.id, p_function, p_version, p_version_id, p_trigger, p_request, p_request_body, u.payload,
+    SELECT u.id, p_function, p_version, p_version_id, p_trigger, p_request, p_request_body,
+           CASE WHEN pg_column_size(u.payload) > picloud.max_payload_bytes()
+                THEN picloud.refuse_payload(u.n, pg_column_size(u.payload))
+                ELSE u.payload END,
            p_timeout_ms, p_max_attempts, u.key, u.run_at, p_parent_id,
            CASE WHEN p_running THEN 'running' ELSE 'queued' END,
            CASE WHEN p_running THEN 1 ELSE 0 END,

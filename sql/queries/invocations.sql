@@ -117,7 +117,16 @@ WHERE id = @id;
 
 -- name: ListInvocations :many
 -- Newest first. A null filter matches everything; before_id is the cursor.
-SELECT id, function, function_version, trigger, status, error, attempt, max_attempts, timeout_ms,
+-- An error longer than 1024 bytes is cut to its first 1024 characters and
+-- marked, so that a page stays small (500 rows hold at most about 2 MiB of
+-- errors) whatever the stored errors; the invocation itself has the whole
+-- error ('' when none). octet_length and left read a compressed or out-of-line value
+-- without decompressing all of it.
+SELECT id, function, function_version, trigger, status,
+       coalesce(CASE WHEN octet_length(error) > 1024
+                     THEN left(error, 1024) || '... [cut in lists: the invocation itself has the whole error]'
+                     ELSE error END, '')::text AS error,
+       attempt, max_attempts, timeout_ms,
        idempotency_key, run_at, parent_id, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE (sqlc.narg('function')::text IS NULL OR function = sqlc.narg('function'))

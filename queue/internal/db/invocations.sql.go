@@ -404,7 +404,11 @@ func (q *Queries) InvokeHere(ctx context.Context, arg InvokeHereParams) (InvokeH
 }
 
 const listInvocations = `-- name: ListInvocations :many
-SELECT id, function, function_version, trigger, status, error, attempt, max_attempts, timeout_ms,
+SELECT id, function, function_version, trigger, status,
+       coalesce(CASE WHEN octet_length(error) > 1024
+                     THEN left(error, 1024) || '... [cut in lists: the invocation itself has the whole error]'
+                     ELSE error END, '')::text AS error,
+       attempt, max_attempts, timeout_ms,
        idempotency_key, run_at, parent_id, created_at, started_at, finished_at
 FROM picloud.invocations
 WHERE ($1::text IS NULL OR function = $1)
@@ -427,7 +431,7 @@ type ListInvocationsRow struct {
 	FunctionVersion int32
 	Trigger         string
 	Status          string
-	Error           *string
+	Error           string
 	Attempt         int32
 	MaxAttempts     int32
 	TimeoutMs       int32
@@ -440,6 +444,11 @@ type ListInvocationsRow struct {
 }
 
 // Newest first. A null filter matches everything; before_id is the cursor.
+// An error longer than 1024 bytes is cut to its first 1024 characters and
+// marked, so that a page stays small (500 rows hold at most about 2 MiB of
+// errors) whatever the stored errors; the invocation itself has the whole
+// error (” when none). octet_length and left read a compressed or out-of-line value
+// without decompressing all of it.
 func (q *Queries) ListInvocations(ctx context.Context, arg ListInvocationsParams) ([]ListInvocationsRow, error) {
 	rows, err := q.db.Query(ctx, listInvocations,
 		arg.Function,

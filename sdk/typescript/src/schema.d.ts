@@ -389,7 +389,7 @@ export interface paths {
         };
         /**
          * List invocations
-         * @description Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". Needs an API key with the invoke scope (or admin).
+         * @description Newest first, a page at a time: follow next_cursor, or the Link header with rel="next". An error longer than 1024 bytes is cut to its first 1024 characters, marked "... [cut in lists: ...]", so that a page stays small; GET /v1/invocations/{id} has the whole error. Needs an API key with the invoke scope (or admin).
          */
         get: operations["list-invocations"];
         put?: never;
