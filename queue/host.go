@@ -52,8 +52,12 @@ type invocationHost struct {
 	invocation int64
 	function   string
 	attempt    int
-	http       *httpFetcher
-	logger     func() *slog.Logger // names the invocation and function
+	// depth is the invocation's depth in a chain of invocations made by
+	// scripts, and maxDepth the deepest one may be (SQL's
+	// picloud.max_invocation_depth, read with the start).
+	depth, maxDepth int
+	http            *httpFetcher
+	logger          func() *slog.Logger // names the invocation and function
 	// secrets are redacted from live log lines, as from the stored ones.
 	secrets *secretRedactor
 
@@ -81,10 +85,11 @@ type reservedInvoke struct {
 	RunAt          *time.Time      `json:"run_at,omitempty"`
 }
 
-func newInvocationHost(c *Client, inv Invocation, httpAllow []string, logger func() *slog.Logger) *invocationHost {
+func newInvocationHost(c *Client, inv Invocation, started db.StartInvocationsRow, logger func() *slog.Logger) *invocationHost {
 	return &invocationHost{
 		c: c, invocation: inv.ID, function: inv.Function, attempt: inv.Attempt, logger: logger,
-		http:     newHTTPFetcher(httpAllow, c.config.HTTP),
+		depth: int(started.Depth), maxDepth: int(started.MaxDepth),
+		http:     newHTTPFetcher(started.HttpAllow, c.config.HTTP),
 		kvLatest: make(map[string]kvOp),
 	}
 }
@@ -349,6 +354,9 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	size := len(a.Function) + len(a.Payload)
 	if a.IdempotencyKey != nil {
 		size += len(*a.IdempotencyKey)
+	}
+	if h.depth >= h.maxDepth {
+		return nil, scriptError("invocation chain too deep: this invocation is at depth %d, and invocations made by scripts may go %d deep", h.depth, h.maxDepth)
 	}
 	h.mu.Lock()
 	if len(h.invokes) >= maxInvokesPerRun {

@@ -167,7 +167,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	c.running.add(inv.ID, cancel)
 	defer c.running.remove(inv.ID)
 
-	host := newInvocationHost(c, inv, started.HttpAllow, logger)
+	host := newInvocationHost(c, inv, started, logger)
 	var secrets *secretRedactor
 	if started.Source == nil {
 		res = executor.Result{Status: executor.Failed, Error: fmt.Sprintf("function %q was deleted before this invocation ran", inv.Function)}

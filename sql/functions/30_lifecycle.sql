@@ -59,6 +59,15 @@ BEGIN
 END;
 $$;
 
+-- max_invocation_depth is how deep a chain of invocations made by scripts
+-- may go: an invocation at this depth may not invoke another. With at most
+-- 100 invocations per run, it bounds what one call can set off, where a
+-- function invoking itself once ran until it was deleted. 16 levels leave
+-- room for any pipeline written by hand.
+CREATE OR REPLACE FUNCTION picloud.max_invocation_depth() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 16 $$;
+
 -- max_payload_bytes is the largest payload an invocation may have, as
 -- stored (jsonb's binary form, which pg_column_size reads from the header).
 -- A payload is decoded into a Lua table before the script starts, whether
@@ -89,6 +98,10 @@ $$;
 -- now, where they were written (see enqueue_invocation). It does not hand
 -- them to the transport: its callers do, for as many as need it.
 --
+-- Invocations of a script (p_parent_id) are one level deeper than their
+-- parent, and refused with PC400 past picloud.max_invocation_depth() (the
+-- script's picloud.invoke refuses them first, with a Lua error).
+--
 -- A payload over picloud.max_payload_bytes() is refused with PC400 (see
 -- there). The check is made in the INSERT's own pass over the payloads,
 -- with pg_column_size, which reads the size from the value's header
@@ -118,8 +131,18 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_bad timestamptz;
+    v_bad   timestamptz;
+    v_depth integer := 0;
 BEGIN
+    IF p_parent_id IS NOT NULL THEN
+        SELECT p.depth + 1 INTO v_depth FROM picloud.invocations p WHERE p.id = p_parent_id;
+        v_depth := coalesce(v_depth, 1);
+        IF v_depth > picloud.max_invocation_depth() THEN
+            RAISE EXCEPTION 'picloud: invocation chain too deep: invocation % is at depth %, the most is %',
+                p_parent_id, v_depth - 1, picloud.max_invocation_depth()
+                USING ERRCODE = 'PC400';
+        END IF;
+    END IF;
     IF p_run_ats IS NOT NULL THEN
         SELECT r INTO v_bad FROM unnest(p_run_ats) r
         WHERE r < '2000-01-01 00:00:00+00' OR r >= '10000-01-01 00:00:00+00'
@@ -131,7 +154,7 @@ BEGIN
     END IF;
     INSERT INTO picloud.invocations
         (id, function, function_version, function_version_id, trigger, request, request_body, payload,
-         timeout_ms, max_attempts, idempotency_key, run_at, parent_id, status, attempt, started_at)
+         timeout_ms, max_attempts, idempotency_key, run_at, parent_id, status, attempt, started_at, depth)
     OVERRIDING SYSTEM VALUE
     SELECT u.id, p_function, p_version, p_version_id, p_trigger, p_request, p_request_body,
            CASE WHEN pg_column_size(u.payload) > picloud.max_payload_bytes()
@@ -140,7 +163,8 @@ BEGIN
            p_timeout_ms, p_max_attempts, u.key, u.run_at, p_parent_id,
            CASE WHEN p_running THEN 'running' ELSE 'queued' END,
            CASE WHEN p_running THEN 1 ELSE 0 END,
-           CASE WHEN p_running THEN clock_timestamp() END
+           CASE WHEN p_running THEN clock_timestamp() END,
+           v_depth
     FROM unnest(p_ids, p_payloads, p_keys, p_run_ats) WITH ORDINALITY AS u(id, payload, key, run_at, n)
     WHERE u.id IS NOT NULL
     ORDER BY u.n;

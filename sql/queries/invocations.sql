@@ -21,7 +21,8 @@ FROM picloud.enqueue_invocation(
 -- what StartInvocations returns. Otherwise it was enqueued for any worker.
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       i.created_at, i.started_at, i.trace_parent, i.depth, picloud.max_invocation_depth() AS max_depth,
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
@@ -60,7 +61,8 @@ WITH started AS (
 )
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       i.created_at, i.started_at, i.trace_parent, i.depth, picloud.max_invocation_depth() AS max_depth,
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        env.env, env.secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
        (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms

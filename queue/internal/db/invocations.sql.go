@@ -292,7 +292,8 @@ func (q *Queries) HandBack(ctx context.Context, iD int64, attempt int32) (bool, 
 const invokeHere = `-- name: InvokeHere :one
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       i.created_at, i.started_at, i.trace_parent, i.depth, picloud.max_invocation_depth() AS max_depth,
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND NOT e.secret) AS env,
        (SELECT jsonb_object_agg(e.name, e.value) FROM picloud.function_env e WHERE e.function = i.function AND e.secret) AS secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
@@ -346,6 +347,8 @@ type InvokeHereRow struct {
 	CreatedAt         time.Time
 	StartedAt         *time.Time
 	TraceParent       *string
+	Depth             int32
+	MaxDepth          int32
 	RetryBackoffMs    *int32
 	HttpAllow         []string
 	MaxInstructions   *int64
@@ -391,6 +394,8 @@ func (q *Queries) InvokeHere(ctx context.Context, arg InvokeHereParams) (InvokeH
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.TraceParent,
+		&i.Depth,
+		&i.MaxDepth,
 		&i.RetryBackoffMs,
 		&i.HttpAllow,
 		&i.MaxInstructions,
@@ -573,7 +578,7 @@ func (q *Queries) RetryInvocation(ctx context.Context, arg RetryInvocationParams
 
 const startInvocations = `-- name: StartInvocations :many
 WITH started AS (
-    SELECT id, function, function_version, function_version_id, trigger, status, request, request_body, payload, result, error, logs, attempt, max_attempts, timeout_ms, created_at, started_at, finished_at, idempotency_key, run_at, errors, parked, parent_id, trace_parent FROM picloud.start_invocations($1::bigint[])
+    SELECT id, function, function_version, function_version_id, trigger, status, request, request_body, payload, result, error, logs, attempt, max_attempts, timeout_ms, created_at, started_at, finished_at, idempotency_key, run_at, errors, parked, parent_id, trace_parent, depth FROM picloud.start_invocations($1::bigint[])
 ), env AS (
     SELECT e.function,
            jsonb_object_agg(e.name, e.value) FILTER (WHERE NOT e.secret) AS env,
@@ -584,7 +589,8 @@ WITH started AS (
 )
 SELECT i.id, i.function, i.function_version, i.function_version_id, i.trigger, i.request, i.request_body,
        i.payload, i.attempt, i.max_attempts, i.timeout_ms, i.idempotency_key, i.run_at, i.parent_id,
-       i.created_at, i.started_at, i.trace_parent, f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
+       i.created_at, i.started_at, i.trace_parent, i.depth, picloud.max_invocation_depth() AS max_depth,
+       f.retry_backoff_ms, f.http_allow, f.max_instructions, v.source,
        env.env, env.secrets,
        (SELECT w.until > now() FROM picloud.event_watch w) AS watched,
        (extract(epoch FROM picloud.rescue_grace()) * 1000)::bigint AS rescue_grace_ms
@@ -612,6 +618,8 @@ type StartInvocationsRow struct {
 	CreatedAt         time.Time
 	StartedAt         *time.Time
 	TraceParent       *string
+	Depth             int32
+	MaxDepth          int32
 	RetryBackoffMs    *int32
 	HttpAllow         []string
 	MaxInstructions   *int64
@@ -653,6 +661,8 @@ func (q *Queries) StartInvocations(ctx context.Context, ids []int64) ([]StartInv
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.TraceParent,
+			&i.Depth,
+			&i.MaxDepth,
 			&i.RetryBackoffMs,
 			&i.HttpAllow,
 			&i.MaxInstructions,

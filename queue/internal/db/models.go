@@ -89,6 +89,7 @@ type PicloudInvocation struct {
 	Parked            bool
 	ParentID          *int64
 	TraceParent       *string
+	Depth             int32
 }
 
 type PicloudKv struct {
