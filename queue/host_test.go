@@ -197,14 +197,16 @@ end`
 		t.Errorf("http.request = %s %s %q", got.Status, got.Result, got.Error)
 	}
 	for _, tt := range []struct{ function, url, err string }{
-		{"closed", srv.URL, "may not make HTTP requests"},
+		{"closed", srv.URL, "http.request: this function may not make HTTP requests"},
+		{"other", srv.URL, "http.request: host"},
 		{"other", srv.URL, "not in this function's http_allow list"},
-		{"allowed", "file:///etc/passwd", "scheme"},
+		{"allowed", "file:///etc/passwd", "http.request: scheme"},
+		{"allowed", "http://[::1", "http.request: bad url"},
 		{"allowed", srv.URL + "/big", "response body over"},
 	} {
 		got := run(t, client, tt.function, fmt.Sprintf(`{"url": %q}`, tt.url))
-		if got.Status != queue.StatusFailed || !strings.Contains(got.Error, tt.err) {
-			t.Errorf("%s %s = %s %q, want failed with %q", tt.function, tt.url, got.Status, got.Error, tt.err)
+		if got.Status != queue.StatusFailed || !strings.Contains(got.Error, tt.err) || strings.Contains(got.Error, "http.request: http.request") {
+			t.Errorf("%s %s = %s %q, want failed with %q, named once", tt.function, tt.url, got.Status, got.Error, tt.err)
 		}
 	}
 }

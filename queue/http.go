@@ -85,7 +85,7 @@ func newHTTPFetcher(allow []string, config HTTPConfig) *httpFetcher {
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxHTTPRedirects {
-				return scriptError("http.request: more than %d redirects", maxHTTPRedirects)
+				return scriptError("more than %d redirects", maxHTTPRedirects)
 			}
 			return f.allowed(req.URL)
 		},
@@ -101,7 +101,7 @@ func checkDialAddress(address string) error {
 		return fmt.Errorf("http.request: dialing %q: %w", address, err)
 	}
 	if why := specialAddr(ap.Addr()); why != "" {
-		return scriptError("http.request: %s is not a public address (%s)", ap.Addr(), why)
+		return scriptError("%s is not a public address (%s)", ap.Addr(), why)
 	}
 	return nil
 }
@@ -114,7 +114,7 @@ func checkDialAddress(address string) error {
 // clear error; the dialer checks every address again.
 func (f *httpFetcher) allowed(u *url.URL) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return scriptError("http.request: scheme %q is not allowed (http or https)", u.Scheme)
+		return scriptError("scheme %q is not allowed (http or https)", u.Scheme)
 	}
 	host, port := strings.ToLower(u.Hostname()), u.Port()
 	if port == "" {
@@ -126,15 +126,15 @@ func (f *httpFetcher) allowed(u *url.URL) error {
 		}
 		if a, err := netip.ParseAddr(host); err == nil && !f.config.AllowPrivate {
 			if why := specialAddr(a); why != "" {
-				return scriptError("http.request: %s is not a public address (%s)", a, why)
+				return scriptError("%s is not a public address (%s)", a, why)
 			}
 		}
 		return nil
 	}
 	if len(f.allow) == 0 {
-		return scriptError("http.request: this function may not make HTTP requests; allow hosts with http_allow in its settings")
+		return scriptError("this function may not make HTTP requests; allow hosts with http_allow in its settings")
 	}
-	return scriptError("http.request: host %q is not in this function's http_allow list", u.Host)
+	return scriptError("host %q is not in this function's http_allow list", u.Host)
 }
 
 type httpRequestArgs struct {
@@ -158,14 +158,14 @@ func (f *httpFetcher) fetch(ctx context.Context, args json.RawMessage) (any, err
 	}
 	u, err := url.Parse(a.URL)
 	if err != nil {
-		return nil, scriptError("http.request: bad url: %v", err)
+		return nil, scriptError("bad url: %v", err)
 	}
 	if err := f.allowed(u); err != nil {
 		return nil, err
 	}
 	body, err := base64.StdEncoding.DecodeString(a.BodyBase64)
 	if err != nil {
-		return nil, scriptError("http.request: bad body: %v", err)
+		return nil, scriptError("bad body: %v", err)
 	}
 	timeout := f.config.Timeout
 	if a.Timeout > 0 {
@@ -179,7 +179,7 @@ func (f *httpFetcher) fetch(ctx context.Context, args json.RawMessage) (any, err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, scriptError("http.request: %v", err)
+		return nil, scriptError("%v", err)
 	}
 	for k, v := range a.Headers {
 		req.Header.Set(k, v)
@@ -194,17 +194,17 @@ func (f *httpFetcher) fetch(ctx context.Context, args json.RawMessage) (any, err
 			return nil, he
 		}
 		if ctx.Err() != nil {
-			return nil, scriptError("http.request: %s %s: timed out", method, u.Redacted())
+			return nil, scriptError("%s %s: timed out", method, u.Redacted())
 		}
-		return nil, scriptError("http.request: %s %s: %v", method, u.Redacted(), unwrapURLError(err))
+		return nil, scriptError("%s %s: %v", method, u.Redacted(), unwrapURLError(err))
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, f.config.MaxResponseBytes+1))
 	if err != nil {
-		return nil, scriptError("http.request: reading the response: %v", err)
+		return nil, scriptError("reading the response: %v", err)
 	}
 	if int64(len(data)) > f.config.MaxResponseBytes {
-		return nil, scriptError("http.request: response body over %d bytes", f.config.MaxResponseBytes)
+		return nil, scriptError("response body over %d bytes", f.config.MaxResponseBytes)
 	}
 	out := httpResponseResult{Status: res.StatusCode, Headers: make(map[string]string, len(res.Header)), BodyBase64: base64.StdEncoding.EncodeToString(data)}
 	for k, v := range res.Header {
