@@ -130,6 +130,11 @@ func (c *Client) finishOne(ctx context.Context, item finishItem) (finishOutcome,
 		// the row does not stay running forever.
 		reason := capError("the function's result could not be stored: " + err.Error())
 		params.Status, params.Result, params.Error = string(StatusFailed), nil, &reason
+		// A failed outcome applies no kv writes and enqueues no children,
+		// and the refused value may be among them: jsonb[] arguments are
+		// parsed whole, so sending them again would fail the same way and
+		// leave the row running until the rescue.
+		params.Kv, params.Invokes = nil, nil
 		rows, err = c.finishInvocations(ctx, params)
 	}
 	if err != nil {

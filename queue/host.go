@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -149,7 +150,33 @@ func checkKey(key string) error {
 	if key == "" || len(key) > maxKVKeyBytes {
 		return scriptError("kv key must be 1 to %d bytes", maxKVKeyBytes)
 	}
+	if strings.IndexByte(key, 0) >= 0 {
+		return scriptError("kv key must not contain a NUL character (PostgreSQL cannot store one)")
+	}
 	return nil
+}
+
+// hasEscapedNUL reports a NUL character in a JSON document: jsonb refuses
+// \u0000, so a value holding one would be refused at the finish, after the
+// script has run, failing the whole invocation. Refusing it at the call
+// tells the script where. (A NUL cannot appear raw in valid JSON; \\u0000 is
+// an escaped backslash followed by text, and is storable.)
+func hasEscapedNUL(doc []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(doc[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		j += i
+		backslashes := 1
+		for k := j - 1; k >= 0 && doc[k] == '\\'; k-- {
+			backslashes++
+		}
+		if backslashes%2 == 1 {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 type kvKeyArgs struct {
@@ -222,6 +249,9 @@ func (h *invocationHost) kvSet(args json.RawMessage) (any, error) {
 	}
 	if len(a.Value) > maxKVValueBytes {
 		return nil, scriptError("kv value too large (limit %d bytes of JSON)", maxKVValueBytes)
+	}
+	if hasEscapedNUL(a.Value) {
+		return nil, scriptError("kv value must not contain a NUL character (PostgreSQL cannot store one)")
 	}
 	if a.TTL != nil && *a.TTL <= 0 {
 		return nil, scriptError("kv ttl must be positive seconds")
@@ -348,6 +378,12 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	}
 	if !ValidFunctionName(a.Function) {
 		return nil, scriptError("invalid function name %q", a.Function)
+	}
+	if hasEscapedNUL(a.Payload) {
+		return nil, scriptError("the payload must not contain a NUL character (PostgreSQL cannot store one)")
+	}
+	if a.IdempotencyKey != nil && strings.IndexByte(*a.IdempotencyKey, 0) >= 0 {
+		return nil, scriptError("the idempotency key must not contain a NUL character (PostgreSQL cannot store one)")
 	}
 	// Charged before the id is reserved, so that a refused call costs the
 	// database nothing; given back if the reservation fails.

@@ -367,3 +367,36 @@ func TestInvocationChainDepth(t *testing.T) {
 		t.Errorf("a child past the depth limit from SQL: %v, want PC400", err)
 	}
 }
+
+// TestHostCallsRefuseNUL: values PostgreSQL cannot store (a NUL character)
+// are refused at the host call, as a Lua error at its line, rather than at
+// the finish after the script ran; "\\u0000" as text is storable.
+func TestHostCallsRefuseNUL(t *testing.T) {
+	client, _ := hostWorker(t, false)
+	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	for _, tc := range []struct {
+		name, call, refused string
+	}{
+		{"kv key", `kv.set("a\0b", 1)`, "kv key must not contain a NUL"},
+		{"kv get key", `kv.get("a\0b")`, "kv key must not contain a NUL"},
+		{"kv value", `kv.set("k", {s = "x\0y"})`, "kv value must not contain a NUL"},
+		{"kv value key", `kv.set("k", {["a\0"] = 1})`, "kv value must not contain a NUL"},
+		{"child payload", `picloud.invoke("child", {s = "\0"})`, "payload must not contain a NUL"},
+		{"child idempotency key", `picloud.invoke("child", {}, {idempotency_key = "k\0"})`, "idempotency key must not contain a NUL"},
+		{"escaped text is fine", `kv.set("k", "\\u0000")`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put(t, client, "nul", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{})
+			inv := run(t, client, "nul", `{}`)
+			if tc.refused == "" {
+				if inv.Status != queue.StatusSucceeded {
+					t.Errorf("%s: %s %q, want a success", tc.call, inv.Status, inv.Error)
+				}
+				return
+			}
+			if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, tc.refused) || !strings.Contains(inv.Error, ":2:") {
+				t.Errorf("%s: %s %q, want a failure at line 2 saying %q", tc.call, inv.Status, inv.Error, tc.refused)
+			}
+		})
+	}
+}
