@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgxlisten"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -92,8 +91,10 @@ type Client struct {
 	timers   *timers
 	running  runningSet
 	river    *river.Client[pgx.Tx]
-	keys     keyCache
-	events   eventHub
+	// wake is River's listener, fed by this node's (river_wake.go).
+	wake   *wakeListener
+	keys   keyCache
+	events eventHub
 	// redactors keeps each function's secret masking between attempts.
 	redactors redactorCache
 
@@ -119,10 +120,8 @@ type Client struct {
 	starter  *groupCommit[int64, *db.StartInvocationsRow]
 	finisher *groupCommit[finishItem, finishOutcome]
 
-	// listened is set once the listener first connected; a later connect
-	// is a reconnect. It is the due channel's (workers only);
-	// finishedListened is the finished channel's, which every node has.
-	listened         atomic.Bool
+	// finishedListened is set once the listener first connected; a
+	// later connect is a reconnect.
 	finishedListened atomic.Bool
 
 	mu         sync.Mutex
@@ -175,7 +174,9 @@ func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 	if err := river.AddWorkerSafely(workers, c.worker); err != nil {
 		return nil, fmt.Errorf("register worker: %w", err)
 	}
-	rc, err := river.NewClient(riverpgxv5.New(c.pool), &river.Config{
+	driver := newRiverDriver(c)
+	c.wake = driver.listener
+	rc, err := river.NewClient(driver, &river.Config{
 		ID:     c.config.ID,
 		Schema: Schema,
 		// More jobs than run slots: a fetch hands over a batch, which is
@@ -222,23 +223,43 @@ func (c *Client) Start(ctx context.Context) error {
 		return errors.New("queue client already started")
 	}
 	listenCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	reconnect := &reconnecter{
+		logger: c.logger,
+		// The LISTEN connection dropping means, most of the time, that
+		// the database restarted or the network broke, and then the
+		// pool's idle connections are dead too. pgxpool pings only those
+		// idle for over a second before handing them out, so the
+		// catch-up that follows a reconnect (River's fetch, waiters
+		// re-reading their rows) could take a dead one, fail, and be
+		// lost until the next wake-up. Reset drops them; those in use
+		// are closed when released.
+		reconnected: c.pool.Reset,
+	}
 	listener := &pgxlisten.Listener{
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {
-			return pgx.ConnectConfig(ctx, c.pool.Config().ConnConfig.Copy())
+			return reconnect.connect(ctx, c.pool.Config().ConnConfig)
 		},
 		LogError: func(ctx context.Context, err error) {
 			if ctx.Err() == nil {
 				c.logger.WarnContext(ctx, "listener", "error", err)
 			}
 		},
-		// pgxlisten waits a minute by default; callers waiting for results
-		// should not wait that long after a database restart.
-		ReconnectDelay: 2 * time.Second,
+		// connect waits between attempts itself; pgxlisten's own delay (a
+		// minute by default) would hold every wake-up back that long
+		// after a database restart.
+		ReconnectDelay: -1,
 	}
 	listener.Handle(finishedChannel, finishedHandler{c})
 	listener.Handle(keysChannel, keysHandler{c})
 	listener.Handle(eventsChannel, eventsHandler{c})
 	if c.river != nil {
+		channel, err := c.queries.WakeChannel(ctx)
+		if err != nil {
+			stop()
+			return fmt.Errorf("read the wake channel: %w", err)
+		}
+		c.wake.setChannel(channel)
+		listener.Handle(channel, riverWakeHandler{c.wake})
 		listener.Handle(dueChannel, dueHandler{c})
 		listener.Handle(settingsChannel, settingsHandler{c})
 		listener.Handle(cancelChannel, cancelHandler{c})

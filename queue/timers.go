@@ -205,34 +205,9 @@ func (h dueHandler) HandleNotification(_ context.Context, n *pgconn.Notification
 
 // HandleBacklog re-reads the next due time after a reconnect: a
 // notification may have been lost meanwhile.
-func (h dueHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error {
+func (h dueHandler) HandleBacklog(context.Context, string, *pgx.Conn) error {
 	h.c.timers.hintDue(time.Now())
-	if h.c.listened.Swap(true) {
-		go h.c.nudgeAfterReconnect(ctx)
-	}
 	return nil
-}
-
-// nudgeDelays cover River's reconnection backoff (about 1, 2, 4, 8, 16 s
-// between attempts): River's LISTEN connection comes back on its own
-// schedule after a database restart, and a wake-up sent before it does is
-// lost, leaving queued work to the fetch poll.
-var nudgeDelays = []time.Duration{time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second, 31 * time.Second}
-
-// nudgeAfterReconnect wakes River's producers a few times after this
-// node's listener reconnected, if work is waiting.
-func (c *Client) nudgeAfterReconnect(ctx context.Context) {
-	start := time.Now()
-	for _, d := range nudgeDelays {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Until(start.Add(d))):
-		}
-		if _, err := c.queries.Nudge(ctx); err != nil && ctx.Err() == nil {
-			c.logger.DebugContext(ctx, "nudge after reconnect", "error", err)
-		}
-	}
 }
 
 // settingsHandler re-reads the retention deadline when the settings change.

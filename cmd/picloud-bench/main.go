@@ -190,6 +190,7 @@ func run(ctx context.Context, logger *slog.Logger, s settings, jsonFile, reportF
 		{"burndown in-process", inProcessBurndown},
 		{"river burndown", riverBurndown},
 		{"scale-out", bin.scaleOut},
+		{"reconnect wake", reconnectWake},
 		// Last, when nothing else runs: the nodes' own load is what counts.
 		{"idle", bin.idle},
 	} {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/picloud/picloud/internal/bench"
 	"github.com/picloud/picloud/queue"
 )
@@ -202,4 +203,60 @@ func wake(ctx context.Context, p *platform, s settings) ([]result, error) {
 		return nil, fmt.Errorf("read wake latencies: %w", err)
 	}
 	return latency("wake", "SQL invoke to Lua start", samples, "river "+riverWakeTuned), nil
+}
+
+// reconnectWake measures how long work enqueued right after the platform
+// lost every connection (as in a database restart) waits before it
+// starts: the node's listener must notice, reconnect and wake River's
+// producers, since the wake-up sent with the enqueue found no one
+// listening. The connections are cut with pg_terminate_backend, so the
+// database takes new ones at once and the figure is the reconnect and the
+// catch-up; after a real restart add at most the listener's retry
+// interval (250 ms) to it. Rounds are 1.2 s apart: a connection dropped
+// within a second of being made is treated as flapping and waits longer.
+func reconnectWake(ctx context.Context, p *platform, s settings) ([]result, error) {
+	if err := deploy(ctx, p, "noop", noopSource); err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rounds := 30
+	if s.Quick {
+		rounds = 8
+	}
+	samples := make(bench.Samples, 0, rounds)
+	for range rounds {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(1200 * time.Millisecond):
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			return nil, fmt.Errorf("cut the connections: %w", err)
+		}
+		var id int64
+		if err := conn.QueryRow(ctx, "SELECT picloud.invoke('noop')").Scan(&id); err != nil {
+			return nil, fmt.Errorf("enqueue: %w", err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var waited *time.Duration
+			if err := conn.QueryRow(ctx, "SELECT started_at - created_at FROM picloud.invocations WHERE id = $1", id).Scan(&waited); err != nil {
+				return nil, fmt.Errorf("read the start: %w", err)
+			}
+			if waited != nil {
+				samples = append(samples, *waited)
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("invocation %d did not start within a minute of a reconnect", id)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return latency("reconnect wake", "connections cut, SQL invoke to Lua start", samples, ""), nil
 }

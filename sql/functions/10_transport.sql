@@ -123,19 +123,15 @@ BEGIN
 END;
 $$;
 
--- nudge wakes River's producers if work is waiting: after a database
--- restart, River's LISTEN connection comes back on its own schedule, and a
--- wake-up sent before that is lost.
-CREATE OR REPLACE FUNCTION picloud.nudge() RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT FROM picloud.river_job WHERE state = 'available' AND queue = 'picloud' AND priority = 1) THEN
-        PERFORM pg_notify('picloud.river_insert', '{"queue":"picloud"}');
-        RETURN true;
-    END IF;
-    RETURN false;
-END;
-$$;
+-- wake_channel is the channel River's producers wake on. A worker hears it
+-- on its own LISTEN connection and hands it to River (queue/river_wake.go),
+-- so River keeps no connection of its own that a database restart could
+-- leave reconnecting on River's backoff.
+CREATE OR REPLACE FUNCTION picloud.wake_channel() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'picloud.river_insert' $$;
+
+-- nudge is gone: the listener wakes River itself after a reconnect.
+DROP FUNCTION IF EXISTS picloud.nudge();
 
 -- queue_depth counts queued invocations by what they wait for: a worker
 -- (due), their time (scheduled: a run_at or a retry's backoff), or their

@@ -108,8 +108,8 @@ SELECT (CASE WHEN next_due IS NULL THEN -1
              ELSE greatest(extract(epoch FROM next_due - clock_timestamp()), 0) END)::float8 AS wait_seconds
 FROM picloud.sweep() AS next_due;
 
--- name: Nudge :one
-SELECT picloud.nudge()::boolean AS nudged;
+-- name: WakeChannel :one
+SELECT picloud.wake_channel()::text AS channel;
 
 -- name: GetInvocation :one
 SELECT id, function, function_version, trigger, status, request, request_body, payload, result, error, errors,

@@ -505,17 +505,6 @@ func (q *Queries) NotifyEvent(ctx context.Context, payload string) error {
 	return err
 }
 
-const nudge = `-- name: Nudge :one
-SELECT picloud.nudge()::boolean AS nudged
-`
-
-func (q *Queries) Nudge(ctx context.Context) (bool, error) {
-	row := q.db.QueryRow(ctx, nudge)
-	var nudged bool
-	err := row.Scan(&nudged)
-	return nudged, err
-}
-
 const promoteDue = `-- name: PromoteDue :one
 SELECT (CASE WHEN next_due IS NULL THEN -1
              ELSE greatest(extract(epoch FROM next_due - clock_timestamp()), 0) END)::float8 AS wait_seconds
@@ -695,6 +684,17 @@ func (q *Queries) Sweep(ctx context.Context) (float64, error) {
 	var wait_seconds float64
 	err := row.Scan(&wait_seconds)
 	return wait_seconds, err
+}
+
+const wakeChannel = `-- name: WakeChannel :one
+SELECT picloud.wake_channel()::text AS channel
+`
+
+func (q *Queries) WakeChannel(ctx context.Context) (string, error) {
+	row := q.db.QueryRow(ctx, wakeChannel)
+	var channel string
+	err := row.Scan(&channel)
+	return channel, err
 }
 
 const watchEvents = `-- name: WatchEvents :exec
