@@ -1,6 +1,6 @@
 module github.com/picloud/picloud/docs/deploy
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/moby/patternmatcher v0.6.1
