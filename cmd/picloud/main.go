@@ -19,10 +19,12 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/version"
 )
 
 type cli struct {
-	Log logFlags `embed:"" prefix:"log-"`
+	Log         logFlags         `embed:"" prefix:"log-"`
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version, commit, build time, Go version and platform, and exit."`
 
 	Dev     devCmd     `cmd:"" help:"Run everything in one process on a private PostgreSQL cluster (or DATABASE_URL), for a laptop."`
 	Serve   serveCmd   `cmd:"" help:"Run everything in one process against DATABASE_URL."`
@@ -36,6 +38,7 @@ type cli struct {
 	Inv     invCmd     `cmd:"" name:"inv" help:"Show, list and cancel invocations."`
 	Logs    logsCmd    `cmd:"" help:"Print the log lines of an invocation."`
 	Keys    keysCmd    `cmd:"" help:"Create, list and revoke API keys, straight in the database (DATABASE_URL)."`
+	Version versionCmd `cmd:"" help:"Print the version, commit, build time, Go version and platform."`
 }
 
 type logFlags struct {
@@ -75,6 +78,7 @@ func kongOptions() []kong.Option {
 		kong.Name("picloud"),
 		kong.Description("PiCloud: upload a Lua script, get an HTTP endpoint."),
 		kong.UsageOnError(),
+		kong.Vars{"version": version.Get().String()},
 	}
 }
 
