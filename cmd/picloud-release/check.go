@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -43,6 +44,10 @@ var semverRE = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][
 // returns what is wrong, one line each, and the release version. An error
 // means the check itself could not run.
 func check(ctx context.Context, root string, l layout, version string, drift bool) ([]string, string, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, "", err
+	}
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
@@ -98,7 +103,7 @@ func check(ctx context.Context, root string, l layout, version string, drift boo
 		for _, r := range m.Replace {
 			add("%s/go.mod replaces %s (consumers ignore replace directives; go.work ties the modules together)", dir, r.Old.Path)
 		}
-		goVersions[m.Go+" "+m.Toolchain] = append(goVersions[m.Go+" "+m.Toolchain], dir+"/go.mod")
+		goVersions[m.Go+" "+m.Toolchain] = append(goVersions[m.Go+" "+m.Toolchain], path.Join(dir, "go.mod"))
 	}
 
 	// go.work: uses exactly the modules, and replaces only the repository's

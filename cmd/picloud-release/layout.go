@@ -114,6 +114,10 @@ func readGoMod(ctx context.Context, root, dir string) (goMod, error) {
 
 func readGoWork(ctx context.Context, root string) (goWork, error) {
 	var w goWork
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return w, err
+	}
 	out, err := goCmd(ctx, root, []string{"GOWORK=" + filepath.Join(root, "go.work")}, "work", "edit", "-json")
 	if err != nil {
 		return w, err

@@ -80,7 +80,11 @@ func prepare(ctx context.Context, root string, l layout, version, date string) e
 		}
 	}
 	if len(args) > 0 {
-		if _, err := goCmd(ctx, root, []string{"GOWORK=" + filepath.Join(root, "go.work")}, append([]string{"work", "edit"}, args...)...); err != nil {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return err
+		}
+		if _, err := goCmd(ctx, root, []string{"GOWORK=" + filepath.Join(abs, "go.work")}, append([]string{"work", "edit"}, args...)...); err != nil {
 			return err
 		}
 	}
