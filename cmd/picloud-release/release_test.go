@@ -389,3 +389,35 @@ func TestStamp(t *testing.T) {
 		t.Error("version 0.1 accepted")
 	}
 }
+
+// TestTidy: tidy works while the required version of the repository's own
+// module exists nowhere (GOPROXY=off), keeps the require, and leaves no
+// replace behind.
+func TestTidy(t *testing.T) {
+	t.Setenv("GOPROXY", "off")
+	root := fixture(t)
+	write(t, filepath.Join(root, "lib/lib.go"), "package lib\n\nconst Answer = 42\n")
+	write(t, filepath.Join(root, "picloudtest/p.go"), "package picloudtest\n\nimport \"github.com/picloud/picloud/lib\"\n\nvar _ = lib.Answer\n")
+	// An unused require that tidy must drop, so the test sees tidy ran.
+	write(t, filepath.Join(root, "docs/deploy/go.mod"), "module github.com/picloud/picloud/docs/deploy\n\ngo 1.26.0\n\nrequire example.com/unused v1.0.0\n")
+	l := picloudLayout()
+	for _, dir := range l.allDirs() {
+		if err := tidy(context.Background(), root, l, dir); err != nil {
+			t.Fatalf("tidy %s: %v", dir, err)
+		}
+	}
+	got := read(t, filepath.Join(root, "picloudtest/go.mod"))
+	if !strings.Contains(got, "require github.com/picloud/picloud v0.1.0\n") || strings.Contains(got, "replace") {
+		t.Errorf("picloudtest/go.mod after tidy:\n%s", got)
+	}
+	if got := read(t, filepath.Join(root, "docs/deploy/go.mod")); strings.Contains(got, "example.com/unused") {
+		t.Errorf("docs/deploy/go.mod after tidy:\n%s", got)
+	}
+	problems, _, err := check(context.Background(), root, l, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Errorf("check after tidy: %q", problems)
+	}
+}

@@ -10,8 +10,8 @@
 //
 // Any other build falls back to what the Go toolchain records in the binary:
 // the module version for `go install github.com/picloud/picloud/cmd/picloud@v0.1.0`,
-// "devel" for a build from a clone, and the VCS revision when the build
-// stamped one (-buildvcs, the default in a git checkout).
+// in a git clone the version and revision Go derives from git (a tag or a
+// pseudo-version), and "devel" when nothing was stamped (-buildvcs=false).
 package version
 
 import (
