@@ -6,6 +6,7 @@
 //	go run ./cmd/picloud-release snapshot --out dist    # linux/amd64 and arm64 archives, checksums
 //	go run ./cmd/picloud-release prepare v0.2.0         # move requires, go.work and CHANGELOG to v0.2.0
 //	go run ./cmd/picloud-release tidy                   # go mod tidy in every module, offline of unpublished versions
+//	go run ./cmd/picloud-release consumer               # the modules as a user gets them, before the tags exist
 //
 // Every subcommand works on the repository at --root (by default the
 // current directory) and needs only the go command and git.
@@ -28,6 +29,7 @@ type cli struct {
 	Snapshot snapshotCmd `cmd:"" help:"Build the release archives of cmd/picloud and their checksums."`
 	Prepare  prepareCmd  `cmd:"" help:"Set the release version in every module's requires, go.work and CHANGELOG.md."`
 	Tidy     tidyCmd     `cmd:"" help:"Run go mod tidy in every module, with the repository's own modules read from here."`
+	Consumer consumerCmd `cmd:"" help:"Publish the committed modules to a temporary file proxy and use them from a module outside the repository."`
 }
 
 func main() {

@@ -421,3 +421,28 @@ func TestTidy(t *testing.T) {
 		t.Errorf("check after tidy: %q", problems)
 	}
 }
+
+// TestConsumer: the committed modules, published as they are to a module
+// proxy, work for a module outside the repository (the workspace is off):
+// picloudtest's example compiles against them, and cmd/picloud installs
+// with @version and reports it.
+func TestConsumer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds picloudtest and picloud as a consumer")
+	}
+	if err := exec.Command("git", "-C", repoRoot, "rev-parse", "HEAD").Run(); err != nil {
+		t.Skip("not a git checkout:", err)
+	}
+	ctx := context.Background()
+	version, err := releaseVersion(ctx, repoRoot, picloudLayout())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := tryAsConsumer(ctx, repoRoot, picloudLayout(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(line, "picloud "+version+" (") {
+		t.Errorf("picloud version printed %q, want version %s", line, version)
+	}
+}
