@@ -400,3 +400,37 @@ func TestHostCallsRefuseNUL(t *testing.T) {
 		})
 	}
 }
+
+// TestInvokeFromScriptRefusesOversizedArgs: a child's idempotency key over
+// 255 characters, or a payload over picloud.max_payload_bytes() as stored,
+// is a Lua error at the call, with its line, instead of a refused finish
+// that fails the whole run after the script succeeded. A payload of small
+// numbers is the case its JSON length cannot show: 1,200,000 of them are
+// 2.4 MB of text and about 10 MB as stored.
+func TestInvokeFromScriptRefusesOversizedArgs(t *testing.T) {
+	client, _ := hostWorker(t, false)
+	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	for _, tc := range []struct {
+		name, call, refused string
+	}{
+		{"key of 255 characters", `picloud.invoke("child", {}, {idempotency_key = string.rep("é", 255)})`, ""},
+		{"key of 256 characters", `picloud.invoke("child", {}, {idempotency_key = string.rep("k", 256)})`, "idempotency key has 256 characters, the most is 255"},
+		{"payload of 2 MB", `picloud.invoke("child", {s = string.rep("x", 2000000)})`, ""},
+		{"payload of 9 MB", `picloud.invoke("child", {s = string.rep("x", 9000000)})`, "as stored, the most is 8388608"},
+		{"payload of 1.2 million numbers", `local t = {} for i = 1, 1200000 do t[i] = 1 end picloud.invoke("child", t)`, "as stored, the most is 8388608"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put(t, client, "big", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{Timeout: 10 * time.Second})
+			inv := run(t, client, "big", `{}`)
+			if tc.refused == "" {
+				if inv.Status != queue.StatusSucceeded {
+					t.Errorf("%s: %s %q, want a success", tc.name, inv.Status, inv.Error)
+				}
+				return
+			}
+			if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, tc.refused) || !strings.Contains(inv.Error, ":2:") {
+				t.Errorf("%s: %s %.300q, want a failure at line 2 saying %q", tc.name, inv.Status, inv.Error, tc.refused)
+			}
+		})
+	}
+}
