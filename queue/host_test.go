@@ -434,3 +434,43 @@ func TestInvokeFromScriptRefusesOversizedArgs(t *testing.T) {
 		})
 	}
 }
+
+// TestUnstorableErrorsAreCleaned: a script's error text with a NUL
+// character or invalid UTF-8 is stored with U+FFFD in their place, on the
+// last attempt and on each retry. Before, every retry's write was refused
+// and the row stayed running until the rescue (timeout plus grace, 20 s an
+// attempt), losing the error; the last attempt's error was replaced by the
+// database's complaint.
+func TestUnstorableErrorsAreCleaned(t *testing.T) {
+	client, _ := hostWorker(t, false)
+	for _, tc := range []struct {
+		name, raise, want string
+		attempts          int
+	}{
+		{"NUL, one attempt", `"boom\0" .. req.attempt`, "boom\uFFFD1", 1},
+		{"NUL, retried", `"boom\0" .. req.attempt`, "boom\uFFFD3", 3},
+		{"invalid UTF-8, one attempt", `"boom\255" .. req.attempt`, "boom\uFFFD1", 1},
+		{"invalid UTF-8, retried", `"boom\255\254" .. req.attempt`, "boom\uFFFD3", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put(t, client, "raise", "function handle(req)\n  error("+tc.raise+", 0)\nend",
+				queue.FunctionOptions{MaxAttempts: tc.attempts, RetryBackoff: time.Millisecond, Timeout: 30 * time.Second})
+			start := time.Now()
+			inv := run(t, client, "raise", `{}`)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %v: a retry waited for the rescue", took)
+			}
+			if inv.Status != queue.StatusFailed || inv.Error != tc.want || inv.Attempt != tc.attempts {
+				t.Errorf("%s after %d attempts with %q; want failed after %d with %q", inv.Status, inv.Attempt, inv.Error, tc.attempts, tc.want)
+			}
+			if len(inv.Errors) != tc.attempts {
+				t.Fatalf("%d errors recorded, want %d: %+v", len(inv.Errors), tc.attempts, inv.Errors)
+			}
+			for i, e := range inv.Errors {
+				if want := fmt.Sprintf("boom\uFFFD%d", i+1); e.Error != want {
+					t.Errorf("attempt %d's error %q, want %q", i+1, e.Error, want)
+				}
+			}
+		})
+	}
+}
