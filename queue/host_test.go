@@ -420,8 +420,14 @@ func TestInvokeFromScriptRefusesOversizedArgs(t *testing.T) {
 		{"payload of 1.2 million numbers", `local t = {} for i = 1, 1200000 do t[i] = 1 end picloud.invoke("child", t)`, "as stored, the most is 8388608"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			put(t, client, "big", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{Timeout: 10 * time.Second})
-			inv := run(t, client, "big", `{}`)
+			put(t, client, "big", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{Timeout: time.Minute})
+			// Seconds under -race on a busy machine: wait longer than run's 20 s.
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			inv, err := client.Wait(ctx, invoke(t, client, queue.InvokeParams{Function: "big", Payload: json.RawMessage(`{}`)}).ID)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.refused == "" {
 				if inv.Status != queue.StatusSucceeded {
 					t.Errorf("%s: %s %q, want a success", tc.name, inv.Status, inv.Error)
