@@ -36,9 +36,12 @@ import (
 )
 
 // This exporter replaces otlptracehttp, whose import of the collector
-// package's generated gRPC service code linked gRPC into the binary (about
-// 4 MB on a node that may be a Raspberry Pi). It uses the OTLP message types
-// only and writes the request's single field by hand.
+// package's generated gRPC service code links gRPC into the binary: with
+// OpenTelemetry v1.47.0 it makes the stripped static binary 2,748,416 bytes
+// larger (69 gRPC packages), on a node that may be a Raspberry Pi. It uses
+// the OTLP message types only and writes the request's single field by
+// hand, and does what the OTLP/HTTP specification asks of an exporter:
+// retries with backoff, Retry-After, TLS and client certificates.
 
 // exporterConfig is what the standard OTEL_EXPORTER_OTLP_* variables say.
 type exporterConfig struct {
