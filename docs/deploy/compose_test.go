@@ -287,15 +287,16 @@ func TestComposeRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, edit := range map[string]func(string) string{
-		"misspelt key":   func(s string) string { return strings.Replace(s, "read_only:", "readonly:", 1) },
-		"unknown depend": func(s string) string { return strings.Replace(s, "condition: service_healthy", "condition: service_ready", 1) },
-		"replicas text":  func(s string) string { return strings.Replace(s, "replicas: 2", "replicas: two", 1) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			changed := edit(string(data))
+	tests := []struct{ name, old, new string }{
+		{"misspelt key", "read_only:", "readonly:"},
+		{"unknown condition", "condition: service_healthy", "condition: service_ready"},
+		{"replicas as text", "replicas: 2", "replicas: two"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changed := strings.Replace(string(data), tt.old, tt.new, 1)
 			if changed == string(data) {
-				t.Fatal("the edit changed nothing: update the test")
+				t.Fatalf("%q is not in %s: update the test", tt.old, composeFile)
 			}
 			dir := t.TempDir()
 			f := filepath.Join(dir, "compose.yaml")
