@@ -33,7 +33,7 @@ func loadCompose(t *testing.T, env ...string) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := cli.ProjectFromOptions(context.Background(), opts)
+	p, err := opts.LoadProject(context.Background())
 	if err != nil {
 		t.Fatalf("%s: %v", composeFile, err)
 	}
@@ -307,7 +307,7 @@ func TestComposeRejects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := cli.ProjectFromOptions(context.Background(), opts); err == nil {
+			if _, err := opts.LoadProject(context.Background()); err == nil {
 				t.Error("loaded without an error")
 			}
 		})
