@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +48,22 @@ func TestDocsRenderOffline(t *testing.T) {
 	})()`)
 	b.shot("30-docs")
 
+	// The reference is live: without servers in the document, RapiDoc
+	// sends "try" requests to the page's own origin.
+	answered := `(() => {
+		const req = document.querySelector("rapi-doc").shadowRoot.querySelector('api-request[method="get"][path="/healthz"]');
+		return req.shadowRoot.textContent.includes("200") ? "yes" : "no";
+	})()`
+	if b.eval("read the try panel", answered) != "no" {
+		t.Fatal("the try panel shows a 200 before anything was sent: the check below would prove nothing")
+	}
+	b.do("try GET /healthz", chromedp.Evaluate[chromedp.Void](`(() => {
+		const req = document.querySelector("rapi-doc").shadowRoot.querySelector('api-request[method="get"][path="/healthz"]');
+		const btn = [...req.shadowRoot.querySelectorAll("button")].find((b) => b.textContent.trim() === "TRY");
+		btn.click();
+	})()`))
+	b.waitFor("see the answer", answered+` === "yes"`)
+
 	if blocked := b.eval("read CSP violations", `window.__blocked.join("\n")`); blocked != "" {
 		t.Errorf("/docs tried to load what its CSP refuses:\n%s", blocked)
 	}
@@ -54,6 +71,9 @@ func TestDocsRenderOffline(t *testing.T) {
 	defer mu.Unlock()
 	if len(requested) < 3 {
 		t.Errorf("requests %q: want at least the page, the viewer and the OpenAPI document", requested)
+	}
+	if !slices.Contains(requested, p.URL+"/healthz") {
+		t.Errorf("TRY on GET /healthz did not request %s/healthz (requests: %q)", p.URL, requested)
 	}
 	for _, u := range requested {
 		if !strings.HasPrefix(u, p.URL+"/") && !strings.HasPrefix(u, "data:") && !strings.HasPrefix(u, "blob:") {
