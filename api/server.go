@@ -86,6 +86,9 @@ func New(config Config) *Server {
 	// The default hook adds a $schema property and a Link header to every
 	// response; clients generated from the document do not need them.
 	hc.CreateHooks = nil
+	// huma's /docs page loads its viewer from a CDN, so it is blank
+	// without internet access; ui serves one from the binary instead.
+	hc.DocsPath = ""
 	describeSecurity(&hc)
 	s.api = humago.New(s.mux, hc)
 	s.api.UseMiddleware(s.authorize)
@@ -105,6 +108,7 @@ func New(config Config) *Server {
 	s.registerMetrics()
 	s.secureOperations()
 	s.mux.Handle(ui.Prefix, ui.Handler())
+	s.mux.Handle("GET "+ui.DocsPath, ui.DocsHandler())
 	s.mux.Handle("GET /{$}", http.RedirectHandler(ui.Prefix, http.StatusFound))
 	// The ServeMux answers unknown paths with plain text; the catch-all keeps
 	// every error of the API in problem+json.

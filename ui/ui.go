@@ -16,6 +16,8 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -51,9 +53,24 @@ var assets = sync.OnceValue(func() map[string]*asset {
 		if err != nil {
 			return err
 		}
+		// A file stored gzipped (a large vendored library, to keep the
+		// binary small) is served under its name without .gz: as stored
+		// to clients that accept gzip, unpacked here for the rest.
+		var stored []byte
+		if base, ok := strings.CutSuffix(name, ".gz"); ok {
+			stored = body
+			zr, err := gzip.NewReader(bytes.NewReader(stored))
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			name = base
+		}
 		sum := sha256.Sum256(body)
-		a := &asset{body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: contentType(name)}
-		if compressible(a.contentType) && len(body) > 1024 {
+		a := &asset{body: body, gzipped: stored, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: contentType(name)}
+		if stored == nil && compressible(a.contentType) && len(body) > 1024 {
 			var buf bytes.Buffer
 			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 			_, _ = zw.Write(body)
@@ -106,6 +123,22 @@ var securityHeaders = map[string]string{
 	// The events endpoints take the key in the URL; no page may leak it
 	// onwards.
 	"Referrer-Policy": "no-referrer",
+}
+
+// DocsPath is where the API reference is served.
+const DocsPath = "/docs"
+
+// DocsHandler serves the API reference (static/docs.html): RapiDoc,
+// embedded like the dashboard's libraries, reading the server's own
+// /openapi.json. Nothing is loaded from elsewhere, so the page works
+// without internet access, and the dashboard's CSP holds for it too
+// (huma's built-in page loaded its viewer from a CDN: blank offline).
+func DocsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = Prefix + "docs.html"
+		serve(w, r2)
+	})
 }
 
 // Handler serves the dashboard. Mount it at Prefix. Paths without a file

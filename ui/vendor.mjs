@@ -7,9 +7,15 @@
 // window.CodeMirror). Preact, its hooks and htm are small ES modules copied
 // as they are, with the bare "preact" import made relative so that the
 // browser needs no import map (which the page's CSP would have to allow).
+//
+// RapiDoc, the API reference viewer at /docs, is one 863 KB script that is
+// stored gzipped (218 KB): the binary carries the compressed bytes and
+// ui.go serves them as they are to every browser (all send
+// Accept-Encoding: gzip), unpacking them only for a client that does not.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { minify } from "terser";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,11 +54,21 @@ const cmHeader =
 writeFileSync(join(out, "codemirror.min.js"), cmHeader + cm.code + "\n");
 copyFileSync(join(modules, "codemirror/lib/codemirror.css"), join(out, "codemirror.css"));
 
+// Level 9, and zlib writes no time stamp (mtime 0): the same input gives
+// the same bytes, so a re-run leaves git clean.
+writeFileSync(
+  join(out, "rapidoc-min.js.gz"),
+  gzipSync(dropSourceMap(read("rapidoc/dist/rapidoc-min.js")), { level: 9 }),
+);
+
 for (const pkg of ["preact", "htm", "codemirror"]) {
   copyFileSync(join(modules, pkg, "LICENSE"), join(out, "licenses", `${pkg}.txt`));
 }
+copyFileSync(join(modules, "rapidoc/LICENSE.txt"), join(out, "licenses", "rapidoc.txt"));
+// Its bundle's own notices for the libraries inside it (lit, marked, ...).
+copyFileSync(join(modules, "rapidoc/dist/rapidoc-min.js.LICENSE.txt"), join(out, "licenses", "rapidoc-bundled.txt"));
 writeFileSync(
   join(out, "VERSIONS.txt"),
-  ["preact", "htm", "codemirror"].map((p) => `${p} ${version(p)}`).join("\n") + "\n",
+  ["preact", "htm", "codemirror", "rapidoc"].map((p) => `${p} ${version(p)}`).join("\n") + "\n",
 );
 console.log("vendored into", out);

@@ -25,6 +25,16 @@ type devCmd struct {
 }
 
 func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
+	c.noAuth = !c.Auth
+	n := node{api: &c.apiFlags, worker: &c.workerFlags, nodeFlags: c.nodeFlags}
+	// Bind first: an address in use is reported now, not after initdb and
+	// the migrations (seconds on a first start).
+	bound, err := n.bind()
+	if err != nil {
+		return err
+	}
+	defer bound.close()
+	n.bound = bound
 	databaseURL := c.DatabaseURL
 	if databaseURL == "" {
 		cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(c.DataDir, "pg"), Logger: logger})
@@ -44,9 +54,7 @@ func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		databaseURL = cluster.URL(devDatabase)
 		logger.Info("private PostgreSQL running", "data_dir", cluster.DataDir(), "url", databaseURL)
 	}
-	c.noAuth = !c.Auth
-	n := node{api: &c.apiFlags, worker: &c.workerFlags, nodeFlags: c.nodeFlags}
-	err := n.run(ctx, logger, databaseURL, func(baseURL string) {
+	err = n.run(ctx, logger, databaseURL, func(baseURL string) {
 		if c.Auth {
 			fmt.Fprintf(os.Stderr, `
 API keys are required. Make one with:

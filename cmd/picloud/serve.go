@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -66,6 +67,64 @@ type node struct {
 	// healthAddr serves /healthz and /readyz on a worker without an API.
 	healthAddr string
 	nodeFlags
+	// bound holds the listeners when the caller bound them already (dev,
+	// before it starts PostgreSQL); nil: run binds them first thing.
+	bound *listeners
+}
+
+// listeners are a node's HTTP addresses, bound before anything slow
+// (initdb, connecting, migrating) so that an address in use is reported at
+// once, and handed to the servers, so nothing can take the address in
+// between.
+type listeners struct {
+	http    net.Listener // the API, or a worker's health address; nil: none
+	metrics net.Listener // --metrics-addr; nil: none
+}
+
+// bind binds every address the node serves HTTP on.
+func (n node) bind() (*listeners, error) {
+	l := &listeners{}
+	var err error
+	switch {
+	case n.api != nil:
+		l.http, err = listenOn(n.api.Addr, "--addr (PICLOUD_ADDR)")
+	case n.healthAddr != "":
+		l.http, err = listenOn(n.healthAddr, "--health-addr (PICLOUD_HEALTH_ADDR)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n.MetricsAddr != "" {
+		l.metrics, err = listenOn(n.MetricsAddr, "--metrics-addr (PICLOUD_METRICS_ADDR)")
+		if err != nil {
+			l.close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// close closes the listeners no server took over (a server closes its own
+// at shutdown; closing again is harmless).
+func (l *listeners) close() {
+	for _, ln := range []net.Listener{l.http, l.metrics} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// listenOn binds addr, with an error that names the setting and, for the
+// common case, says what to do in one line.
+func listenOn(addr, setting string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%s is already in use (%s): another process is listening there; stop it or choose another address", addr, setting)
+	case err != nil:
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, setting, err)
+	}
+	return ln, nil
 }
 
 // role names the node in its spans.
@@ -173,6 +232,14 @@ func newExecutor(flags workerFlags, logger *slog.Logger) (executorCloser, error)
 // run runs the node until ctx ends, then drains it. ready, if not nil, is
 // called with the base URL once HTTP is served.
 func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, ready func(baseURL string)) error {
+	bound := n.bound
+	if bound == nil {
+		var err error
+		if bound, err = n.bind(); err != nil {
+			return err
+		}
+	}
+	defer bound.close()
 	// Each running invocation holds a connection at its start and finish,
 	// River keeps one for LISTEN and its fetches, and API requests need the
 	// rest.
@@ -242,23 +309,22 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 	}
 
 	var handler http.Handler
-	addr := n.healthAddr
 	switch {
 	case n.api != nil:
 		if n.api.noAuth {
 			logger.Warn("AUTHENTICATION IS OFF: anyone who can reach " + n.api.Addr + " may deploy and run code; never expose this node (run dev --auth to turn keys on)")
 		}
-		handler, addr = api.New(api.Config{
+		handler = api.New(api.Config{
 			Queue: client, Logger: logger, DisableAuth: n.api.noAuth, MaxBodyBytes: n.api.MaxBodyBytes,
 			Metrics: m.Handler(), MetricsPublic: n.api.MetricsPublic, TracerProvider: config.TracerProvider,
-		}), n.api.Addr
-	case addr != "":
+		})
+	case n.healthAddr != "":
 		handler = api.NewHealth(client, logger, m.Handler())
 	}
 	var servers []*http.Server
 	serveErr := make(chan error, 2)
-	// listen serves handler on addr until shutdown.
-	listen := func(addr string, handler http.Handler, readTimeout, writeTimeout time.Duration) (string, error) {
+	// listen serves handler on ln until shutdown.
+	listen := func(ln net.Listener, handler http.Handler, readTimeout, writeTimeout time.Duration) string {
 		srv := &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -267,13 +333,9 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return "", fmt.Errorf("listen: %w", err)
-		}
 		servers = append(servers, srv)
 		go func() { serveErr <- srv.Serve(ln) }()
-		return "http://" + ln.Addr().String(), nil
+		return "http://" + ln.Addr().String()
 	}
 	stopServers := func(ctx context.Context) error {
 		var errs []error
@@ -282,14 +344,10 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		}
 		return errors.Join(errs...)
 	}
-	if n.MetricsAddr != "" {
+	if bound.metrics != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
-		metricsURL, err := listen(n.MetricsAddr, mux, 30*time.Second, time.Minute)
-		if err != nil {
-			_ = client.Stop(ctx)
-			return err
-		}
+		metricsURL := listen(bound.metrics, mux, 30*time.Second, time.Minute)
 		logger.Info("serving metrics", "url", metricsURL+"/metrics")
 	}
 	if handler != nil {
@@ -297,12 +355,7 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		if n.api != nil {
 			readTimeout, writeTimeout = n.api.ReadTimeout, n.api.WriteTimeout
 		}
-		baseURL, err := listen(addr, handler, readTimeout, writeTimeout)
-		if err != nil {
-			_ = stopServers(ctx)
-			_ = client.Stop(ctx)
-			return err
-		}
+		baseURL := listen(bound.http, handler, readTimeout, writeTimeout)
 		logger.Info("serving", "url", baseURL, "api", n.api != nil, "worker", n.worker != nil, "concurrency", config.Concurrency)
 		if ready != nil {
 			ready(baseURL)

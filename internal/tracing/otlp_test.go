@@ -338,17 +338,17 @@ func TestExporterConfigFromEnv(t *testing.T) {
 
 func TestExporterNon2xx(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "collector overloaded\x00"+strings.Repeat("x", 4096), http.StatusServiceUnavailable)
+		http.Error(w, "collector overloaded\x00"+strings.Repeat("x", 4096), http.StatusRequestEntityTooLarge)
 	}))
 	defer srv.Close()
 	exp := newExporter(exporterConfig{url: srv.URL + "/v1/traces", shown: srv.URL + "/v1/traces", timeout: 5 * time.Second})
 	spans := tracetest.SpanStubs{{Name: "s"}}.Snapshots()
 	err := exp.ExportSpans(context.Background(), spans)
 	if err == nil {
-		t.Fatal("ExportSpans succeeded against a 503")
+		t.Fatal("ExportSpans succeeded against a 413")
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "503") || !strings.Contains(msg, "collector overloaded.") || len(msg) > 800 {
+	if !strings.Contains(msg, "413") || !strings.Contains(msg, "collector overloaded.") || len(msg) > 800 {
 		t.Errorf("error %q: want the status and a short, printable excerpt", msg)
 	}
 

@@ -34,7 +34,7 @@ export function ThroughputChart({ buckets, bucketSeconds }) {
   const box = useRef();
   const [W, setW] = useState(900);
   useEffect(() => {
-    const ro = new ResizeObserver(([e]) => setW(Math.max(320, Math.round(e.contentRect.width))));
+    const ro = new ResizeObserver(([e]) => setW(Math.max(240, Math.round(e.contentRect.width))));
     ro.observe(box.current);
     return () => ro.disconnect();
   }, []);
