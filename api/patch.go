@@ -127,7 +127,7 @@ func (in *patchFunctionInput) patch() (queue.FunctionPatch, error) {
 		case "max_concurrency":
 			conflict, p.MaxConcurrency = p.MaxConcurrency != nil, &zeroInt
 		case "retry_backoff_ms":
-			conflict, p.RetryBackoff = p.RetryBackoff != nil, &zeroDuration
+			conflict, p.RetryBackoff = p.RetryBackoff != nil, new(queue.DefaultRetryBackoff)
 		case "max_instructions":
 			conflict, p.MaxInstructions = p.MaxInstructions != nil, &zeroInt64
 		case "log_retention_hours":

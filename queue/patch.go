@@ -13,7 +13,8 @@ import (
 // function has. A pointer to the zero value resets the option to its
 // default (no timeout of its own, one attempt, no concurrency limit, a 1 s
 // backoff, the default instruction budget, no hosts, public, the platform's
-// log retention, errors hidden).
+// log retention, errors hidden), except for RetryBackoff, where zero means
+// retrying at once: reset it with DefaultRetryBackoff.
 type FunctionPatch struct {
 	Source          *string
 	Timeout         *time.Duration
@@ -48,7 +49,9 @@ func (o FunctionOptions) Patched(p FunctionPatch) FunctionOptions {
 		}
 	}
 	set(&o.Timeout, p.Timeout, 0)
-	set(&o.RetryBackoff, p.RetryBackoff, def.RetryBackoff)
+	if p.RetryBackoff != nil {
+		o.RetryBackoff = *p.RetryBackoff // zero is a valid backoff: retry at once
+	}
 	set(&o.LogRetention, p.LogRetention, 0)
 	if p.MaxAttempts != nil {
 		o.MaxAttempts = max(*p.MaxAttempts, def.MaxAttempts)
@@ -148,4 +151,12 @@ func (c *Client) FunctionExposesErrors(ctx context.Context, name string) (bool, 
 		return false, fmt.Errorf("read expose_errors: %w", err)
 	}
 	return expose, nil
+}
+
+// CheckSchedule reports whether PutSchedule would take the cron expression
+// and time zone, as *InvalidScheduleError, so that a client can refuse a
+// bad one before it changes anything.
+func CheckSchedule(expr, timezone string) error {
+	_, _, err := parseSchedule(expr, timezone)
+	return err
 }
