@@ -212,7 +212,7 @@ func (m *manifest) check() error {
 	for _, name := range m.names() {
 		fn := m.Functions[name]
 		if fn == nil {
-			return fmt.Errorf("function %s is empty; it needs at least file:", name)
+			return fmt.Errorf("function %s is empty; it needs at least a file", name)
 		}
 		at := fmt.Sprintf("line %d: function %s", fn.line, name)
 		switch {
