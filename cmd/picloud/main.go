@@ -39,6 +39,7 @@ type cli struct {
 	Init    initCmd    `cmd:"" help:"Write a starter project: picloud.yaml and a hello function."`
 	Apply   applyCmd   `cmd:"" help:"Make the server match a project's picloud.yaml: show the changes, then apply them."`
 	Pull    pullCmd    `cmd:"" help:"Write a picloud.yaml and the functions' sources from a live server."`
+	Secrets secretsCmd `cmd:"" help:"Set, list and delete a function's secrets through the API."`
 }
 
 type logFlags struct {
