@@ -277,7 +277,7 @@ func (a *applier) planFunction(ctx context.Context, name string, fn *manifestFun
 		if cur.Timezone != *body.Timezone {
 			diffs = append(diffs, fmt.Sprintf("timezone %s -> %s", cur.Timezone, *body.Timezone))
 		}
-		if from, to := canonicalJSON(cur.Payload), canonicalJSON(want.Payload); from != to {
+		if from, to := canonicalJSON(cur.Payload), schedulePayload(want.Payload); from != to {
 			diffs = append(diffs, fmt.Sprintf("payload %s -> %s", from, to))
 		}
 		if cur.Enabled != *body.Enabled {
@@ -354,6 +354,15 @@ func scheduleZone(tz string) string {
 		return "UTC"
 	}
 	return tz
+}
+
+// schedulePayload is the payload the server stores for a schedule's: {}
+// when the manifest gives none.
+func schedulePayload(v any) string {
+	if v == nil {
+		return "{}"
+	}
+	return canonicalJSON(v)
 }
 
 // canonicalJSON writes a payload with sorted keys, so that the manifest's

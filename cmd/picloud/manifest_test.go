@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +297,86 @@ func TestApplyWatch(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "a file changed, applying") || !strings.Contains(stdout.String(), "source: changed (version 2)") {
 		t.Errorf("watch output:\n%s", stdout.String())
+	}
+}
+
+// TestManifestEveryField: a manifest using every field applies, pulls back
+// with the same values, and the pulled folder applies with nothing to
+// change; emptying the function's entry resets every option.
+func TestManifestEveryField(t *testing.T) {
+	p := platformtest.Start(t, platformtest.Options{})
+	t.Setenv("PICLOUD_URL", p.URL)
+	t.Setenv("TOKEN", "a-secret-value")
+	dir := t.TempDir()
+	full := `functions:
+  every:
+    file: every.lua
+    timeout: 1m30s
+    auth: key
+    http_allow: [api.example.com, "*.example.org:8443"]
+    max_concurrency: 7
+    max_attempts: 4
+    retry_backoff: 0s
+    max_instructions: 2000000
+    log_retention: 48h
+    expose_errors: true
+    env:
+      A: "1"
+      B: two words
+    secrets: [TOKEN]
+    schedules:
+      off:
+        cron: "@every 1h"
+        enabled: false
+      tick:
+        cron: "*/5 * * * *"
+        timezone: America/New_York
+        payload: {list: [1, 2], nested: {ok: true}, s: text}
+`
+	writeFile(t, filepath.Join(dir, "picloud.yaml"), full)
+	writeFile(t, filepath.Join(dir, "every.lua"), `function handle(req) return "every" end`)
+	ok(t, "apply", dir)
+	fn, err := p.Client.GetFunction(context.Background(), "every")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := queue.FunctionOptions{Timeout: 90 * time.Second, Auth: queue.AuthKey, MaxConcurrency: 7, MaxAttempts: 4, RetryBackoff: 0,
+		MaxInstructions: 2000000, LogRetention: 48 * time.Hour, ExposeErrors: true}
+	got := fn.Options
+	if strings.Join(got.HTTPAllow, ",") != "api.example.com,*.example.org:8443" {
+		t.Errorf("http_allow %v", got.HTTPAllow)
+	}
+	got.HTTPAllow = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("options %+v, want %+v", got, want)
+	}
+
+	pulled := t.TempDir()
+	ok(t, "pull", pulled, "--force")
+	pm := readFile(t, filepath.Join(pulled, "picloud.yaml"))
+	for _, line := range []string{"timeout: 1m30s", "retry_backoff: 0s", "log_retention: 48h", "max_attempts: 4", "expose_errors: true",
+		"secrets: [TOKEN]", "enabled: false", "timezone: America/New_York", "B: two words"} {
+		if !strings.Contains(pm, line) {
+			t.Errorf("pulled manifest lacks %q:\n%s", line, pm)
+		}
+	}
+	wantLines(t, "apply pulled", ok(t, "apply", pulled), "= every: unchanged")
+	if strings.Contains(pm, "payload: {}") {
+		t.Errorf("pulled an empty payload:\n%s", pm)
+	}
+	wantLines(t, "apply again", ok(t, "apply", dir), "= every: unchanged")
+
+	writeFile(t, filepath.Join(dir, "picloud.yaml"), "functions:\n  every:\n    file: every.lua\n    secrets: [TOKEN]\n")
+	out := ok(t, "apply", dir)
+	wantLines(t, "reset", out, "timeout_ms: 90000 -> default", "max_attempts: 4 -> 1", "retry_backoff_ms: 0 -> 1000",
+		"auth: key -> public", `http_allow: ["api.example.com","*.example.org:8443"] -> []`, "expose_errors: true -> false",
+		"env A: removed", "schedule tick: removed")
+	fn, err = p.Client.GetFunction(context.Background(), "every")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := fn.Options; o.Timeout != 0 || o.Auth != queue.AuthPublic || o.MaxConcurrency != 0 || o.MaxAttempts != 1 || o.RetryBackoff != time.Second ||
+		o.MaxInstructions != 0 || o.LogRetention != 0 || o.ExposeErrors || len(o.HTTPAllow) != 0 {
+		t.Errorf("after the reset: %+v", o)
 	}
 }

@@ -112,6 +112,9 @@ func pullManifest(ctx context.Context, client *picloud.ClientWithResponses) (*ma
 				fn.Schedules = map[string]*manifestSchedule{}
 			}
 			ms := &manifestSchedule{Cron: s.Cron, Payload: s.Payload}
+			if canonicalJSON(s.Payload) == "{}" {
+				ms.Payload = nil // what the server stores when none is given
+			}
 			if s.Timezone != "UTC" {
 				ms.Timezone = s.Timezone
 			}
