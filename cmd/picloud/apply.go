@@ -32,7 +32,7 @@ func (c *applyCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
-	a := applier{client: client, dir: c.Dir, dryRun: c.DryRun, prune: c.Prune, out: kctx.Stdout}
+	a := applier{client: client, dir: c.Dir, dryRun: c.DryRun, prune: c.Prune, json: c.json(), out: kctx.Stdout}
 	if c.Watch {
 		return a.watch(ctx, kctx.Stderr)
 	}
@@ -45,7 +45,23 @@ type applier struct {
 	dir    string
 	dryRun bool
 	prune  bool
+	json   bool // print the plan as one JSON document instead
 	out    io.Writer
+}
+
+// planJSON is apply's -o json output.
+type planJSON struct {
+	DryRun    bool               `json:"dry_run"`
+	Applied   bool               `json:"applied"`
+	Counts    map[string]int     `json:"counts"`
+	Functions []functionPlanJSON `json:"functions"`
+}
+
+type functionPlanJSON struct {
+	Name    string   `json:"name"`
+	State   string   `json:"state"`
+	Changes []string `json:"changes"`
+	Notes   []string `json:"notes"`
 }
 
 // functionPlan is what apply does to one function.
@@ -76,23 +92,51 @@ func (a *applier) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	counts := map[string]int{}
+	counts := map[string]int{"created": 0, "changed": 0, "unchanged": 0, "deleted": 0}
 	for _, p := range plans {
 		counts[p.state]++
-		printPlan(a.out, p)
-	}
-	summary := fmt.Sprintf("%d created, %d changed, %d unchanged, %d deleted", counts["created"], counts["changed"], counts["unchanged"], counts["deleted"])
-	if a.dryRun {
-		fmt.Fprintf(a.out, "dry run (%s): nothing was changed\n", summary)
-		return nil
-	}
-	for _, p := range plans {
-		if err := a.carryOut(ctx, p); err != nil {
-			return fmt.Errorf("apply %s: %w", p.name, err)
+		if !a.json {
+			printPlan(a.out, p)
 		}
 	}
-	fmt.Fprintf(a.out, "applied: %s\n", summary)
+	summary := fmt.Sprintf("%d created, %d changed, %d unchanged, %d deleted", counts["created"], counts["changed"], counts["unchanged"], counts["deleted"])
+	if !a.dryRun {
+		for _, p := range plans {
+			if err := a.carryOut(ctx, p); err != nil {
+				return fmt.Errorf("apply %s: %w", p.name, err)
+			}
+		}
+	}
+	switch {
+	case a.json:
+		return a.printJSON(plans, counts)
+	case a.dryRun:
+		fmt.Fprintf(a.out, "dry run (%s): nothing was changed\n", summary)
+	default:
+		fmt.Fprintf(a.out, "applied: %s\n", summary)
+	}
 	return nil
+}
+
+// printJSON writes the plan, after it was carried out (or not, in a dry
+// run), as one JSON document.
+func (a *applier) printJSON(plans []functionPlan, counts map[string]int) error {
+	out := planJSON{DryRun: a.dryRun, Applied: !a.dryRun, Counts: counts, Functions: []functionPlanJSON{}}
+	for _, p := range plans {
+		f := functionPlanJSON{Name: p.name, State: p.state, Changes: p.lines, Notes: p.notes}
+		if f.Changes == nil {
+			f.Changes = []string{}
+		}
+		if f.Notes == nil {
+			f.Notes = []string{}
+		}
+		out.Functions = append(out.Functions, f)
+	}
+	raw, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("encode the plan: %w", err)
+	}
+	return printJSON(a.out, raw)
 }
 
 func printPlan(w io.Writer, p functionPlan) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,19 @@ func TestManifestEndToEnd(t *testing.T) {
 	writeFile(t, manifestPath, m)
 	src := filepath.Join(dir, "functions", "hello.lua")
 	writeFile(t, src, strings.Replace(readFile(t, src), `.. "!"`, `.. "!!"`, 1))
+	plan := decodeJSON[struct {
+		DryRun    bool `json:"dry_run"`
+		Applied   bool
+		Counts    map[string]int
+		Functions []struct {
+			Name, State string
+			Changes     []string
+		}
+	}](t, ok(t, "apply", dir, "--dry-run", "-o", "json"))
+	if !plan.DryRun || plan.Applied || plan.Counts["changed"] != 1 || len(plan.Functions) != 1 || plan.Functions[0].State != "changed" ||
+		!slices.Contains(plan.Functions[0].Changes, "auth: public -> key") {
+		t.Errorf("-o json plan: %+v", plan)
+	}
 	out = ok(t, "apply", dir)
 	wantLines(t, "apply a change", out, "~ hello: changed", "source: changed (version 2)", "auth: public -> key",
 		`env GREETING: "Hello" -> "Hi"`, "schedule nightly: added (0 3 * * *, Europe/Berlin)",
