@@ -24,9 +24,6 @@ type applyCmd struct {
 	Watch  bool   `help:"After applying, apply again whenever a file in the folder changes, until interrupted (Ctrl-C)."`
 }
 
-// Help is the detailed help of apply: the exit codes.
-func (applyCmd) Help() string { return exitCodesHelp }
-
 func (c *applyCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	client, err := c.client()
 	if err != nil {

@@ -22,9 +22,6 @@ type pullCmd struct {
 	Force bool   `help:"Overwrite an existing picloud.yaml and source files."`
 }
 
-// Help is the detailed help of pull: the exit codes.
-func (pullCmd) Help() string { return exitCodesHelp }
-
 func (c *pullCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	client, err := c.client()
 	if err != nil {
