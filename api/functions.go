@@ -38,6 +38,7 @@ type FunctionOptionsBody struct {
 	LogRetentionHours int      `json:"log_retention_hours,omitempty" minimum:"1" maximum:"87600" example:"24" doc:"Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default)."`
 	Auth              string   `json:"auth,omitempty" enum:"public,key" default:"public" doc:"Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key)."`
 	HTTPAllow         []string `json:"http_allow,omitempty" maxItems:"100" example:"[\"api.example.com\", \"*.example.org\"]" doc:"Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them."`
+	ExposeErrors      bool     `json:"expose_errors,omitempty" doc:"Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it."`
 }
 
 func (o FunctionOptionsBody) options() queue.FunctionOptions {
@@ -50,6 +51,7 @@ func (o FunctionOptionsBody) options() queue.FunctionOptions {
 		MaxInstructions: o.MaxInstructions,
 		Auth:            queue.Auth(o.Auth),
 		LogRetention:    time.Duration(o.LogRetentionHours) * time.Hour,
+		ExposeErrors:    o.ExposeErrors,
 	}
 	if o.RetryBackoffMS != nil {
 		opts.RetryBackoff = time.Duration(*o.RetryBackoffMS) * time.Millisecond
@@ -72,6 +74,7 @@ func functionBody(fn queue.Function) FunctionBody {
 			// Rounded up: a retention set below an hour through the Go API
 			// still reads as set.
 			LogRetentionHours: int((fn.Options.LogRetention + time.Hour - 1) / time.Hour),
+			ExposeErrors:      fn.Options.ExposeErrors,
 		},
 		CreatedAt: fn.CreatedAt, UpdatedAt: fn.UpdatedAt,
 	}
@@ -107,7 +110,8 @@ func (s *Server) registerFunctions() {
 		Method:      http.MethodPut,
 		Path:        "/v1/functions/{name}",
 		Summary:     "Create or replace a function",
-		Description: "Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). " +
+		Description: "Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; " +
+			"PATCH changes only what it is given). " +
 			"The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. " +
 			"The version increases only when the source changes. Answers 201 when the function is new, else 200.",
 		Tags:          tags,

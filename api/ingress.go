@@ -132,8 +132,30 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 	case queue.StatusCancelled:
 		writeProblem(w, http.StatusServiceUnavailable, "the invocation was cancelled: "+inv.Error, idHeader)
 	default:
-		writeProblem(w, http.StatusInternalServerError, inv.Error, idHeader)
+		writeProblem(w, http.StatusInternalServerError, s.failureDetail(ctx, name, id, inv.Error, hasKey), idHeader)
 	}
+}
+
+// failureDetail is what a /fn caller learns about a failed invocation. The
+// error is the script's own text (a Lua error names the chunk, the line and
+// often a variable: "broken:6: attempt to call local 'missing'"), so a
+// caller without a key gets only the invocation id unless the function
+// opted in with expose_errors. A caller with a key of either scope could
+// read the row anyway (GET /v1/invocations/{id}), as can anyone when the
+// server requires no keys, so they see the text.
+func (s *Server) failureDetail(ctx context.Context, function string, id int64, text string, hasKey bool) string {
+	if hasKey {
+		return text
+	}
+	expose, err := s.config.Queue.FunctionExposesErrors(ctx, function)
+	if err != nil {
+		// Hide rather than fail the answer: the row keeps the text.
+		s.logger.ErrorContext(ctx, "read expose_errors", "function", function, "error", err)
+	}
+	if expose {
+		return text
+	}
+	return fmt.Sprintf("the function failed; its error is in invocation %d (GET /v1/invocations/%d with an API key)", id, id)
 }
 
 // functionRequest is what the script sees as req: single-valued query and
@@ -228,7 +250,8 @@ func (s *Server) documentIngress() {
 				"401": {Description: "The function was deployed with auth \"key\" and the call has no valid API key.", Headers: problem.Headers, Content: problem.Content},
 				"404": problem,
 				"413": problem,
-				"500": {Description: "The function failed; detail carries the Lua error with its line.", Headers: problem.Headers, Content: problem.Content},
+				"500": {Description: "The function failed. For a caller with an API key (or of a function deployed with expose_errors), detail carries the Lua error with its line; " +
+					"anyone else gets a generic detail naming the invocation, whose row keeps the error.", Headers: problem.Headers, Content: problem.Content},
 				"504": {Description: "The function ran past its time or instruction limit.", Headers: problem.Headers, Content: problem.Content},
 			},
 		}

@@ -103,6 +103,7 @@ func New(config Config) *Server {
 	s.registerStats()
 	s.registerVersions()
 	s.registerValidate()
+	s.registerPatchFunction()
 	s.registerEvents()
 	s.registerIngress()
 	s.registerMetrics()

@@ -79,12 +79,33 @@ func (o FunctionOptions) validate() error {
 // twice is a no-op. The source must compile: a syntax error is returned as
 // *executor.SyntaxError and nothing is stored.
 func (c *Client) PutFunction(ctx context.Context, name, source string, opts FunctionOptions) (fn Function, created bool, err error) {
-	if !ValidFunctionName(name) {
-		return Function{}, false, &InvalidFunctionNameError{Name: name}
-	}
-	if err := opts.validate(); err != nil {
+	if err := checkFunction(name, source, opts); err != nil {
 		return Function{}, false, err
 	}
+	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		fn, created, err = storeFunction(ctx, c.queries.WithTx(tx), name, source, opts)
+		return err
+	})
+	if err != nil {
+		return Function{}, false, err
+	}
+	return fn, created, nil
+}
+
+// checkFunction validates what storeFunction is about to store: the name,
+// the options and that the source compiles.
+func checkFunction(name, source string, opts FunctionOptions) error {
+	if !ValidFunctionName(name) {
+		return &InvalidFunctionNameError{Name: name}
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	return executor.Compile(name, source)
+}
+
+// storeFunction writes a checked function inside the caller's transaction.
+func storeFunction(ctx context.Context, q *db.Queries, name, source string, opts FunctionOptions) (fn Function, created bool, err error) {
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 1
 	}
@@ -94,58 +115,49 @@ func (c *Client) PutFunction(ctx context.Context, name, source string, opts Func
 	if opts.Auth == "" {
 		opts.Auth = AuthPublic
 	}
-	if err := executor.Compile(name, source); err != nil {
-		return Function{}, false, err
-	}
 	sum := sha256.Sum256([]byte(source))
-	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		q := c.queries.WithTx(tx)
-		locked, err := q.LockFunctionForPut(ctx, name)
-		if err != nil {
-			return fmt.Errorf("lock function: %w", err)
-		}
-		created = locked.Version == 0
-		fn = Function{
-			Name: name, Version: int(locked.Version), Source: source, SHA256: hex.EncodeToString(sum[:]),
-			Options: opts, CreatedAt: locked.CreatedAt,
-		}
-		sameSource := false
-		if !created {
-			current, err := q.CurrentSourceHash(ctx, name, locked.Version)
-			if err != nil {
-				return fmt.Errorf("read current version: %w", err)
-			}
-			sameSource = bytes.Equal(current, sum[:])
-		}
-		if !sameSource {
-			fn.Version++
-			if _, err := q.InsertFunctionVersion(ctx, db.InsertFunctionVersionParams{
-				Name: name, Version: int32(fn.Version), Source: source, SourceSha256: sum[:],
-			}); err != nil {
-				return fmt.Errorf("store version: %w", err)
-			}
-		}
-		if fn.UpdatedAt, err = q.UpdateFunction(ctx, db.UpdateFunctionParams{
-			Name:            name,
-			Version:         int32(fn.Version),
-			TimeoutMs:       optionalMillis(opts.Timeout),
-			MaxAttempts:     int32(opts.MaxAttempts),
-			MaxConcurrency:  optionalInt(opts.MaxConcurrency),
-			RetryBackoffMs:  int32(opts.RetryBackoff.Milliseconds()),
-			HttpAllow:       opts.HTTPAllow,
-			MaxInstructions: optionalInt64(opts.MaxInstructions),
-			Auth:            string(opts.Auth),
-			LogRetentionMs:  optionalInt64(opts.LogRetention.Milliseconds()),
-		}); err != nil {
-			return fmt.Errorf("update function: %w", err)
-		}
-		if err := q.AdmitParked(ctx, name); err != nil {
-			return fmt.Errorf("admit parked invocations: %w", err)
-		}
-		return nil
-	})
+	locked, err := q.LockFunctionForPut(ctx, name)
 	if err != nil {
-		return Function{}, false, err
+		return Function{}, false, fmt.Errorf("lock function: %w", err)
+	}
+	created = locked.Version == 0
+	fn = Function{
+		Name: name, Version: int(locked.Version), Source: source, SHA256: hex.EncodeToString(sum[:]),
+		Options: opts, CreatedAt: locked.CreatedAt,
+	}
+	sameSource := false
+	if !created {
+		current, err := q.CurrentSourceHash(ctx, name, locked.Version)
+		if err != nil {
+			return Function{}, false, fmt.Errorf("read current version: %w", err)
+		}
+		sameSource = bytes.Equal(current, sum[:])
+	}
+	if !sameSource {
+		fn.Version++
+		if _, err := q.InsertFunctionVersion(ctx, db.InsertFunctionVersionParams{
+			Name: name, Version: int32(fn.Version), Source: source, SourceSha256: sum[:],
+		}); err != nil {
+			return Function{}, false, fmt.Errorf("store version: %w", err)
+		}
+	}
+	if fn.UpdatedAt, err = q.UpdateFunction(ctx, db.UpdateFunctionParams{
+		Name:            name,
+		Version:         int32(fn.Version),
+		TimeoutMs:       optionalMillis(opts.Timeout),
+		MaxAttempts:     int32(opts.MaxAttempts),
+		MaxConcurrency:  optionalInt(opts.MaxConcurrency),
+		RetryBackoffMs:  int32(opts.RetryBackoff.Milliseconds()),
+		HttpAllow:       opts.HTTPAllow,
+		MaxInstructions: optionalInt64(opts.MaxInstructions),
+		Auth:            string(opts.Auth),
+		LogRetentionMs:  optionalInt64(opts.LogRetention.Milliseconds()),
+		ExposeErrors:    opts.ExposeErrors,
+	}); err != nil {
+		return Function{}, false, fmt.Errorf("update function: %w", err)
+	}
+	if err := q.AdmitParked(ctx, name); err != nil {
+		return Function{}, false, fmt.Errorf("admit parked invocations: %w", err)
 	}
 	return fn, created, nil
 }
@@ -172,7 +184,7 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 	for i, r := range rows {
 		fns[i] = Function{
 			Name: r.Name, Version: int(r.Version), SHA256: hex.EncodeToString(r.SourceSha256),
-			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth, r.LogRetentionMs),
+			Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth, r.LogRetentionMs, r.ExposeErrors),
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		}
 	}
@@ -195,14 +207,14 @@ func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 func functionFromRow(r db.GetFunctionRow) Function {
 	return Function{
 		Name: r.Name, Version: int(r.Version), Source: r.Source, SHA256: hex.EncodeToString(r.SourceSha256),
-		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth, r.LogRetentionMs),
+		Options:   functionOptions(r.TimeoutMs, r.MaxAttempts, r.MaxConcurrency, r.RetryBackoffMs, r.HttpAllow, r.MaxInstructions, r.Auth, r.LogRetentionMs, r.ExposeErrors),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
-func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32, httpAllow []string, maxInstructions *int64, auth string, logRetentionMS int64) FunctionOptions {
+func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32, retryBackoffMS int32, httpAllow []string, maxInstructions *int64, auth string, logRetentionMS int64, exposeErrors bool) FunctionOptions {
 	o := FunctionOptions{MaxAttempts: int(maxAttempts), RetryBackoff: time.Duration(retryBackoffMS) * time.Millisecond, HTTPAllow: httpAllow, Auth: Auth(auth),
-		LogRetention: time.Duration(logRetentionMS) * time.Millisecond}
+		LogRetention: time.Duration(logRetentionMS) * time.Millisecond, ExposeErrors: exposeErrors}
 	if maxInstructions != nil {
 		o.MaxInstructions = *maxInstructions
 	}

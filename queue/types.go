@@ -93,6 +93,10 @@ type FunctionOptions struct {
 	// invocations this long after they finish, before the rows themselves
 	// go (picloud.settings.retention).
 	LogRetention time.Duration
+	// ExposeErrors shows a failed invocation's error text to /fn callers
+	// without an API key; otherwise they get a generic 500 naming the
+	// invocation, whose row keeps the text for the owner.
+	ExposeErrors bool
 }
 
 // Auth says who may call a function over HTTP at /fn/{name}.

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/picloud/picloud/internal/platformtest"
+	"github.com/picloud/picloud/queue"
 )
 
 // The end-to-end test drives the dashboard in headless Chromium against a
@@ -418,6 +419,28 @@ func TestDashboardEndToEnd(t *testing.T) {
 		t.Errorf("new key shown as %q", key)
 	}
 	main.shot("14-keys")
+
+	// Settings: PUT replaces every option, so a save from the editor must
+	// send back the ones it has no field for (log retention), and the
+	// expose_errors select must reach the server.
+	if _, _, err := p.Client.PatchFunction(context.Background(), "greet", queue.FunctionPatch{LogRetention: new(48 * time.Hour)}, false); err != nil {
+		t.Fatal(err)
+	}
+	main.do("open greet's settings",
+		chromedp.Navigate(p.URL+"/ui/functions/greet"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-tab="settings"]`)),
+		chromedp.Click(chromedp.CSS(`[data-tab="settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`select[name="expose_errors"]`)),
+	)
+	main.eval("choose to show errors", `(() => { const s = document.querySelector('select[name="expose_errors"]'); s.value = "yes"; s.dispatchEvent(new Event("change", {bubbles: true})); return "" })()`)
+	main.waitFor("see the save enabled", `!document.querySelector(".settings-foot .btn.primary").disabled`)
+	main.do("save the settings", chromedp.Click(chromedp.CSS(`.settings-foot .btn.primary`)))
+	main.waitFor("see the save done", `document.querySelector(".settings-foot .btn.primary").disabled`)
+	main.shot("15-settings")
+	fn, err := p.Client.GetFunction(context.Background(), "greet")
+	if err != nil || !fn.Options.ExposeErrors || fn.Options.LogRetention != 48*time.Hour {
+		t.Errorf("after a save in the settings: %+v %v; want expose_errors and the 48 h log retention kept", fn.Options, err)
+	}
 
 	for _, msgs := range [][]string{problems(), listProblems()} {
 		for _, m := range msgs {

@@ -47,67 +47,10 @@ func call[R picloud.Response](r R, err error) (R, error) {
 }
 
 type fnCmd struct {
-	Deploy fnDeployCmd `cmd:"" help:"Create or replace a function from a Lua file. Options not given take their defaults."`
+	Deploy fnDeployCmd `cmd:"" help:"Create a function from a Lua file, or deploy new source; options not given keep their values."`
 	List   fnListCmd   `cmd:"" aliases:"ls" help:"List functions."`
 	Get    fnGetCmd    `cmd:"" help:"Show a function with its options and source."`
 	Rm     fnRmCmd     `cmd:"" aliases:"delete" help:"Delete a function; its invocations are kept."`
-}
-
-type fnDeployCmd struct {
-	clientFlags
-	Name string `arg:"" help:"Function name: a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'."`
-	File string `arg:"" type:"existingfile" help:"Lua source file defining a global function handle(req)."`
-
-	// Pointers: a flag not given is not sent, and the server applies
-	// its default.
-	Timeout         *time.Duration `placeholder:"DURATION" help:"Wall-clock limit of one attempt, e.g. 5s (server default 10s)."`
-	MaxAttempts     *int64         `placeholder:"N" help:"Attempts of an asynchronous invocation before it fails (default 1)."`
-	MaxConcurrency  *int64         `placeholder:"N" help:"Invocations that may run at once across all workers (default unlimited)."`
-	RetryBackoff    *time.Duration `placeholder:"DURATION" help:"Delay before the second attempt, doubling after (default 1s)."`
-	MaxInstructions *int64         `placeholder:"N" help:"Lua VM instruction budget of one attempt (server default 40 million)."`
-	HTTPAllow       []string       `name:"http-allow" placeholder:"HOST" help:"Hosts the script may reach with http.request (host, *.domain, optionally :port); repeat the flag or separate with commas."`
-	Auth            *string        `enum:"public,key" placeholder:"public|key" help:"Who may call /fn/NAME: anyone (public, the default) or only callers with an API key (key)."`
-}
-
-func (c *fnDeployCmd) Run(ctx context.Context, kctx *kong.Context) error {
-	client, err := c.client()
-	if err != nil {
-		return err
-	}
-	source, err := os.ReadFile(c.File)
-	if err != nil {
-		return fmt.Errorf("read the source: %w", err)
-	}
-	body := picloud.PutFunctionJSONRequestBody{
-		Source:          string(source),
-		TimeoutMs:       milliseconds(c.Timeout),
-		MaxAttempts:     c.MaxAttempts,
-		MaxConcurrency:  c.MaxConcurrency,
-		RetryBackoffMs:  milliseconds(c.RetryBackoff),
-		MaxInstructions: c.MaxInstructions,
-	}
-	if len(c.HTTPAllow) > 0 {
-		body.HttpAllow = &c.HTTPAllow
-	}
-	if c.Auth != nil {
-		body.Auth = picloud.Ptr(picloud.PutFunctionInputBodyAuth(*c.Auth))
-	}
-	res, err := call(client.PutFunctionWithResponse(ctx, c.Name, body))
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return printJSON(kctx.Stdout, res.Body)
-	}
-	fn, verb := res.JSON200, "updated"
-	if res.JSON201 != nil {
-		fn, verb = res.JSON201, "created"
-	}
-	if fn == nil {
-		return fmt.Errorf("unexpected answer %d without a function", res.StatusCode())
-	}
-	fmt.Fprintf(kctx.Stdout, "%s %s version %d at %s\n", verb, fn.Name, fn.Version, fn.Url)
-	return nil
 }
 
 func milliseconds(d *time.Duration) *int64 {

@@ -56,6 +56,9 @@ func printFunction(w io.Writer, fn picloud.FunctionBody) error {
 	if fn.HttpAllow != nil && len(*fn.HttpAllow) > 0 {
 		row("http allow", strings.Join(*fn.HttpAllow, ", "))
 	}
+	if fn.ExposeErrors != nil && *fn.ExposeErrors {
+		row("expose errors", "yes")
+	}
 	row("created", formatTime(fn.CreatedAt))
 	row("updated", formatTime(fn.UpdatedAt))
 	if err := tw.Flush(); err != nil {

@@ -84,7 +84,7 @@ func TestClientCommands(t *testing.T) {
 	if out != "created hello version 1 at /fn/hello\n" {
 		t.Errorf("deploy printed %q", out)
 	}
-	if out := ok(t, "fn", "deploy", "hello", functionsDir+"hello.lua", "--timeout", "5s", "--max-attempts", "2", "--auth", "key"); out != "updated hello version 1 at /fn/hello\n" {
+	if out := ok(t, "fn", "deploy", "hello", functionsDir+"hello.lua", "--timeout", "5s", "--max-attempts", "2", "--auth", "key"); out != "no changes to hello (version 1 at /fn/hello)\n" {
 		t.Errorf("deploy again printed %q", out)
 	}
 	ok(t, "fn", "deploy", "broken", functionsDir+"error.lua")

@@ -38,6 +38,10 @@ type cli struct {
 	Inv     invCmd     `cmd:"" name:"inv" help:"Show, list and cancel invocations."`
 	Logs    logsCmd    `cmd:"" help:"Print the log lines of an invocation."`
 	Keys    keysCmd    `cmd:"" help:"Create, list and revoke API keys, straight in the database (DATABASE_URL)."`
+	Init    initCmd    `cmd:"" help:"Write a starter project: picloud.yaml and a hello function."`
+	Apply   applyCmd   `cmd:"" help:"Make the server match a project's picloud.yaml: show the changes, then apply them."`
+	Pull    pullCmd    `cmd:"" help:"Write a picloud.yaml and the functions' sources from a live server."`
+	Secrets secretsCmd `cmd:"" help:"Set, list and delete a function's secrets through the API."`
 	Version versionCmd `cmd:"" help:"Print the version, commit, build time, Go version and platform."`
 }
 

@@ -311,6 +311,81 @@ func (e LogEventBodyLevel) Valid() bool {
 	}
 }
 
+// Defines values for PatchFunctionBodyAuth.
+const (
+	PatchFunctionBodyAuthKey    PatchFunctionBodyAuth = "key"
+	PatchFunctionBodyAuthPublic PatchFunctionBodyAuth = "public"
+)
+
+// Valid indicates whether the value is a known member of the PatchFunctionBodyAuth enum.
+func (e PatchFunctionBodyAuth) Valid() bool {
+	switch e {
+	case PatchFunctionBodyAuthKey:
+		return true
+	case PatchFunctionBodyAuthPublic:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PatchFunctionInputBodyAuth.
+const (
+	PatchFunctionInputBodyAuthKey    PatchFunctionInputBodyAuth = "key"
+	PatchFunctionInputBodyAuthPublic PatchFunctionInputBodyAuth = "public"
+)
+
+// Valid indicates whether the value is a known member of the PatchFunctionInputBodyAuth enum.
+func (e PatchFunctionInputBodyAuth) Valid() bool {
+	switch e {
+	case PatchFunctionInputBodyAuthKey:
+		return true
+	case PatchFunctionInputBodyAuthPublic:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PatchFunctionInputBodyReset.
+const (
+	Auth              PatchFunctionInputBodyReset = "auth"
+	ExposeErrors      PatchFunctionInputBodyReset = "expose_errors"
+	HttpAllow         PatchFunctionInputBodyReset = "http_allow"
+	LogRetentionHours PatchFunctionInputBodyReset = "log_retention_hours"
+	MaxAttempts       PatchFunctionInputBodyReset = "max_attempts"
+	MaxConcurrency    PatchFunctionInputBodyReset = "max_concurrency"
+	MaxInstructions   PatchFunctionInputBodyReset = "max_instructions"
+	RetryBackoffMs    PatchFunctionInputBodyReset = "retry_backoff_ms"
+	TimeoutMs         PatchFunctionInputBodyReset = "timeout_ms"
+)
+
+// Valid indicates whether the value is a known member of the PatchFunctionInputBodyReset enum.
+func (e PatchFunctionInputBodyReset) Valid() bool {
+	switch e {
+	case Auth:
+		return true
+	case ExposeErrors:
+		return true
+	case HttpAllow:
+		return true
+	case LogRetentionHours:
+		return true
+	case MaxAttempts:
+		return true
+	case MaxConcurrency:
+		return true
+	case MaxInstructions:
+		return true
+	case RetryBackoffMs:
+		return true
+	case TimeoutMs:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PutFunctionInputBodyAuth.
 const (
 	PutFunctionInputBodyAuthKey    PutFunctionInputBodyAuth = "key"
@@ -513,6 +588,9 @@ type FunctionBody struct {
 	Auth      *FunctionBodyAuth `json:"auth,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
 
+	// ExposeErrors Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it.
+	ExposeErrors *bool `json:"expose_errors,omitempty"`
+
 	// HttpAllow Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
 	//
 	// Example: ["api.example.com","*.example.org"]
@@ -565,6 +643,24 @@ type FunctionBody struct {
 
 // FunctionBodyAuth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
 type FunctionBodyAuth string
+
+// FunctionChange defines model for FunctionChange.
+type FunctionChange struct {
+	// Field The field, as PUT and GET name it; source for the code.
+	//
+	// Example: auth
+	Field string `json:"field"`
+
+	// From The value before, as text: default when the option was not set, empty for a new function's source.
+	//
+	// Example: key
+	From string `json:"from"`
+
+	// To The value after, as text; for source, the version it became.
+	//
+	// Example: public
+	To string `json:"to"`
+}
 
 // FunctionStatsBody defines model for FunctionStatsBody.
 type FunctionStatsBody struct {
@@ -849,10 +945,113 @@ type LogEventBody struct {
 // LogEventBodyLevel defines model for LogEventBody.Level.
 type LogEventBodyLevel string
 
+// PatchFunctionBody defines model for PatchFunctionBody.
+type PatchFunctionBody struct {
+	// Auth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
+	Auth *PatchFunctionBodyAuth `json:"auth,omitempty"`
+
+	// Changes Every field that changed (or would), in a fixed order; empty when nothing did.
+	Changes *[]FunctionChange `json:"changes"`
+
+	// Created The function did not exist and was created (or, with dry_run, would be).
+	Created   bool      `json:"created"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// ExposeErrors Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it.
+	ExposeErrors *bool `json:"expose_errors,omitempty"`
+
+	// HttpAllow Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
+	//
+	// Example: ["api.example.com","*.example.org"]
+	HttpAllow *[]string `json:"http_allow,omitempty"`
+
+	// LogRetentionHours Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default).
+	//
+	// Example: 24
+	LogRetentionHours *int64 `json:"log_retention_hours,omitempty"`
+
+	// MaxAttempts Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
+	MaxAttempts *int64 `json:"max_attempts,omitempty"`
+
+	// MaxConcurrency How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
+	MaxConcurrency *int64 `json:"max_concurrency,omitempty"`
+
+	// MaxInstructions VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out.
+	MaxInstructions *int64 `json:"max_instructions,omitempty"`
+
+	// Name Function name; its endpoint is /fn/{name}.
+	//
+	// Example: hello
+	Name string `json:"name"`
+
+	// RetryBackoffMs Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour.
+	RetryBackoffMs *int64 `json:"retry_backoff_ms,omitempty"`
+
+	// Sha256 SHA-256 of the source, hex-encoded.
+	Sha256 string `json:"sha256"`
+
+	// Source Lua source; omitted in listings.
+	Source *string `json:"source,omitempty"`
+
+	// TimeoutMs Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent.
+	//
+	// Example: 10000
+	TimeoutMs *int64    `json:"timeout_ms,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Url Path of the function's HTTP endpoint.
+	//
+	// Example: /fn/hello
+	Url string `json:"url"`
+
+	// Version Increases each time the source changes.
+	//
+	// Example: 3
+	Version int64 `json:"version"`
+}
+
+// PatchFunctionBodyAuth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
+type PatchFunctionBodyAuth string
+
+// PatchFunctionInputBody defines model for PatchFunctionInputBody.
+type PatchFunctionInputBody struct {
+	// Auth Example: key
+	Auth         *PatchFunctionInputBodyAuth `json:"auth,omitempty"`
+	ExposeErrors *bool                       `json:"expose_errors,omitempty"`
+
+	// HttpAllow Replaces the list; [] allows no host.
+	HttpAllow         *[]string `json:"http_allow,omitempty"`
+	LogRetentionHours *int64    `json:"log_retention_hours,omitempty"`
+	MaxAttempts       *int64    `json:"max_attempts,omitempty"`
+	MaxConcurrency    *int64    `json:"max_concurrency,omitempty"`
+	MaxInstructions   *int64    `json:"max_instructions,omitempty"`
+
+	// Reset Options to put back to their defaults (an option may not be both set and reset).
+	Reset          *[]PatchFunctionInputBodyReset `json:"reset,omitempty"`
+	RetryBackoffMs *int64                         `json:"retry_backoff_ms,omitempty"`
+
+	// Source New Lua source; absent keeps the current one. Required to create a function.
+	//
+	// Example: function handle(req)
+	//   return "Hello, " .. (req.query.name or "world") .. "!"
+	// end
+	Source    *string `json:"source,omitempty"`
+	TimeoutMs *int64  `json:"timeout_ms,omitempty"`
+}
+
+// PatchFunctionInputBodyAuth Example: key
+type PatchFunctionInputBodyAuth string
+
+// PatchFunctionInputBodyReset defines model for PatchFunctionInputBody.Reset.
+type PatchFunctionInputBodyReset string
+
 // PutFunctionInputBody defines model for PutFunctionInputBody.
 type PutFunctionInputBody struct {
 	// Auth Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
 	Auth *PutFunctionInputBodyAuth `json:"auth,omitempty"`
+
+	// ExposeErrors Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it.
+	ExposeErrors *bool `json:"expose_errors,omitempty"`
 
 	// HttpAllow Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
 	//
@@ -1026,6 +1225,12 @@ type StreamEventsParams struct {
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
+// PatchFunctionParams defines parameters for PatchFunction.
+type PatchFunctionParams struct {
+	// DryRun Check and compute the changes without storing anything.
+	DryRun *bool `form:"dry_run,omitempty" json:"dry_run,omitempty"`
+}
+
 // StreamFunctionEventsParams defines parameters for StreamFunctionEvents.
 type StreamFunctionEventsParams struct {
 	// AccessToken An API key, for clients that cannot send an Authorization header (a browser's EventSource). Prefer the header: URLs end up in logs.
@@ -1082,6 +1287,9 @@ type GetStatsParams struct {
 	// Bucket Bucket width, a whole number of minutes or hours; by default the window divided into 60, rounded down to a minute, and at least one minute.
 	Bucket *string `form:"bucket,omitempty" json:"bucket,omitempty"`
 }
+
+// PatchFunctionJSONRequestBody defines body for PatchFunction for application/json ContentType.
+type PatchFunctionJSONRequestBody = PatchFunctionInputBody
 
 // PutFunctionJSONRequestBody defines body for PutFunction for application/json ContentType.
 type PutFunctionJSONRequestBody = PutFunctionInputBody
@@ -1264,9 +1472,27 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/functions/{name} (the `GetFunction` operationId).
 	GetFunction(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PatchFunctionWithBody Change a function, or create it
+	//
+	// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+	PatchFunctionWithBody(ctx context.Context, name string, params *PatchFunctionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchFunction Change a function, or create it
+	//
+	// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+	PatchFunction(ctx context.Context, name string, params *PatchFunctionParams, body PatchFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PutFunctionWithBody Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1275,7 +1501,7 @@ type ClientInterface interface {
 
 	// PutFunction Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1714,9 +1940,47 @@ func (c *Client) GetFunction(ctx context.Context, name string, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
+// PatchFunctionWithBody Change a function, or create it
+//
+// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+func (c *Client) PatchFunctionWithBody(ctx context.Context, name string, params *PatchFunctionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchFunctionRequestWithBody(c.Server, name, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchFunction Change a function, or create it
+//
+// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+func (c *Client) PatchFunction(ctx context.Context, name string, params *PatchFunctionParams, body PatchFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchFunctionRequest(c.Server, name, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // PutFunctionWithBody Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1735,7 +1999,7 @@ func (c *Client) PutFunctionWithBody(ctx context.Context, name string, contentTy
 
 // PutFunction Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2692,6 +2956,80 @@ func NewGetFunctionRequest(server string, name string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewPatchFunctionRequest calls the generic PatchFunction builder with application/json body
+func NewPatchFunctionRequest(server string, name string, params *PatchFunctionParams, body PatchFunctionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPatchFunctionRequestWithBody(server, name, params, "application/json", bodyReader)
+}
+
+// NewPatchFunctionRequestWithBody constructs an http.Request for the PatchFunction method, with any body, and a specified content type
+func NewPatchFunctionRequestWithBody(server string, name string, params *PatchFunctionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/functions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.DryRun != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "dry_run", *params.DryRun, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4001,9 +4339,27 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/functions/{name} (the `GetFunction` operationId).
 	GetFunctionWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetFunctionResponse, error)
 
+	// PatchFunctionWithBodyWithResponse Change a function, or create it
+	//
+	// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+	PatchFunctionWithBodyWithResponse(ctx context.Context, name string, params *PatchFunctionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchFunctionResponse, error)
+
+	// PatchFunctionWithResponse Change a function, or create it
+	//
+	// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+	PatchFunctionWithResponse(ctx context.Context, name string, params *PatchFunctionParams, body PatchFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchFunctionResponse, error)
+
 	// PutFunctionWithBodyWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4012,7 +4368,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutFunctionWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5267,6 +5623,96 @@ func (r GetFunctionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetFunctionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PatchFunctionResponse401Headers the declared response headers of an HTTP 401 response for PatchFunction
+type PatchFunctionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type PatchFunctionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PatchFunctionBody
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PatchFunctionBody
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PatchFunctionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PatchFunctionResponse) GetJSON200() *PatchFunctionBody {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PatchFunctionResponse) GetJSON201() *PatchFunctionBody {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PatchFunctionResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PatchFunctionResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PatchFunctionResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PatchFunctionResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PatchFunctionResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PatchFunctionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PatchFunctionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PatchFunctionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PatchFunctionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7346,9 +7792,39 @@ func (c *ClientWithResponses) GetFunctionWithResponse(ctx context.Context, name 
 	return ParseGetFunctionResponse(rsp)
 }
 
+// PatchFunctionWithBodyWithResponse Change a function, or create it
+//
+// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+func (c *ClientWithResponses) PatchFunctionWithBodyWithResponse(ctx context.Context, name string, params *PatchFunctionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchFunctionResponse, error) {
+	rsp, err := c.PatchFunctionWithBody(ctx, name, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchFunctionResponse(rsp)
+}
+
+// PatchFunctionWithResponse Change a function, or create it
+//
+// Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/functions/{name} (the `PatchFunction` operationId).
+func (c *ClientWithResponses) PatchFunctionWithResponse(ctx context.Context, name string, params *PatchFunctionParams, body PatchFunctionJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchFunctionResponse, error) {
+	rsp, err := c.PatchFunction(ctx, name, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchFunctionResponse(rsp)
+}
+
 // PutFunctionWithBodyWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7363,7 +7839,7 @@ func (c *ClientWithResponses) PutFunctionWithBodyWithResponse(ctx context.Contex
 
 // PutFunctionWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8793,6 +9269,87 @@ func ParseGetFunctionResponse(rsp *http.Response) (*GetFunctionResponse, error) 
 	switch {
 	case rsp.StatusCode == 401:
 		var headers GetFunctionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePatchFunctionResponse parses an HTTP response from a PatchFunctionWithResponse call
+func ParsePatchFunctionResponse(rsp *http.Response) (*PatchFunctionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PatchFunctionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PatchFunctionBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PatchFunctionBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PatchFunctionResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -29,11 +29,12 @@ SET version = @version,
     max_instructions = sqlc.narg('max_instructions'),
     auth = @auth,
     log_retention = sqlc.narg('log_retention_ms')::bigint * interval '1 millisecond',
+    expose_errors = @expose_errors,
     updated_at = CASE
-        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth, log_retention)
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth, log_retention, expose_errors)
              IS DISTINCT FROM (@version, sqlc.narg('timeout_ms')::integer, @max_attempts, sqlc.narg('max_concurrency')::integer,
                                @retry_backoff_ms, @http_allow::text[], sqlc.narg('max_instructions')::bigint, @auth::text,
-                               sqlc.narg('log_retention_ms')::bigint * interval '1 millisecond')
+                               sqlc.narg('log_retention_ms')::bigint * interval '1 millisecond', @expose_errors::boolean)
         THEN clock_timestamp() ELSE updated_at END
 WHERE name = @name
 RETURNING updated_at;
@@ -41,7 +42,7 @@ RETURNING updated_at;
 -- name: GetFunction :one
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
        f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
-       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source, v.source_sha256
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, f.expose_errors, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = @name;
@@ -49,7 +50,7 @@ WHERE f.name = @name;
 -- name: ListFunctions :many
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
        f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
-       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source_sha256
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, f.expose_errors, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name;
@@ -61,3 +62,7 @@ DELETE FROM picloud.functions WHERE name = @name;
 -- After a change of max_concurrency: a raised or removed limit lets parked
 -- invocations run.
 SELECT picloud.admit_parked(@name::text);
+
+-- name: FunctionExposesErrors :one
+-- Read by /fn only when an invocation failed for a caller without a key.
+SELECT expose_errors FROM picloud.functions WHERE name = @name;

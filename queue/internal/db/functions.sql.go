@@ -46,10 +46,22 @@ func (q *Queries) DeleteFunction(ctx context.Context, name string) (int64, error
 	return result.RowsAffected(), nil
 }
 
+const functionExposesErrors = `-- name: FunctionExposesErrors :one
+SELECT expose_errors FROM picloud.functions WHERE name = $1
+`
+
+// Read by /fn only when an invocation failed for a caller without a key.
+func (q *Queries) FunctionExposesErrors(ctx context.Context, name string) (bool, error) {
+	row := q.db.QueryRow(ctx, functionExposesErrors, name)
+	var expose_errors bool
+	err := row.Scan(&expose_errors)
+	return expose_errors, err
+}
+
 const getFunction = `-- name: GetFunction :one
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
        f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
-       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source, v.source_sha256
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, f.expose_errors, v.source, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 WHERE f.name = $1
@@ -68,6 +80,7 @@ type GetFunctionRow struct {
 	MaxInstructions *int64
 	Auth            string
 	LogRetentionMs  int64
+	ExposeErrors    bool
 	Source          string
 	SourceSha256    []byte
 }
@@ -88,6 +101,7 @@ func (q *Queries) GetFunction(ctx context.Context, name string) (GetFunctionRow,
 		&i.MaxInstructions,
 		&i.Auth,
 		&i.LogRetentionMs,
+		&i.ExposeErrors,
 		&i.Source,
 		&i.SourceSha256,
 	)
@@ -127,7 +141,7 @@ func (q *Queries) InsertFunctionVersion(ctx context.Context, arg InsertFunctionV
 const listFunctions = `-- name: ListFunctions :many
 SELECT f.name, f.version, f.created_at, f.updated_at, f.timeout_ms, f.max_attempts, f.max_concurrency,
        f.retry_backoff_ms, f.http_allow, f.max_instructions, f.auth,
-       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, v.source_sha256
+       coalesce((extract(epoch FROM f.log_retention) * 1000)::bigint, 0)::bigint AS log_retention_ms, f.expose_errors, v.source_sha256
 FROM picloud.functions f
 JOIN picloud.function_versions v ON v.function = f.name AND v.version = f.version
 ORDER BY f.name
@@ -146,6 +160,7 @@ type ListFunctionsRow struct {
 	MaxInstructions *int64
 	Auth            string
 	LogRetentionMs  int64
+	ExposeErrors    bool
 	SourceSha256    []byte
 }
 
@@ -171,6 +186,7 @@ func (q *Queries) ListFunctions(ctx context.Context) ([]ListFunctionsRow, error)
 			&i.MaxInstructions,
 			&i.Auth,
 			&i.LogRetentionMs,
+			&i.ExposeErrors,
 			&i.SourceSha256,
 		); err != nil {
 			return nil, err
@@ -215,13 +231,14 @@ SET version = $1,
     max_instructions = $7,
     auth = $8,
     log_retention = $9::bigint * interval '1 millisecond',
+    expose_errors = $10,
     updated_at = CASE
-        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth, log_retention)
+        WHEN (version, timeout_ms, max_attempts, max_concurrency, retry_backoff_ms, http_allow, max_instructions, auth, log_retention, expose_errors)
              IS DISTINCT FROM ($1, $2::integer, $3, $4::integer,
                                $5, $6::text[], $7::bigint, $8::text,
-                               $9::bigint * interval '1 millisecond')
+                               $9::bigint * interval '1 millisecond', $10::boolean)
         THEN clock_timestamp() ELSE updated_at END
-WHERE name = $10
+WHERE name = $11
 RETURNING updated_at
 `
 
@@ -235,6 +252,7 @@ type UpdateFunctionParams struct {
 	MaxInstructions *int64
 	Auth            string
 	LogRetentionMs  *int64
+	ExposeErrors    bool
 	Name            string
 }
 
@@ -251,6 +269,7 @@ func (q *Queries) UpdateFunction(ctx context.Context, arg UpdateFunctionParams) 
 		arg.MaxInstructions,
 		arg.Auth,
 		arg.LogRetentionMs,
+		arg.ExposeErrors,
 		arg.Name,
 	)
 	var updated_at time.Time

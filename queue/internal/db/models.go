@@ -39,6 +39,7 @@ type PicloudFunction struct {
 	MaxInstructions *int64
 	Auth            string
 	LogRetention    pgtype.Interval
+	ExposeErrors    bool
 }
 
 type PicloudFunctionEnv struct {

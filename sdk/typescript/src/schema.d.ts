@@ -134,7 +134,7 @@ export interface paths {
         get: operations["get-function"];
         /**
          * Create or replace a function
-         * @description Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+         * @description Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
          */
         put: operations["put-function"];
         post?: never;
@@ -145,7 +145,11 @@ export interface paths {
         delete: operations["delete-function"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a function, or create it
+         * @description Changes only what the body gives and keeps everything else: a body with only source deploys new code and keeps auth, http_allow, max_concurrency and the other options (PUT, by contrast, replaces them all). reset puts options back to their defaults. A function that does not exist is created when the body has a source (404 otherwise). The answer is the function with the list of fields that changed; with dry_run=true nothing is stored and the answer says what would change. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+         */
+        patch: operations["patch-function"];
         trace?: never;
     };
     "/v1/functions/{name}/env": {
@@ -707,6 +711,8 @@ export interface components {
             auth?: "public" | "key";
             /** Format: date-time */
             created_at: string;
+            /** @description Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it. */
+            expose_errors?: boolean;
             /**
              * @description Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
              * @example [
@@ -770,6 +776,23 @@ export interface components {
              * @example 3
              */
             version: number;
+        };
+        FunctionChange: {
+            /**
+             * @description The field, as PUT and GET name it; source for the code.
+             * @example auth
+             */
+            field: string;
+            /**
+             * @description The value before, as text: default when the option was not set, empty for a new function's source.
+             * @example key
+             */
+            from: string;
+            /**
+             * @description The value after, as text; for source, the version it became.
+             * @example public
+             */
+            to: string;
         };
         FunctionStatsBody: {
             /**
@@ -1069,6 +1092,116 @@ export interface components {
             /** Format: date-time */
             time: string;
         };
+        PatchFunctionBody: {
+            /**
+             * @description Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
+             * @default public
+             * @enum {string}
+             */
+            auth?: "public" | "key";
+            /** @description Every field that changed (or would), in a fixed order; empty when nothing did. */
+            changes: components["schemas"]["FunctionChange"][] | null;
+            /** @description The function did not exist and was created (or, with dry_run, would be). */
+            created: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** @description Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it. */
+            expose_errors?: boolean;
+            /**
+             * @description Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
+             * @example [
+             *       "api.example.com",
+             *       "*.example.org"
+             *     ]
+             */
+            http_allow?: string[] | null;
+            /**
+             * Format: int64
+             * @description Clear the log lines of this function's invocations this many hours after they finish; absent keeps them as long as the invocation (the platform's retention, 7 days by default).
+             * @example 24
+             */
+            log_retention_hours?: number;
+            /**
+             * Format: int64
+             * @description Attempts of an asynchronous invocation (async API calls, SQL, schedules) before it fails; /fn and synchronous calls always run once.
+             * @default 1
+             */
+            max_attempts?: number;
+            /**
+             * Format: int64
+             * @description How many invocations of the function may run at once across all workers, at most 1000000; unlimited when absent.
+             */
+            max_concurrency?: number;
+            /**
+             * Format: int64
+             * @description VM instruction budget of one attempt (default 40 million, about 0.3 to 3.5 s of pure Lua on a small machine); past it the attempt ends as timed_out.
+             */
+            max_instructions?: number;
+            /**
+             * @description Function name; its endpoint is /fn/{name}.
+             * @example hello
+             */
+            name: string;
+            /**
+             * Format: int64
+             * @description Delay before the second attempt, in milliseconds (default 1000); it doubles for each further attempt, with 20% jitter, up to an hour.
+             */
+            retry_backoff_ms?: number;
+            /** @description SHA-256 of the source, hex-encoded. */
+            sha256: string;
+            /** @description Lua source; omitted in listings. */
+            source?: string;
+            /**
+             * Format: int64
+             * @description Wall-clock limit of one attempt, in milliseconds; the platform default (10000) when absent.
+             * @example 10000
+             */
+            timeout_ms?: number;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * @description Path of the function's HTTP endpoint.
+             * @example /fn/hello
+             */
+            url: string;
+            /**
+             * Format: int64
+             * @description Increases each time the source changes.
+             * @example 3
+             */
+            version: number;
+        };
+        PatchFunctionInputBody: {
+            /**
+             * @example key
+             * @enum {string}
+             */
+            auth?: "public" | "key";
+            expose_errors?: boolean;
+            /** @description Replaces the list; [] allows no host. */
+            http_allow?: string[] | null;
+            /** Format: int64 */
+            log_retention_hours?: number;
+            /** Format: int64 */
+            max_attempts?: number;
+            /** Format: int64 */
+            max_concurrency?: number;
+            /** Format: int64 */
+            max_instructions?: number;
+            /** @description Options to put back to their defaults (an option may not be both set and reset). */
+            reset?: ("timeout_ms" | "max_attempts" | "max_concurrency" | "retry_backoff_ms" | "max_instructions" | "log_retention_hours" | "auth" | "http_allow" | "expose_errors")[] | null;
+            /** Format: int64 */
+            retry_backoff_ms?: number;
+            /**
+             * @description New Lua source; absent keeps the current one. Required to create a function.
+             * @example function handle(req)
+             *       return "Hello, " .. (req.query.name or "world") .. "!"
+             *     end
+             */
+            source?: string;
+            /** Format: int64 */
+            timeout_ms?: number;
+        };
         PutFunctionInputBody: {
             /**
              * @description Who may call /fn/{name}: anyone (public), or only callers with an API key of either scope (key).
@@ -1076,6 +1209,8 @@ export interface components {
              * @enum {string}
              */
             auth?: "public" | "key";
+            /** @description Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it. */
+            expose_errors?: boolean;
             /**
              * @description Hosts the script may reach with http.request: a host, *.domain for its subdomains, either optionally with :port. None when absent. Loopback and private addresses are refused unless the server allows them.
              * @example [
@@ -1340,7 +1475,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
-            /** @description The function failed; detail carries the Lua error with its line. */
+            /** @description The function failed. For a caller with an API key (or of a function deployed with expose_errors), detail carries the Lua error with its line; anyone else gets a generic detail naming the invocation, whose row keeps the error. */
             500: {
                 headers: {
                     /** @description Id of the invocation row, for GET /v1/invocations/{id}. */
@@ -1433,7 +1568,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
-            /** @description The function failed; detail carries the Lua error with its line. */
+            /** @description The function failed. For a caller with an API key (or of a function deployed with expose_errors), detail carries the Lua error with its line; anyone else gets a generic detail naming the invocation, whose row keeps the error. */
             500: {
                 headers: {
                     /** @description Id of the invocation row, for GET /v1/invocations/{id}. */
@@ -1526,7 +1661,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
-            /** @description The function failed; detail carries the Lua error with its line. */
+            /** @description The function failed. For a caller with an API key (or of a function deployed with expose_errors), detail carries the Lua error with its line; anyone else gets a generic detail naming the invocation, whose row keeps the error. */
             500: {
                 headers: {
                     /** @description Id of the invocation row, for GET /v1/invocations/{id}. */
@@ -1614,7 +1749,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
-            /** @description The function failed; detail carries the Lua error with its line. */
+            /** @description The function failed. For a caller with an API key (or of a function deployed with expose_errors), detail carries the Lua error with its line; anyone else gets a generic detail naming the invocation, whose row keeps the error. */
             500: {
                 headers: {
                     /** @description Id of the invocation row, for GET /v1/invocations/{id}. */
@@ -1707,7 +1842,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
-            /** @description The function failed; detail carries the Lua error with its line. */
+            /** @description The function failed. For a caller with an API key (or of a function deployed with expose_errors), detail carries the Lua error with its line; anyone else gets a generic detail naming the invocation, whose row keeps the error. */
             500: {
                 headers: {
                     /** @description Id of the invocation row, for GET /v1/invocations/{id}. */
@@ -2066,6 +2201,92 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No API key, or one that is unknown or revoked (problem+json). */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description The API key's scope does not allow this operation (problem+json). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "patch-function": {
+        parameters: {
+            query?: {
+                /** @description Check and compute the changes without storing anything. */
+                dry_run?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Function name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchFunctionInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PatchFunctionBody"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PatchFunctionBody"];
+                };
             };
             /** @description No API key, or one that is unknown or revoked (problem+json). */
             401: {

@@ -22,8 +22,9 @@ end
 const namePattern = /^[a-z][a-z0-9_-]{0,62}$/;
 
 // The options PUT takes; PUT replaces them all, so the editor sends back
-// what it read.
-const optionKeys = ["timeout_ms", "max_attempts", "max_concurrency", "retry_backoff_ms", "max_instructions", "auth", "http_allow"];
+// what it read, including those it has no field for (log_retention_hours).
+const optionKeys = ["timeout_ms", "max_attempts", "max_concurrency", "retry_backoff_ms", "max_instructions", "auth", "http_allow",
+  "log_retention_hours", "expose_errors"];
 
 function optionsOf(fn) {
   const o = {};
@@ -294,6 +295,17 @@ function Settings({ options, setOptions, dirty, onSave, saving }) {
         <select name="auth" value=${options.auth || "public"} onChange=${(e) => setOptions((o) => ({ ...o, auth: e.target.value }))}>
           <option value="public">Anyone (public)</option>
           <option value="key">Only with an API key</option>
+        </select>
+      <//>
+      <${Field} label="Errors shown to callers" hint="What /fn answers a caller without an API key when the script fails; callers with a key always see the error.">
+        <select name="expose_errors" value=${options.expose_errors ? "yes" : "no"} onChange=${(e) => setOptions((o) => {
+          const n = { ...o };
+          if (e.target.value === "yes") n.expose_errors = true;
+          else delete n.expose_errors;
+          return n;
+        })}>
+          <option value="no">Hidden: a generic 500 with the invocation id</option>
+          <option value="yes">The error text (expose_errors)</option>
         </select>
       <//>
       <${Field} label="Outbound HTTP allow-list" hint="Hosts http.request may reach, one per line: api.example.com, *.example.org, localhost:9000.">
