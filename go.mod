@@ -1,6 +1,6 @@
 module github.com/picloud/picloud
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/Shopify/go-lua v0.0.0-20250718183320-1e37f32ad7d0

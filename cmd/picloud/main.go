@@ -19,10 +19,12 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/version"
 )
 
 type cli struct {
-	Log logFlags `embed:"" prefix:"log-"`
+	Log         logFlags         `embed:"" prefix:"log-"`
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version, commit, build time, Go version and platform, and exit."`
 
 	Dev     devCmd     `cmd:"" help:"Run everything in one process on a private PostgreSQL cluster (or DATABASE_URL), for a laptop."`
 	Serve   serveCmd   `cmd:"" help:"Run everything in one process against DATABASE_URL."`
@@ -40,6 +42,7 @@ type cli struct {
 	Apply   applyCmd   `cmd:"" help:"Make the server match a project's picloud.yaml: show the changes, then apply them."`
 	Pull    pullCmd    `cmd:"" help:"Write a picloud.yaml and the functions' sources from a live server."`
 	Secrets secretsCmd `cmd:"" help:"Set, list and delete a function's secrets through the API."`
+	Version versionCmd `cmd:"" help:"Print the version, commit, build time, Go version and platform."`
 }
 
 type logFlags struct {
@@ -79,6 +82,7 @@ func kongOptions() []kong.Option {
 		kong.Name("picloud"),
 		kong.Description("PiCloud: upload a Lua script, get an HTTP endpoint."),
 		kong.UsageOnError(),
+		kong.Vars{"version": version.Get().String()},
 	}
 }
 

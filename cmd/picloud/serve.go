@@ -18,6 +18,7 @@ import (
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/metrics"
 	"github.com/picloud/picloud/internal/tracing"
+	"github.com/picloud/picloud/internal/version"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -246,6 +247,8 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 	if n.worker != nil {
 		maxConns += 2 * n.worker.concurrency()
 	}
+	build := version.Get()
+	logger.Info("starting", "version", build.Version, "commit", build.Commit, "go", build.GoVersion)
 	pool, err := openPool(ctx, databaseURL, maxConns)
 	if err != nil {
 		return err

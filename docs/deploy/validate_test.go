@@ -2330,7 +2330,7 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 		}
 		return ok
 	}
-	for _, p := range []string{".git", ".picloud", "node_modules", "web/node_modules", "dbtest.test", "queue/queue.test", "cover.out"} {
+	for _, p := range []string{".git", ".picloud", "node_modules", "web/node_modules", "dbtest.test", "queue/queue.test", "cover.out", "go.work", "go.work.sum"} {
 		if !excluded(p) {
 			t.Errorf(".dockerignore keeps %s in the build context", p)
 		}

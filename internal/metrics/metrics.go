@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/picloud/picloud/internal/version"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -74,8 +75,18 @@ func New(logger *slog.Logger) *Metrics {
 			Help: "Times this node's LISTEN connection (picloud_finished and the other PiCloud channels) was re-established after the first connect.",
 		}),
 	}
+	// The usual build_info gauge: constant 1, the build in its labels, so a
+	// query can join any series with the version that produced it.
+	build := version.Get()
+	buildInfo := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "picloud_build_info",
+		Help: "Always 1; the labels say which build of PiCloud this node runs: version, commit (empty when unknown) and go_version.",
+		ConstLabels: prometheus.Labels{
+			"version": build.Version, "commit": build.Commit, "go_version": build.GoVersion,
+		},
+	}, func() float64 { return 1 })
 	m.registry.MustRegister(
-		m.invocations, m.duration, m.queued, m.limitHits, m.reconnects,
+		m.invocations, m.duration, m.queued, m.limitHits, m.reconnects, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

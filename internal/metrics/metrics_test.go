@@ -20,6 +20,7 @@ import (
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/platformtest"
+	"github.com/picloud/picloud/internal/version"
 )
 
 func TestMain(m *testing.M) {
@@ -58,6 +59,12 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 }
 
 // find returns the family's metric whose labels are exactly labels.
+// buildLabels are picloud_build_info's labels for this test binary.
+func buildLabels() map[string]string {
+	b := version.Get()
+	return map[string]string{"version": b.Version, "commit": b.Commit, "go_version": b.GoVersion}
+}
+
 func find(t *testing.T, families map[string]*dto.MetricFamily, name string, labels map[string]string) *dto.Metric {
 	t.Helper()
 	family, ok := families[name]
@@ -168,6 +175,7 @@ func TestScrape(t *testing.T) {
 		{"picloud_invocations_queued", map[string]string{"state": "due"}, 0},
 		{"picloud_invocations_queued", map[string]string{"state": "scheduled"}, 0},
 		{"picloud_invocations_queued", map[string]string{"state": "parked"}, 0},
+		{"picloud_build_info", buildLabels(), 1},
 	}
 	for _, g := range gauges {
 		if got := find(t, families, g.name, g.labels).GetGauge().GetValue(); got != g.want {
