@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/queue/internal/db"
 )
 
@@ -76,8 +75,9 @@ func (o FunctionOptions) validate() error {
 
 // PutFunction creates the function or replaces its source and options. The
 // version increases only when the source changes, so deploying the same file
-// twice is a no-op. The source must compile: a syntax error is returned as
-// *executor.SyntaxError and nothing is stored.
+// twice is a no-op. The source must compile and name handle: a syntax
+// error is returned as *executor.SyntaxError, a source that cannot define
+// handle as *executor.MissingHandleError, and nothing is stored.
 func (c *Client) PutFunction(ctx context.Context, name, source string, opts FunctionOptions) (fn Function, created bool, err error) {
 	if !ValidFunctionName(name) {
 		return Function{}, false, &InvalidFunctionNameError{Name: name}
@@ -94,7 +94,7 @@ func (c *Client) PutFunction(ctx context.Context, name, source string, opts Func
 	if opts.Auth == "" {
 		opts.Auth = AuthPublic
 	}
-	if err := executor.Compile(name, source); err != nil {
+	if err := checkSource(name, source); err != nil {
 		return Function{}, false, err
 	}
 	sum := sha256.Sum256([]byte(source))

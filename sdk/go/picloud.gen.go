@@ -1266,7 +1266,7 @@ type ClientInterface interface {
 
 	// PutFunctionWithBody Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1275,7 +1275,7 @@ type ClientInterface interface {
 
 	// PutFunction Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1416,7 +1416,7 @@ type ClientInterface interface {
 
 	// ValidateFunctionWithBody Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1425,7 +1425,7 @@ type ClientInterface interface {
 
 	// ValidateFunction Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1716,7 +1716,7 @@ func (c *Client) GetFunction(ctx context.Context, name string, reqEditors ...Req
 
 // PutFunctionWithBody Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1735,7 +1735,7 @@ func (c *Client) PutFunctionWithBody(ctx context.Context, name string, contentTy
 
 // PutFunction Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2046,7 +2046,7 @@ func (c *Client) SetFunctionSecret(ctx context.Context, name string, key string,
 
 // ValidateFunctionWithBody Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2065,7 +2065,7 @@ func (c *Client) ValidateFunctionWithBody(ctx context.Context, name string, cont
 
 // ValidateFunction Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4003,7 +4003,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutFunctionWithBodyWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4012,7 +4012,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutFunctionWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4165,7 +4165,7 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateFunctionWithBodyWithResponse Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4174,7 +4174,7 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateFunctionWithResponse Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7348,7 +7348,7 @@ func (c *ClientWithResponses) GetFunctionWithResponse(ctx context.Context, name 
 
 // PutFunctionWithBodyWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7363,7 +7363,7 @@ func (c *ClientWithResponses) PutFunctionWithBodyWithResponse(ctx context.Contex
 
 // PutFunctionWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7618,7 +7618,7 @@ func (c *ClientWithResponses) SetFunctionSecretWithResponse(ctx context.Context,
 
 // ValidateFunctionWithBodyWithResponse Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7633,7 +7633,7 @@ func (c *ClientWithResponses) ValidateFunctionWithBodyWithResponse(ctx context.C
 
 // ValidateFunctionWithResponse Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
