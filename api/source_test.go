@@ -12,6 +12,7 @@ import (
 // PUT and by validate alike, with one message saying what is wrong, and
 // nothing is stored.
 func TestSourceProblems(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
 	for _, tc := range []struct {
 		name, source string

@@ -218,6 +218,7 @@ func serveAndCall(t *testing.T, key string, check func(base, stderr string), arg
 // TestServe: serve requires API keys; the operator's first one comes from
 // picloud keys create against the database.
 func TestServe(t *testing.T) {
+	t.Parallel()
 	url := dbtest.CreateDatabase(t)
 	if err := runCLI(context.Background(), t, "migrate", "--database-url", url); err != nil {
 		t.Fatal(err)
@@ -231,6 +232,7 @@ func TestServe(t *testing.T) {
 
 // TestDevOnDatabaseURL: dev runs with authentication off by default.
 func TestDevOnDatabaseURL(t *testing.T) {
+	t.Parallel()
 	serveAndCall(t, "", func(base, stderr string) {
 		// The user's URL may hold a password: not repeated.
 		if !strings.Contains(stderr, "PiCloud is running at "+base+"\n") || strings.Contains(stderr, "export DATABASE_URL") {
@@ -243,7 +245,7 @@ func TestDevOnDatabaseURL(t *testing.T) {
 // PostgreSQL installed and no DATABASE_URL: dev starts its own cluster in
 // --data-dir, keeps the data, and stops it on exit.
 func TestDevPrivateCluster(t *testing.T) {
-	t.Setenv("DATABASE_URL", "")
+	t.Parallel()
 	dataDir := t.TempDir()
 	serveAndCall(t, "", func(base, stderr string) {
 		// The banner gives the private database's URL, ready to export,
@@ -264,7 +266,7 @@ func TestDevPrivateCluster(t *testing.T) {
 		if !strings.Contains(stderr, "export PICLOUD_URL="+base+"\n") {
 			t.Errorf("the banner does not give PICLOUD_URL:\n%s", stderr)
 		}
-	}, "dev", "--data-dir", dataDir)
+	}, "dev", "--database-url=", "--data-dir", dataDir)
 	if _, err := os.Stat(filepath.Join(dataDir, "pg", "PG_VERSION")); err != nil {
 		t.Errorf("no cluster in the data directory: %v", err)
 	}
@@ -272,10 +274,11 @@ func TestDevPrivateCluster(t *testing.T) {
 		t.Errorf("PostgreSQL still running after dev exited (postmaster.pid: %v)", err)
 	}
 	// A second start finds the function deployed by the first.
-	serveAndCall(t, "", nil, "dev", "--data-dir", dataDir)
+	serveAndCall(t, "", nil, "dev", "--database-url=", "--data-dir", dataDir)
 }
 
 func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
 	url := dbtest.CreateDatabase(t)
 	for range 2 {
 		if err := runCLI(context.Background(), t, "migrate", "--database-url", url); err != nil {
@@ -293,6 +296,7 @@ func TestMigrateCommand(t *testing.T) {
 }
 
 func TestOpenAPICommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := runCLI(context.Background(), t, "openapi", "--dir", dir); err != nil {
 		t.Fatal(err)

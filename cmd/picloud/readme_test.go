@@ -56,6 +56,7 @@ func TestQuickStartBlocks(t *testing.T) {
 // a dev node on a fresh database (exported as DATABASE_URL, as a user
 // exports the URL dev prints). Any command that fails fails the test.
 func TestREADMEQuickStart(t *testing.T) {
+	t.Parallel()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skipf("no bash: %v", err)
