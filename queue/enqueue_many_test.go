@@ -250,6 +250,9 @@ func TestInvokeManySQL(t *testing.T) {
 			{"fewer keys than payloads", `picloud.invoke_many('bulk', ARRAY['{}', '{}']::jsonb[], ARRAY['a'])`, "PC400", "idempotency_keys has 1 elements, payloads has 2"},
 			{"more keys than payloads", `picloud.invoke_many('bulk', ARRAY['{}']::jsonb[], ARRAY['a', 'b'])`, "PC400", "idempotency_keys"},
 			{"empty keys", `picloud.invoke_many('bulk', ARRAY['{}']::jsonb[], '{}'::text[])`, "PC400", "idempotency_keys"},
+			{"a key over 255 characters", `picloud.invoke_many('bulk', ARRAY['{}']::jsonb[], ARRAY[repeat('k', 256)])`, "PC400", "idempotency key of 256 characters"},
+			{"a single call's null function", `picloud.invoke(NULL)`, "PC400", "function_name"},
+			{"a single call's key over 255 characters", `picloud.invoke('bulk', '{}', repeat('é', 256))`, "PC400", "the most is 255"},
 			{"too many payloads", `picloud.invoke_many('bulk', ARRAY(SELECT '{}'::jsonb FROM generate_series(1, picloud.invoke_many_max() + 1)))`, "PC400", "at most"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -128,7 +128,7 @@ func (c *Client) finishOne(ctx context.Context, item finishItem) (finishOutcome,
 		// The outcome breaks a database limit (jsonb refuses \u0000 in
 		// strings, and values over 255 MB): record the failure instead, so
 		// the row does not stay running forever.
-		reason := capError("the function's result could not be stored: " + err.Error())
+		reason := storableError("the function's result could not be stored: " + err.Error())
 		params.Status, params.Result, params.Error = string(StatusFailed), nil, &reason
 		// A failed outcome applies no kv writes and enqueues no children,
 		// and the refused value may be among them: jsonb[] arguments are

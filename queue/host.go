@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -365,6 +366,16 @@ const (
 	maxRunAtUnix = 253402300800 // 10000-01-01T00:00:00Z, exclusive
 )
 
+// maxIdempotencyKeyLength is picloud.max_idempotency_key_length().
+const maxIdempotencyKeyLength = 255
+
+// payloadCheckFrom is the JSON length from which picloud.invoke asks the
+// database for a payload's stored size. The stored (jsonb) form of a small
+// number takes up to 6 times its text, so below an eighth of
+// picloud.max_payload_bytes() (8 MiB) no payload can be over it, and
+// ordinary calls cost no extra round trip.
+const payloadCheckFrom = 1 << 20
+
 func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any, error) {
 	var a struct {
 		Function       string          `json:"function"`
@@ -384,6 +395,9 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	}
 	if a.IdempotencyKey != nil && strings.IndexByte(*a.IdempotencyKey, 0) >= 0 {
 		return nil, scriptError("the idempotency key must not contain a NUL character (PostgreSQL cannot store one)")
+	}
+	if a.IdempotencyKey != nil && utf8.RuneCountInString(*a.IdempotencyKey) > maxIdempotencyKeyLength {
+		return nil, scriptError("the idempotency key has %d characters, the most is %d", utf8.RuneCountInString(*a.IdempotencyKey), maxIdempotencyKeyLength)
 	}
 	// Charged before the id is reserved, so that a refused call costs the
 	// database nothing; given back if the reservation fails.
@@ -418,6 +432,18 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(a.Payload) > payloadCheckFrom {
+		// Refused here, with a Lua error the script can handle, rather
+		// than when the run's finish writes the invocation and the whole
+		// run fails.
+		fit, err := h.c.queries.PayloadStoredSize(ctx, a.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("size the payload: %w", err)
+		}
+		if fit.Size > fit.Max {
+			return nil, scriptError("the payload is %d bytes as stored, the most is %d", fit.Size, fit.Max)
+		}
 	}
 	r := reservedInvoke{ID: id, Function: a.Function, Payload: a.Payload, IdempotencyKey: a.IdempotencyKey}
 	var at float64 // epoch seconds

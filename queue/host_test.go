@@ -408,3 +408,83 @@ func TestHostCallsRefuseNUL(t *testing.T) {
 		})
 	}
 }
+
+// TestInvokeFromScriptRefusesOversizedArgs: a child's idempotency key over
+// 255 characters, or a payload over picloud.max_payload_bytes() as stored,
+// is a Lua error at the call, with its line, instead of a refused finish
+// that fails the whole run after the script succeeded. A payload of small
+// numbers is the case its JSON length cannot show: 1,200,000 of them are
+// 2.4 MB of text and about 10 MB as stored.
+func TestInvokeFromScriptRefusesOversizedArgs(t *testing.T) {
+	client, _ := hostWorker(t, false)
+	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	for _, tc := range []struct {
+		name, call, refused string
+	}{
+		{"key of 255 characters", `picloud.invoke("child", {}, {idempotency_key = string.rep("é", 255)})`, ""},
+		{"key of 256 characters", `picloud.invoke("child", {}, {idempotency_key = string.rep("k", 256)})`, "idempotency key has 256 characters, the most is 255"},
+		{"payload of 2 MB", `picloud.invoke("child", {s = string.rep("x", 2000000)})`, ""},
+		{"payload of 9 MB", `picloud.invoke("child", {s = string.rep("x", 9000000)})`, "as stored, the most is 8388608"},
+		{"payload of 1.2 million numbers", `local t = {} for i = 1, 1200000 do t[i] = 1 end picloud.invoke("child", t)`, "as stored, the most is 8388608"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put(t, client, "big", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{Timeout: time.Minute})
+			// Seconds under -race on a busy machine: wait longer than run's 20 s.
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			inv, err := client.Wait(ctx, invoke(t, client, queue.InvokeParams{Function: "big", Payload: json.RawMessage(`{}`)}).ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.refused == "" {
+				if inv.Status != queue.StatusSucceeded {
+					t.Errorf("%s: %s %q, want a success", tc.name, inv.Status, inv.Error)
+				}
+				return
+			}
+			if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, tc.refused) || !strings.Contains(inv.Error, ":2:") {
+				t.Errorf("%s: %s %.300q, want a failure at line 2 saying %q", tc.name, inv.Status, inv.Error, tc.refused)
+			}
+		})
+	}
+}
+
+// TestUnstorableErrorsAreCleaned: a script's error text with a NUL
+// character or invalid UTF-8 is stored with U+FFFD in their place, on the
+// last attempt and on each retry. Before, every retry's write was refused
+// and the row stayed running until the rescue (timeout plus grace, 20 s an
+// attempt), losing the error; the last attempt's error was replaced by the
+// database's complaint.
+func TestUnstorableErrorsAreCleaned(t *testing.T) {
+	client, _ := hostWorker(t, false)
+	for _, tc := range []struct {
+		name, raise, want string
+		attempts          int
+	}{
+		{"NUL, one attempt", `"boom\0" .. req.attempt`, "boom\uFFFD1", 1},
+		{"NUL, retried", `"boom\0" .. req.attempt`, "boom\uFFFD3", 3},
+		{"invalid UTF-8, one attempt", `"boom\255" .. req.attempt`, "boom\uFFFD1", 1},
+		{"invalid UTF-8, retried", `"boom\255\254" .. req.attempt`, "boom\uFFFD3", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put(t, client, "raise", "function handle(req)\n  error("+tc.raise+", 0)\nend",
+				queue.FunctionOptions{MaxAttempts: tc.attempts, RetryBackoff: time.Millisecond, Timeout: 30 * time.Second})
+			start := time.Now()
+			inv := run(t, client, "raise", `{}`)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %v: a retry waited for the rescue", took)
+			}
+			if inv.Status != queue.StatusFailed || inv.Error != tc.want || inv.Attempt != tc.attempts {
+				t.Errorf("%s after %d attempts with %q; want failed after %d with %q", inv.Status, inv.Attempt, inv.Error, tc.attempts, tc.want)
+			}
+			if len(inv.Errors) != tc.attempts {
+				t.Fatalf("%d errors recorded, want %d: %+v", len(inv.Errors), tc.attempts, inv.Errors)
+			}
+			for i, e := range inv.Errors {
+				if want := fmt.Sprintf("boom\uFFFD%d", i+1); e.Error != want {
+					t.Errorf("attempt %d's error %q, want %q", i+1, e.Error, want)
+				}
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -195,7 +196,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	secrets.result(&res, inv.Trigger == TriggerHTTP)
 	// Cut after masking: a cut first could leave half of a secret, which
 	// the masking would then no longer recognise.
-	res.Error = capError(res.Error)
+	res.Error = storableError(res.Error)
 	if res.NoRetry {
 		// The executor's own line about a dead sandbox cannot name the
 		// invocation; this one does.
@@ -294,9 +295,14 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 // with max_attempts at most 100, an invocation's errors stay under 6.4 MiB.
 const maxErrorBytes = 64 << 10
 
-// capError cuts an error longer than maxErrorBytes, at a character
-// boundary, and says so at the end; the result is at most maxErrorBytes.
-func capError(s string) string {
+// storableError makes an error text PostgreSQL can store, as the executor
+// does with log lines: invalid UTF-8 and NUL characters become U+FFFD (a
+// script's error() takes any bytes, and error("boom\0") once made every
+// retry's finish fail, leaving the row running until the rescue), and a text
+// longer than maxErrorBytes is cut at a character boundary, saying so at the
+// end; the result is at most maxErrorBytes.
+func storableError(s string) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) <= maxErrorBytes {
 		return s
 	}
@@ -353,6 +359,12 @@ func endAttempt(span trace.Span, inv Invocation, res executor.Result, retrying b
 
 func (w *invocationWorker) retry(ctx context.Context, inv Invocation, reason string, logs []byte, due time.Time) error {
 	_, err := w.client.queries.RetryInvocation(ctx, db.RetryInvocationParams{ID: inv.ID, Attempt: int32(inv.Attempt), Error: reason, Logs: logs, Due: due})
+	if unstorable(err) {
+		// As finishOne does for a last attempt: the retry is recorded with
+		// a reason that can be stored, rather than left to the rescue.
+		reason = storableError("the attempt's error or logs could not be stored: " + err.Error())
+		_, err = w.client.queries.RetryInvocation(ctx, db.RetryInvocationParams{ID: inv.ID, Attempt: int32(inv.Attempt), Error: reason, Logs: []byte("[]"), Due: due})
+	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("retry invocation %d: %w", inv.ID, err)
 	}

@@ -41,12 +41,25 @@ $$;
 -- invocation it first created, and is not returned. Keys are claimed in key
 -- order, so that two calls sharing keys lock them in the same order and
 -- wait for each other rather than deadlock.
+--
+-- A key longer than picloud.max_idempotency_key_length() characters is
+-- refused with PC400, whichever way it came (REST, SQL, a script): keys
+-- are compared and indexed whole, and a key of megabytes was accepted from
+-- SQL and from scripts while REST refused it.
 CREATE OR REPLACE FUNCTION picloud.claim_idempotency_keys(p_function text, p_keys text[], p_ids bigint[])
 RETURNS TABLE (claimed_key text, claimed_id bigint)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    v_long text;
 BEGIN
+    SELECT k INTO v_long FROM unnest(p_keys) k WHERE char_length(k) > picloud.max_idempotency_key_length() LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'picloud: idempotency key of % characters ("%..."): the most is %',
+            char_length(v_long), left(v_long, 20), picloud.max_idempotency_key_length()
+            USING ERRCODE = 'PC400';
+    END IF;
     RETURN QUERY
     INSERT INTO picloud.idempotency_keys AS k (function, key, invocation_id, expires_at)
     SELECT p_function, u.key, u.id, now() + (SELECT s.idempotency_window FROM picloud.settings s)
@@ -58,6 +71,12 @@ BEGIN
     RETURNING k.key, k.invocation_id;
 END;
 $$;
+
+-- max_idempotency_key_length is the longest idempotency key, in
+-- characters; the REST API's maxLength is the same.
+CREATE OR REPLACE FUNCTION picloud.max_idempotency_key_length() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 255 $$;
 
 -- max_invocation_depth is how deep a chain of invocations made by scripts
 -- may go: an invocation at this depth may not invoke another. With at most

@@ -19,6 +19,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
 BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'picloud: function_name must not be null' USING ERRCODE = 'PC400';
+    END IF;
     SELECT i.id INTO v_id
     FROM picloud.enqueue_invocation($1, 'sql', NULL, NULL, coalesce($2, '{}'::jsonb), NULL, NULL, $3, $4,
                                     NULL, NULL, NULL) i;

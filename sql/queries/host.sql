@@ -17,6 +17,11 @@ SELECT picloud.kv_incr(@function, @key, (@by::float8)::numeric)::float8 AS value
 -- name: ReserveInvocationID :one
 SELECT picloud.reserve_invocation_id(@function)::bigint AS id;
 
+-- name: PayloadStoredSize :one
+-- The size a payload would have as stored, against the most an invocation
+-- may have; the script's picloud.invoke asks only for large payloads.
+SELECT pg_column_size(@payload::jsonb)::integer AS size, picloud.max_payload_bytes()::integer AS max;
+
 -- name: ListFunctionEnv :many
 SELECT name, value, secret FROM picloud.function_env WHERE function = @function ORDER BY name;
 

@@ -121,6 +121,24 @@ func (q *Queries) ListFunctionEnv(ctx context.Context, function string) ([]ListF
 	return items, nil
 }
 
+const payloadStoredSize = `-- name: PayloadStoredSize :one
+SELECT pg_column_size($1::jsonb)::integer AS size, picloud.max_payload_bytes()::integer AS max
+`
+
+type PayloadStoredSizeRow struct {
+	Size int32
+	Max  int32
+}
+
+// The size a payload would have as stored, against the most an invocation
+// may have; the script's picloud.invoke asks only for large payloads.
+func (q *Queries) PayloadStoredSize(ctx context.Context, payload []byte) (PayloadStoredSizeRow, error) {
+	row := q.db.QueryRow(ctx, payloadStoredSize, payload)
+	var i PayloadStoredSizeRow
+	err := row.Scan(&i.Size, &i.Max)
+	return i, err
+}
+
 const reserveInvocationID = `-- name: ReserveInvocationID :one
 SELECT picloud.reserve_invocation_id($1)::bigint AS id
 `
