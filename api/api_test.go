@@ -141,6 +141,7 @@ func logMessages(inv map[string]any) []string {
 // TestEndToEnd walks the path of the README: deploy the example functions,
 // call them over HTTP, and read their invocation rows.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
 	for name, file := range map[string]string{"hello": "hello.lua", "echo": "echo.lua", "error": "error.lua", "loop": "loop.lua"} {
 		fn := deploy(t, p.URL, name, file)
@@ -264,6 +265,7 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestFunctions(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
 	const v1 = "function handle(req) return 'one' end"
 	const v2 = "function handle(req) return 'two' end"
@@ -329,6 +331,7 @@ func TestFunctions(t *testing.T) {
 }
 
 func TestResponseShapes(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
 	cases := []struct {
 		name        string
@@ -370,6 +373,7 @@ func TestResponseShapes(t *testing.T) {
 }
 
 func TestHealthAndErrors(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if res := do(t, http.MethodGet, p.URL+path, nil); res.status != http.StatusOK || res.json(t)["status"] != "ok" {
@@ -388,6 +392,7 @@ func TestHealthAndErrors(t *testing.T) {
 // TestReadyzWithoutMigrations: a server on an empty database is alive but
 // not ready, and says what to do.
 func TestReadyzWithoutMigrations(t *testing.T) {
+	t.Parallel()
 	pool, err := pgxpool.New(context.Background(), dbtest.CreateDatabase(t))
 	if err != nil {
 		t.Fatal(err)
@@ -406,6 +411,7 @@ func TestReadyzWithoutMigrations(t *testing.T) {
 }
 
 func TestOpenAPIIsCommitted(t *testing.T) {
+	t.Parallel()
 	v31, v30, err := api.OpenAPIDocuments()
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 // TestAPIKeys: every /v1 operation needs a key of the right scope, and the
 // answers for a missing, unknown or weak key are problem+json.
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
 	admin, invoke := p.AdminKey, p.Key(t, "invoke")
 	bearer := func(key string) []string { return []string{"Authorization", "Bearer " + key} }
@@ -73,6 +74,7 @@ func TestAPIKeys(t *testing.T) {
 // TestKeyLifecycle: a key made through the API works until it is revoked,
 // on every node: the other node has it cached and must forget it at once.
 func TestKeyLifecycle(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
 	admin := []string{"Authorization", "Bearer " + p.AdminKey}
 
@@ -134,6 +136,7 @@ func TestKeyLifecycle(t *testing.T) {
 // PiCloud key never reaches the script or the invocation row, while the
 // function's own Authorization scheme does.
 func TestFunctionAuth(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
 	srv := httptest.NewServer(api.New(api.Config{Queue: p.Client, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
@@ -200,6 +203,7 @@ func TestFunctionAuth(t *testing.T) {
 // naming the field, not cut off by the body limit; /fn bodies stop at
 // MaxBodyBytes with a 413.
 func TestRequestLimits(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
 	srv := httptest.NewServer(api.New(api.Config{Queue: p.Client, DisableAuth: true, MaxBodyBytes: 1000}))
 	t.Cleanup(srv.Close)

@@ -21,6 +21,7 @@ import (
 // documented range) is a 422 problem naming the field, never a 500 with the
 // database's text.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
 	deploy(t, p.URL, "echo", "echo.lua")
 	const ok = `function handle(req) return 1 end`
@@ -93,6 +94,7 @@ func TestBadInput(t *testing.T) {
 // byte sequence that is not UTF-8 replaced by U+FFFD, and the row holds the
 // same.
 func TestIngressCleansText(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
 	source := `function handle(req) return {path = req.path, query = req.query, x = req.headers["x-a"] or json.null, body = req.body} end`
 	if res := do(t, http.MethodPut, p.URL+"/v1/functions/req", map[string]string{"source": source}); res.status != http.StatusCreated {
@@ -150,6 +152,7 @@ func TestIngressCleansText(t *testing.T) {
 // operation because every one is registered through api's register, which
 // runs them; this keeps a new one from calling huma.Register itself.
 func TestEveryOperationIsChecked(t *testing.T) {
+	t.Parallel()
 	fset := token.NewFileSet()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -179,6 +182,7 @@ func TestEveryOperationIsChecked(t *testing.T) {
 // integer is 32 bits) with a 422 instead of the database with a 500. Ids
 // are bigint, as are their Go types.
 func TestIntegersHaveAMaximum(t *testing.T) {
+	t.Parallel()
 	doc := api.New(api.Config{}).OpenAPI()
 	var check func(where string, s *huma.Schema, depth int)
 	check = func(where string, s *huma.Schema, depth int) {

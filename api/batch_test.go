@@ -12,6 +12,7 @@ import (
 )
 
 func TestInvokeBatchAPI(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
 	do(t, http.MethodPut, p.URL+"/v1/functions/echo", map[string]string{"source": payloadEcho})
 	batchURL := p.URL + "/v1/functions/echo/invocations:batch"

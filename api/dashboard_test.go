@@ -15,6 +15,7 @@ import (
 // counts for the overview.
 
 func TestValidateFunction(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
 	url := p.URL + "/v1/functions/hello/validate"
 	src := "function handle(req)\n  return \"v1\"\nend\n"
@@ -28,12 +29,13 @@ func TestValidateFunction(t *testing.T) {
 	// A syntax error reads as the PUT's: an editor shows what a save would say.
 	broken := map[string]any{"source": "function handle(req)\n  return (\nend\n"}
 	res = do(t, http.MethodPost, url, broken)
-	assertProblem(t, res, http.StatusUnprocessableEntity, "line 3")
+	assertProblem(t, res, http.StatusUnprocessableEntity, "the source does not compile")
 	if put := do(t, http.MethodPut, p.URL+"/v1/functions/hello", broken); string(put.body) != string(res.body) {
 		t.Errorf("validate answered\n%s\nbut PUT answers\n%s", res.body, put.body)
 	}
-	if errs, _ := res.json(t)["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["value"] != float64(3) {
-		t.Errorf("the 422 does not carry the line in errors[0].value: %s", res.body)
+	if errs, _ := res.json(t)["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["value"] != float64(3) ||
+		!strings.HasPrefix(errs[0].(map[string]any)["message"].(string), "line 3: ") {
+		t.Errorf("the 422 does not carry the line in errors[0].value and its message: %s", res.body)
 	}
 	assertProblem(t, do(t, http.MethodPost, url, map[string]any{"source": src, "http_allow": []string{"bad host!"}}),
 		http.StatusUnprocessableEntity, "http_allow")
@@ -53,6 +55,7 @@ func TestValidateFunction(t *testing.T) {
 }
 
 func TestFunctionVersions(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
 	sources := []string{
 		"function handle(req) return 1 end\n",
@@ -88,6 +91,7 @@ func TestFunctionVersions(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
 	deploy(t, p.URL, "hello", "hello.lua")
 	deploy(t, p.URL, "error", "error.lua")

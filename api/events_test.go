@@ -99,6 +99,7 @@ func decodeEvent(t *testing.T, e sseEvent) map[string]any {
 // HTTP call as it happens, and a reconnect with Last-Event-ID gets what
 // changed since.
 func TestEventStream(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
 	admin := []string{"Authorization", "Bearer " + p.AdminKey}
 	invokeKey := p.Key(t, "invoke")
@@ -150,6 +151,7 @@ func TestEventStream(t *testing.T) {
 // once, then its steps, its log lines and its end; reconnecting after the
 // end answers 204 so that EventSource stops.
 func TestInvocationEventStream(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
 	deploy(t, p.URL, "hello", "hello.lua")
 	runAt := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
@@ -187,6 +189,7 @@ func TestInvocationEventStream(t *testing.T) {
 
 // TestEventHeartbeat: an idle stream gets comment lines.
 func TestEventHeartbeat(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
 	srv := httptest.NewServer(api.New(api.Config{Queue: p.Client, DisableAuth: true, EventHeartbeat: 20 * time.Millisecond}))
 	t.Cleanup(srv.Close)
@@ -207,6 +210,7 @@ func TestEventHeartbeat(t *testing.T) {
 // it still runs, each once, and secrets are redacted from them as from the
 // stored lines.
 func TestLiveLogLines(t *testing.T) {
+	t.Parallel()
 	for _, processes := range []bool{false, true} {
 		t.Run(map[bool]string{false: "in-process", true: "sandbox processes"}[processes], func(t *testing.T) {
 			testLiveLogLines(t, platformtest.Start(t, platformtest.Options{Processes: processes}))

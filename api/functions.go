@@ -112,7 +112,7 @@ func (s *Server) registerFunctions() {
 		Summary:     "Create or replace a function",
 		Description: "Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; " +
 			"PATCH changes only what it is given). " +
-			"The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. " +
+			"The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. " +
 			"The version increases only when the source changes. Answers 201 when the function is new, else 200.",
 		Tags:          tags,
 		DefaultStatus: http.StatusOK,
@@ -174,9 +174,14 @@ func (s *Server) putFunction(ctx context.Context, in *putFunctionInput) (*functi
 // the same answers, so that an editor shows what a save would say.
 func (s *Server) putError(ctx context.Context, err error) error {
 	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
-		return huma.Error422UnprocessableEntity(
-			fmt.Sprintf("the source does not compile: line %d: %s", syntaxErr.Line, syntaxErr.Message),
+		// The line and message once, in the detail that names the field:
+		// clients print the detail and every error after it.
+		return huma.Error422UnprocessableEntity("the source does not compile",
 			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
+	}
+	if missing := (*executor.MissingHandleError)(nil); errors.As(err, &missing) {
+		return huma.Error422UnprocessableEntity("the source does not define handle",
+			&huma.ErrorDetail{Location: "body.source", Message: missing.Error()})
 	}
 	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
 		return huma.Error422UnprocessableEntity(optErr.Error())

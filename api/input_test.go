@@ -36,6 +36,7 @@ func decode(t *testing.T, into any, body string) {
 
 // TestCheckInput: where checkInput looks and how it names what it finds.
 func TestCheckInput(t *testing.T) {
+	t.Parallel()
 	many := `{"payload": [` + strings.Repeat(`"\u0000", `, 49) + `"\u0000"]}`
 	for _, tc := range []struct {
 		name string

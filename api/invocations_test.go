@@ -13,6 +13,7 @@ import (
 const payloadEcho = `function handle(req) return {trigger = req.trigger, payload = req.payload, attempt = req.attempt} end`
 
 func TestInvokeAPI(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
 	do(t, http.MethodPut, p.URL+"/v1/functions/echo", map[string]string{"source": payloadEcho})
 	invokeURL := p.URL + "/v1/functions/echo/invocations"
@@ -93,6 +94,7 @@ func TestInvokeAPI(t *testing.T) {
 }
 
 func TestFunctionOptionsAPI(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
 	flaky := `function handle(req) if req.attempt < 2 then error("flaky") end return req.attempt end`
 	res := do(t, http.MethodPut, p.URL+"/v1/functions/flaky", map[string]any{
@@ -136,6 +138,7 @@ func TestFunctionOptionsAPI(t *testing.T) {
 }
 
 func TestListAndCancelAPI(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
 	do(t, http.MethodPut, p.URL+"/v1/functions/a", map[string]string{"source": payloadEcho})
 	do(t, http.MethodPut, p.URL+"/v1/functions/b", map[string]string{"source": payloadEcho})
@@ -206,6 +209,7 @@ func TestListAndCancelAPI(t *testing.T) {
 }
 
 func TestEnvAPI(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
 	do(t, http.MethodPut, p.URL+"/v1/functions/cfg", map[string]any{
 		"source": `function handle(req) print(secrets.TOKEN) return {region = env.REGION, token = #secrets.TOKEN} end`, "http_allow": []string{"api.example.com", "*.example.org:8443"},
@@ -244,6 +248,7 @@ func TestEnvAPI(t *testing.T) {
 }
 
 func TestSchedulesAPI(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 1})
 	do(t, http.MethodPut, p.URL+"/v1/functions/tick", map[string]string{"source": payloadEcho})
 	res := do(t, http.MethodPut, p.URL+"/v1/functions/tick/schedules/often", map[string]any{"cron": "@every 1s", "payload": map[string]int{"n": 7}})

@@ -17,6 +17,7 @@ import (
 // queue.KeyMask before the invocation row is written and before the script
 // sees the request, wherever it is in the request.
 func TestKeysNeverReachScriptOrRow(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
 	admin := []string{"Authorization", "Bearer " + p.AdminKey}
 	key := p.Key(t, "invoke")

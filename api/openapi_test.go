@@ -20,6 +20,7 @@ import (
 // TestOpenAPIValidates checks both documents against the OpenAPI
 // specification's own schemas (3.1 and 3.0), as client generators will.
 func TestOpenAPIValidates(t *testing.T) {
+	t.Parallel()
 	v31, v30, err := api.OpenAPIDocuments()
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +51,7 @@ func TestOpenAPIValidates(t *testing.T) {
 // a summary, a description, tags, security, problem+json errors, and
 // examples in what it takes and returns.
 func TestOpenAPIComplete(t *testing.T) {
+	t.Parallel()
 	doc := api.New(api.Config{}).OpenAPI()
 	ops := 0
 	for path, item := range doc.Paths {

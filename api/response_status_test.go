@@ -12,6 +12,7 @@ import (
 // 599, or its invocation fails with an error that says why; never an
 // interim 1xx, and never a table silently turned into a 200 JSON body.
 func TestResponseStatus(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Concurrency: 2})
 	for _, tc := range []struct {
 		name   string

@@ -19,8 +19,8 @@ func (s *Server) registerValidate() {
 		Method:      http.MethodPost,
 		Path:        "/v1/functions/{name}/validate",
 		Summary:     "Check a function without storing it",
-		Description: "Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. " +
-			"A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. " +
+		Description: "Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. " +
+			"A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. " +
 			"Editors call it as the user types.",
 		Tags:          []string{"functions"},
 		DefaultStatus: http.StatusOK,

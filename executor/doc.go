@@ -187,7 +187,7 @@
 // globals as Lua 5.2 does for pcall(string.rep).
 //
 // Not fixable outside go-lua, because the VM and the compiler do it
-// themselves, and so documented as differences in the README:
+// themselves, and so documented as differences in docs/functions.md:
 //   - ".." converts numbers with Go's "%.14g": (1/0) .. "" is "+Inf" and
 //     (0/0) .. "" is "NaN" (Lua: "inf", "nan" or "-nan"). Scripts should
 //     concatenate tostring(x) or use string.format("%s", x).

@@ -83,7 +83,7 @@ func TestStringFunctions(t *testing.T) {
 
 // TestConcatNumberFormat pins what the library side cannot fix: the VM's
 // own number-to-string conversion for "..". If go-lua ever adopts C's
-// spelling, this fails and doc.go and the README should lose the caveat.
+// spelling, this fails and doc.go and docs/functions.md should lose the caveat.
 func TestConcatNumberFormat(t *testing.T) {
 	p := newTestPool(t, 1)
 	res := runSource(t, p, `function handle() return (1/0) .. "|" .. (-1/0) .. "|" .. 0.1 .. "|" .. 10 end`)

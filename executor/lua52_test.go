@@ -113,7 +113,7 @@ func TestArgumentErrorNames(t *testing.T) {
 }
 
 // vmDifferenceCases pin what go-lua's VM and compiler do differently from
-// Lua 5.2, which no library function can reach (README, "Differences from
+// Lua 5.2, which no library function can reach (docs/functions.md, "Differences from
 // Lua 5.2"; doc.go). If go-lua fixes one, its case fails: move it to
 // lua52Cases and drop the difference from the documentation.
 var vmDifferenceCases = []luaCase{

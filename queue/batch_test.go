@@ -10,6 +10,7 @@ import (
 // flush is in flight go together in the next, within maxBatch, and each
 // caller gets its own result.
 func TestGroupCommit(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var batches [][]int

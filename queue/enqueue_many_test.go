@@ -66,6 +66,7 @@ func ids(t *testing.T, ctx context.Context, q interface {
 }
 
 func TestInvokeManySQL(t *testing.T) {
+	t.Parallel()
 	_, pool := enqueueOnly(t)
 
 	t.Run("ids in payload order, rows and jobs as invoke writes them", func(t *testing.T) {
@@ -328,6 +329,7 @@ func TestInvokeManyWakesOnce(t *testing.T) {
 // TestInvokeManyRunsEndToEnd: a running worker burns down a batch, each
 // invocation with its own payload.
 func TestInvokeManyRunsEndToEnd(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
@@ -351,6 +353,7 @@ func TestInvokeManyRunsEndToEnd(t *testing.T) {
 // is claiming waits for it, then answers with that transaction's
 // invocations, which its own snapshot could not see.
 func TestInvokeManyConcurrentKeys(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, pool := enqueueOnly(t)
 	first, err := pool.Begin(ctx)
@@ -395,6 +398,7 @@ func TestInvokeManyConcurrentKeys(t *testing.T) {
 }
 
 func TestClientInvokeMany(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := enqueueOnly(t)
 	existing := invoke(t, client, queue.InvokeParams{Function: "bulk", IdempotencyKey: "seen"})

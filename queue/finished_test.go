@@ -6,6 +6,7 @@ import (
 )
 
 func TestFinishHub(t *testing.T) {
+	t.Parallel()
 	t.Run("finish after register wakes the waiter with the row", func(t *testing.T) {
 		h := newFinishHub()
 		ch, done := h.register(1)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/queue/internal/db"
 )
 
@@ -76,8 +75,9 @@ func (o FunctionOptions) validate() error {
 
 // PutFunction creates the function or replaces its source and options. The
 // version increases only when the source changes, so deploying the same file
-// twice is a no-op. The source must compile: a syntax error is returned as
-// *executor.SyntaxError and nothing is stored.
+// twice is a no-op. The source must compile and name handle: a syntax
+// error is returned as *executor.SyntaxError, a source that cannot define
+// handle as *executor.MissingHandleError, and nothing is stored.
 func (c *Client) PutFunction(ctx context.Context, name, source string, opts FunctionOptions) (fn Function, created bool, err error) {
 	if err := checkFunction(name, source, opts); err != nil {
 		return Function{}, false, err
@@ -101,7 +101,7 @@ func checkFunction(name, source string, opts FunctionOptions) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	return executor.Compile(name, source)
+	return checkSource(name, source)
 }
 
 // storeFunction writes a checked function inside the caller's transaction.

@@ -56,6 +56,7 @@ func run(t *testing.T, c *queue.Client, function string, payload string) queue.I
 }
 
 func TestKV(t *testing.T) {
+	t.Parallel()
 	for _, processes := range []bool{false, true} {
 		t.Run(fmt.Sprintf("processes=%v", processes), func(t *testing.T) {
 			testKV(t, processes)
@@ -133,6 +134,7 @@ end`, queue.FunctionOptions{})
 }
 
 func TestInvokeFromScript(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, _ := hostWorker(t, true)
 	put(t, client, "child", echoPayload, queue.FunctionOptions{})
@@ -167,6 +169,7 @@ end`, queue.FunctionOptions{})
 }
 
 func TestHTTPFromScript(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Echo", r.Header.Get("X-In"))
@@ -214,6 +217,7 @@ end`
 // TestHTTPRefusesPrivateAddresses: without AllowPrivate, an allowed name
 // that resolves to loopback is refused at connect time (SSRF).
 func TestHTTPRefusesPrivateAddresses(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "secret internal") }))
 	defer srv.Close()
 	client, _ := worker(t, nil) // default HTTP config: private addresses refused
@@ -244,6 +248,7 @@ func TestHTTPRefusesPrivateAddresses(t *testing.T) {
 }
 
 func TestEnvAndSecrets(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, _ := hostWorker(t, true)
 	put(t, client, "cfg", `function handle(req)
@@ -286,6 +291,7 @@ func jsonEqual(got json.RawMessage, want string) bool {
 // outside 2000-01-01 to 9999-12-31 UTC is a Lua error at the call, with its
 // line; a delay of 1e300 once overflowed into a date in 1734 and ran at once.
 func TestInvokeFromScriptRefusesFarTimes(t *testing.T) {
+	t.Parallel()
 	client, _ := hostWorker(t, false)
 	put(t, client, "child", echoPayload, queue.FunctionOptions{})
 	const outside = "outside 2000-01-01 to 9999-12-31"
@@ -323,6 +329,7 @@ func TestInvokeFromScriptRefusesFarTimes(t *testing.T) {
 // depth limit, with a Lua error at the call, instead of running until it
 // is deleted (16,789 invocations in 40 s before the limit).
 func TestInvocationChainDepth(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := hostWorker(t, false)
 	put(t, client, "again", "function handle(req)\n  return picloud.invoke(\"again\", {})\nend", queue.FunctionOptions{})
@@ -372,6 +379,7 @@ func TestInvocationChainDepth(t *testing.T) {
 // are refused at the host call, as a Lua error at its line, rather than at
 // the finish after the script ran; "\\u0000" as text is storable.
 func TestHostCallsRefuseNUL(t *testing.T) {
+	t.Parallel()
 	client, _ := hostWorker(t, false)
 	put(t, client, "child", echoPayload, queue.FunctionOptions{})
 	for _, tc := range []struct {

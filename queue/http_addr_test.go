@@ -84,6 +84,7 @@ var specialAddrCases = []struct {
 }
 
 func TestSpecialAddresses(t *testing.T) {
+	t.Parallel()
 	for _, tt := range specialAddrCases {
 		t.Run(tt.addr, func(t *testing.T) {
 			a := netip.MustParseAddr(tt.addr)
@@ -125,6 +126,7 @@ func TestSpecialAddresses(t *testing.T) {
 // TestHTTPDialRefusesResolvedNames: a name that resolves to a special
 // address is refused when the connection is made, with no server needed.
 func TestHTTPDialRefusesResolvedNames(t *testing.T) {
+	t.Parallel()
 	f := newHTTPFetcher([]string{"localhost"}, HTTPConfig{})
 	args, _ := json.Marshal(httpRequestArgs{URL: "http://localhost:1/"})
 	_, err := f.fetch(context.Background(), args)
@@ -134,6 +136,7 @@ func TestHTTPDialRefusesResolvedNames(t *testing.T) {
 }
 
 func TestHTTPAllowEntries(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		entry string
 		err   string   // a refused entry

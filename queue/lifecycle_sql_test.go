@@ -19,6 +19,7 @@ import (
 // functions directly, inside a transaction that is rolled back, so that
 // each step's effect on the rows is checked without a worker in the way.
 func TestBatchedLifecycleSQL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client, err := queue.NewClient(pool, queue.Config{})
@@ -122,6 +123,7 @@ func TestBatchedLifecycleSQL(t *testing.T) {
 // TestLifecycleSQLPieces drives the functions that each concept has one
 // definition in (sql/functions/), in rolled-back transactions.
 func TestLifecycleSQLPieces(t *testing.T) {
+	t.Parallel()
 	_, pool := enqueueOnly(t)
 	scalar := func(t *testing.T, ctx context.Context, tx pgx.Tx, sql string, args ...any) (v any) {
 		t.Helper()

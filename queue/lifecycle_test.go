@@ -75,6 +75,7 @@ func resultOf(t *testing.T, inv queue.Invocation) echoed {
 }
 
 func TestSQLInvoke(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
@@ -116,6 +117,7 @@ func TestSQLInvoke(t *testing.T) {
 
 // TestSQLClientHearsFinish: a plain SQL client can LISTEN for its results.
 func TestSQLClientHearsFinish(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
@@ -150,6 +152,7 @@ func TestSQLClientHearsFinish(t *testing.T) {
 }
 
 func TestTriggerInvokes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "on_order", echoPayload, queue.FunctionOptions{})
@@ -201,6 +204,7 @@ func TestTriggerInvokes(t *testing.T) {
 }
 
 func TestIdempotency(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
@@ -234,6 +238,7 @@ func TestIdempotency(t *testing.T) {
 }
 
 func TestRetries(t *testing.T) {
+	t.Parallel()
 	client, _ := worker(t, nil)
 	flaky := `function handle(req) if req.attempt < 3 then error("flaky " .. req.attempt) end return "ok on " .. req.attempt end`
 	put(t, client, "flaky", flaky, queue.FunctionOptions{MaxAttempts: 5, RetryBackoff: 20 * time.Millisecond})
@@ -281,6 +286,7 @@ func TestRetryBackoffIsTimerDriven(t *testing.T) {
 }
 
 func TestRunAt(t *testing.T) {
+	t.Parallel()
 	client, _ := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
 	runAt := time.Now().Add(400 * time.Millisecond)
@@ -298,6 +304,7 @@ func TestRunAt(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	// One sandbox: while a spin runs, nothing else can.
@@ -367,6 +374,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestMaxConcurrencyAcrossWorkers(t *testing.T) {
+	t.Parallel()
 	one, pool := worker(t, nil)
 	two, _ := worker(t, pool)
 	// Each run keeps its sandbox busy for 100 ms of wall time.
@@ -490,6 +498,7 @@ func TestLogRetention(t *testing.T) {
 // TestConcurrentCallersShareNothing runs many invocations from several
 // goroutines on one client, under -race.
 func TestConcurrentCallersShareNothing(t *testing.T) {
+	t.Parallel()
 	client, _ := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
 	var wg sync.WaitGroup
@@ -510,6 +519,7 @@ func TestConcurrentCallersShareNothing(t *testing.T) {
 // TestRaisingTheLimitAdmitsParked: parked invocations run as soon as the
 // limit is lifted, not when the running one ends.
 func TestRaisingTheLimitAdmitsParked(t *testing.T) {
+	t.Parallel()
 	client, _ := worker(t, nil)
 	source := `function handle(req) while os.clock() < (req.payload.seconds or 0) do end return "done" end`
 	put(t, client, "f", source, queue.FunctionOptions{MaxConcurrency: 1, Timeout: time.Minute})
@@ -530,6 +540,7 @@ func TestRaisingTheLimitAdmitsParked(t *testing.T) {
 // timeout plus the grace, by a timer, on an otherwise idle system, and runs
 // again elsewhere.
 func TestRescueOfADeadWorkersInvocation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '200 milliseconds'`); err != nil {
@@ -576,6 +587,7 @@ func TestRescueOfADeadWorkersInvocation(t *testing.T) {
 }
 
 func TestInstructionBudgetPerFunction(t *testing.T) {
+	t.Parallel()
 	client, _ := worker(t, nil)
 	put(t, client, "tight", `function handle(req) while true do end end`, queue.FunctionOptions{MaxInstructions: 50_000})
 	inv := waitFor(t, client, invoke(t, client, queue.InvokeParams{Function: "tight"}).ID)

@@ -16,6 +16,7 @@ import (
 // order, none lost. (A limit computed too close once made every finish
 // batch of more than about 30 invocations fail.)
 func TestNotifyEventsChunks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())

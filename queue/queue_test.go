@@ -38,6 +38,7 @@ func emptyDatabase(t *testing.T) *pgxpool.Pool {
 }
 
 func TestMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := emptyDatabase(t)
 	migrations, err := queue.Migrations()
@@ -124,6 +125,7 @@ func httpRequest(query string) *queue.HTTPRequest {
 const helloSource = `function handle(req) print("hi"); return "Hello, " .. req.query.name .. "!" end`
 
 func TestInvokeRunsAndRecords(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, newExecutor(t))
@@ -157,6 +159,7 @@ func TestInvokeRunsAndRecords(t *testing.T) {
 }
 
 func TestInvokeUnknownFunction(t *testing.T) {
+	t.Parallel()
 	client := startClient(t, platformtest.Database(t), nil)
 	_, err := client.Invoke(context.Background(), queue.InvokeParams{Function: "nope", Trigger: queue.TriggerHTTP, Request: httpRequest("x")})
 	if !errors.Is(err, queue.ErrFunctionNotFound) {
@@ -167,6 +170,7 @@ func TestInvokeUnknownFunction(t *testing.T) {
 // TestWaitAcrossClients is the api/worker split: the waiting client has no
 // executor and learns of the finish only through the database's NOTIFY.
 func TestWaitAcrossClients(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	apiNode := startClient(t, pool, nil)
@@ -191,6 +195,7 @@ func TestWaitAcrossClients(t *testing.T) {
 // TestEnqueueIsTransactional: an invocation enqueued in a transaction that
 // rolls back leaves no row and runs nothing.
 func TestEnqueueIsTransactional(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, newExecutor(t))
@@ -221,6 +226,7 @@ func TestEnqueueIsTransactional(t *testing.T) {
 }
 
 func TestQueuedInvocationOfDeletedFunctionFails(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	apiNode := startClient(t, pool, nil)
@@ -243,6 +249,7 @@ func TestQueuedInvocationOfDeletedFunctionFails(t *testing.T) {
 }
 
 func TestPutFunctionConcurrently(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client := startClient(t, platformtest.Database(t), nil)
 	var wg sync.WaitGroup
@@ -261,6 +268,7 @@ func TestPutFunctionConcurrently(t *testing.T) {
 }
 
 func TestPutFunctionRejects(t *testing.T) {
+	t.Parallel()
 	client := startClient(t, platformtest.Database(t), nil)
 	var nameErr *queue.InvalidFunctionNameError
 	if _, _, err := client.PutFunction(context.Background(), "Bad", "function handle() end", queue.FunctionOptions{}); !errors.As(err, &nameErr) {
@@ -278,6 +286,7 @@ func TestPutFunctionRejects(t *testing.T) {
 // TestNULInResult: jsonb has no \u0000, so a NUL in a return value is stored
 // as U+FFFD instead of failing the write (or leaving the row running).
 func TestNULInResult(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client := startClient(t, platformtest.Database(t), newExecutor(t))
 	if _, _, err := client.PutFunction(ctx, "nul", `function handle(req) return {["k\0"] = "a\0b"} end`, queue.FunctionOptions{}); err != nil {
@@ -302,6 +311,7 @@ func TestNULInResult(t *testing.T) {
 // first Migrate, again when they change, and not by a build whose files the
 // database has replaced since (an older node restarting mid-deploy).
 func TestMigrateAppliesFunctionsOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := emptyDatabase(t)
 	if _, err := queue.Migrate(ctx, pool); err != nil {
@@ -365,6 +375,7 @@ func TestMigrateAppliesFunctionsOnce(t *testing.T) {
 // this build's (one made before the migrations were folded into a
 // baseline) is refused with a message saying what to do.
 func TestMigrateRefusesAForeignHistory(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := emptyDatabase(t)
 	if _, err := queue.Migrate(ctx, pool); err != nil {

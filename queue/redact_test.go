@@ -100,6 +100,7 @@ func storedStrings(t *testing.T, inv queue.Invocation) []string {
 // retry's error, the result, an HTTP response), in the spellings scripts
 // commonly produce, the row holds the mask instead.
 func TestSecretsAreMaskedInRows(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, _ := hostWorker(t, false)
 	for _, tt := range []struct {

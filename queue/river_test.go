@@ -26,6 +26,7 @@ const (
 )
 
 func TestRiverVersionIsTheOneChecked(t *testing.T) {
+	t.Parallel()
 	// Test binaries carry no dependency list in their build information,
 	// so the requirement is read from go.mod.
 	mod, err := os.ReadFile("../go.mod")
@@ -63,6 +64,7 @@ var riverNames = regexp.MustCompile(`\briver_(job|leader|queue|client|migration)
 // transport wrote, and the harness's River baseline (River alone, measured
 // next to PiCloud) are exempt.
 func TestOnlyTheTransportNamesRiver(t *testing.T) {
+	t.Parallel()
 	allowed := []string{
 		"sql/functions/10_transport.sql",
 		"cmd/picloud-bench/river.go",

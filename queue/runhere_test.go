@@ -29,6 +29,7 @@ func runningHere(t *testing.T, pool *pgxpool.Pool, id int64) (flagged, deadline 
 // its invocation started by the enqueue itself, with no River job, and its
 // record of running here ends with the attempt.
 func TestSyncCallRunsHere(t *testing.T) {
+	t.Parallel()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
 	put(t, client, "limited", echoPayload, queue.FunctionOptions{MaxConcurrency: 1})
@@ -77,6 +78,7 @@ func TestSyncCallRunsHere(t *testing.T) {
 // timer, and its new attempt runs on a live worker; without attempts left,
 // it fails.
 func TestRunHereRescuedWhenTheNodeDies(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '200 milliseconds'`); err != nil {
@@ -114,6 +116,7 @@ func TestRunHereRescuedWhenTheNodeDies(t *testing.T) {
 // TestRunHereHandedBackOnStop: a call still running here when the drain
 // runs out is handed back to the queue, and its job does not stay running.
 func TestRunHereHandedBackOnStop(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client, err := queue.NewClient(pool, queue.Config{Executor: newExecutor(t), Concurrency: 2})
@@ -149,6 +152,7 @@ func TestRunHereHandedBackOnStop(t *testing.T) {
 // TestRunHereCancelled: cancelling a call that runs here stops it in its
 // sandbox, and its waiter hears the cancellation.
 func TestRunHereCancelled(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
 	put(t, client, "spin", `function handle() while true do end end`, queue.FunctionOptions{Timeout: 15 * time.Minute})
@@ -181,6 +185,7 @@ func TestRunHereCancelled(t *testing.T) {
 // in a few notifications: a batch of 60 invocations enqueued in one
 // transaction shares a handful of start times.
 func TestFetchedInvocationsStartTogether(t *testing.T) {
+	t.Parallel()
 	client, pool := worker(t, nil)
 	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
 	const n = 60

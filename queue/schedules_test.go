@@ -17,6 +17,7 @@ import (
 // TestScheduleFiresOncePerTickAcrossWorkers: two workers, one schedule
 // ticking every second: one invocation per tick, never two.
 func TestScheduleFiresOncePerTickAcrossWorkers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	one, pool := worker(t, nil)
 	worker(t, pool)
@@ -45,6 +46,7 @@ func TestScheduleFiresOncePerTickAcrossWorkers(t *testing.T) {
 // TestScheduleDoesNotReplayMissedTicks: a schedule whose ticks passed while
 // no worker ran fires once, then waits for its next tick.
 func TestScheduleDoesNotReplayMissedTicks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, nil)
@@ -88,6 +90,7 @@ func TestScheduleDoesNotReplayMissedTicks(t *testing.T) {
 }
 
 func TestScheduleValidation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client := startClient(t, platformtest.Database(t), nil)
 	put(t, client, "f", echoPayload, queue.FunctionOptions{})

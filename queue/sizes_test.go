@@ -73,6 +73,7 @@ func truncate(s string) string {
 // stored up to 64 KiB, cut at a character boundary and marked; the cut
 // comes after secrets are masked, so no part of a secret is stored.
 func TestErrorCap(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, _ := hostWorker(t, false)
 	const limit = 64 << 10
@@ -127,6 +128,7 @@ end`, queue.FunctionOptions{MaxAttempts: 8, RetryBackoff: time.Millisecond})
 // stored errors (9 errors of 45 MB once made a 425 MB page); the invocation
 // itself has the whole error.
 func TestListCutsErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, _ := hostWorker(t, false)
 	const mark = "... [cut in lists: the invocation itself has the whole error]"

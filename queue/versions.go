@@ -65,7 +65,7 @@ func (c *Client) GetFunctionVersion(ctx context.Context, name string, version in
 }
 
 // CheckFunction runs PutFunction's checks (the name, the options, and that
-// the source compiles) without storing anything.
+// the source compiles and names handle) without storing anything.
 func (c *Client) CheckFunction(name, source string, opts FunctionOptions) error {
 	if !ValidFunctionName(name) {
 		return &InvalidFunctionNameError{Name: name}
@@ -73,5 +73,14 @@ func (c *Client) CheckFunction(name, source string, opts FunctionOptions) error 
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	return executor.Compile(name, source)
+	return checkSource(name, source)
+}
+
+// checkSource refuses a source that does not compile or cannot define
+// handle, which every invocation of it would fail on.
+func checkSource(name, source string) error {
+	if err := executor.Compile(name, source); err != nil {
+		return err
+	}
+	return executor.CheckHandle(source)
 }

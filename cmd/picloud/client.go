@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ type clientFlags struct {
 func (clientFlags) Help() string { return exitCodesHelp }
 
 func (f *clientFlags) client() (*picloud.ClientWithResponses, error) {
-	c, err := picloud.NewClientWithResponses(f.URL, picloud.WithAPIKey(f.APIKey))
+	c, err := picloud.NewClientWithResponses(f.URL, picloud.WithAPIKey(f.APIKey),
+		picloud.WithHTTPClient(hintingDoer{client: http.DefaultClient, baseURL: f.URL}))
 	if err != nil {
 		return nil, withExitCode(exitUsage, fmt.Errorf("--url %q: %w", f.URL, err))
 	}

@@ -241,7 +241,7 @@ func TestClientCommands(t *testing.T) {
 		{"invoke key removes", []string{"fn", "rm", "hello", "--api-key", invokeKey}, exitAuth, "403 Forbidden: "},
 		{"invoke key invokes", []string{"invoke", "hello", "--api-key", invokeKey}, exitOK, ""},
 		{"invoke key reads logs", []string{"logs", asyncID, "--api-key", invokeKey}, exitOK, ""},
-		{"syntax error", []string{"fn", "deploy", "bad", syntaxError}, exitUsage, "422 Unprocessable Entity: the source does not compile: line "},
+		{"syntax error", []string{"fn", "deploy", "bad", syntaxError}, exitUsage, "422 Unprocessable Entity: the source does not compile; body.source: line 2: "},
 		{"invalid name", []string{"fn", "get", "Bad"}, exitUsage, "422 Unprocessable Entity: validation failed; path.name: "},
 		{"payload not JSON", []string{"invoke", "hello", "--data", "{bad"}, exitUsage, "--data: not valid JSON"},
 		{"missing argument", []string{"fn", "deploy", "hello"}, exitUsage, ""},

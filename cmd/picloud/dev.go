@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/picloud/picloud/internal/pgcluster"
 )
@@ -24,7 +26,15 @@ type devCmd struct {
 	workerFlags
 }
 
-func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
+func (c *devCmd) Run(ctx context.Context, kctx *kong.Context, logger *slog.Logger) error {
+	err := c.run(ctx, kctx.Stderr, logger)
+	if errors.Is(err, context.Canceled) {
+		return nil // Ctrl+C, perhaps while PostgreSQL was starting
+	}
+	return err
+}
+
+func (c *devCmd) run(ctx context.Context, stderr io.Writer, logger *slog.Logger) error {
 	c.noAuth = !c.Auth
 	n := node{api: &c.apiFlags, worker: &c.workerFlags, nodeFlags: c.nodeFlags}
 	// Bind first: an address in use is reported now, not after initdb and
@@ -35,8 +45,8 @@ func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer bound.close()
 	n.bound = bound
-	databaseURL := c.DatabaseURL
-	if databaseURL == "" {
+	databaseURL, private := c.DatabaseURL, c.DatabaseURL == ""
+	if private {
 		cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(c.DataDir, "pg"), Logger: logger})
 		if err != nil {
 			return err // names the ways to fix it
@@ -54,29 +64,36 @@ func (c *devCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		databaseURL = cluster.URL(devDatabase)
 		logger.Info("private PostgreSQL running", "data_dir", cluster.DataDir(), "url", databaseURL)
 	}
-	err = n.run(ctx, logger, databaseURL, func(baseURL string) {
-		if c.Auth {
-			fmt.Fprintf(os.Stderr, `
-API keys are required. Make one with:
-  DATABASE_URL='%s' picloud keys create --scope admin
-and send it as -H "Authorization: Bearer <key>".
-`, databaseURL)
-		}
-		fmt.Fprintf(os.Stderr, `
-PiCloud is running at %[1]s
-
-  Dashboard:          %[1]s/ui/
-  Deploy a function:  curl -X PUT %[1]s/v1/functions/hello -H 'content-type: application/json' \
-                        -d "{\"source\": $(jq -Rs . < testdata/functions/hello.lua)}"
-  Call it:            curl '%[1]s/fn/hello?name=Ada'
-  API docs:           %[1]s/docs
-
-Press Ctrl+C to stop.
-
-`, baseURL)
+	return n.run(ctx, logger, databaseURL, func(baseURL string) {
+		printDevBanner(stderr, baseURL, databaseURL, private, c.Auth)
 	})
-	if errors.Is(err, context.Canceled) {
-		return nil
+}
+
+// printDevBanner tells a developer where everything is. The private
+// cluster's URL is printed in full, ready to export: psql and picloud keys
+// create need it, and it is found nowhere else but in a log line. A URL the
+// user gave is theirs and may hold a password, so it is not repeated.
+func printDevBanner(w io.Writer, baseURL, databaseURL string, private, auth bool) {
+	fmt.Fprintf(w, "\nPiCloud is running at %s\n\n", baseURL)
+	fmt.Fprintf(w, "  Dashboard:  %s/ui/\n", baseURL)
+	fmt.Fprintf(w, "  API docs:   %s/docs\n", baseURL)
+	if private {
+		fmt.Fprintf(w, "  Database:   export DATABASE_URL='%s'\n", databaseURL)
+		fmt.Fprintf(w, "              (then: psql \"$DATABASE_URL\", picloud keys create ...)\n")
+	} else {
+		fmt.Fprintf(w, "  Database:   the one DATABASE_URL (or --database-url) names\n")
 	}
-	return err
+	fmt.Fprintf(w, "  CLI:        export PICLOUD_URL=%s\n", baseURL)
+	fmt.Fprintf(w, "              go run ./cmd/picloud fn deploy hello testdata/functions/hello.lua\n")
+	fmt.Fprintf(w, "  Call it:    curl '%s/fn/hello?name=Ada'\n", baseURL)
+	if auth {
+		fmt.Fprintf(w, "\nAPI keys are required. Make one with:\n")
+		if private {
+			fmt.Fprintf(w, "  DATABASE_URL='%s' go run ./cmd/picloud keys create --scope admin\n", databaseURL)
+		} else {
+			fmt.Fprintf(w, "  go run ./cmd/picloud keys create --scope admin   (with DATABASE_URL set to the same database)\n")
+		}
+		fmt.Fprintf(w, "and send it as -H \"Authorization: Bearer <key>\" (the CLI reads PICLOUD_API_KEY).\n")
+	}
+	fmt.Fprintf(w, "\nPress Ctrl+C to stop.\n\n")
 }

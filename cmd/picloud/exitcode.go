@@ -80,8 +80,8 @@ func apiError(r picloud.Response) error {
 func parse(c *cli, args []string, opts ...kong.Option) *kong.Context {
 	parser := kong.Must(c, append(kongOptions(), opts...)...)
 	kctx, err := parser.Parse(args)
-	// FatalIfErrorf prints the usage and the error, then exits with the
-	// ExitCoder's code; nil does nothing.
-	parser.FatalIfErrorf(withExitCode(exitUsage, err))
+	if err != nil {
+		usageError(parser, err)
+	}
 	return kctx
 }

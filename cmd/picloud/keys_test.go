@@ -37,6 +37,7 @@ func runKeys(t *testing.T, args ...string) (string, error) {
 // TestKeysCommand: an operator makes keys straight in the database, and the
 // API honours them at once; a revoked key stops working.
 func TestKeysCommand(t *testing.T) {
+	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
 	dbFlag := "--database-url=" + p.Pool.Config().ConnString()
 

@@ -81,7 +81,6 @@ func kongOptions() []kong.Option {
 	return []kong.Option{
 		kong.Name("picloud"),
 		kong.Description("PiCloud: upload a Lua script, get an HTTP endpoint."),
-		kong.UsageOnError(),
 		kong.Vars{"version": version.Get().String()},
 	}
 }

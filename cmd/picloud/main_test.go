@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
@@ -65,35 +69,113 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// serveAndCall starts a serving command, deploys hello with key (none when
-// empty), calls it, and stops the command the way a signal does.
-func serveAndCall(t *testing.T, key string, args ...string) {
-	t.Helper()
-	addr := freeAddr(t)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runCLI(ctx, t, append(args, "--addr", addr)...) }()
+// servedURL is a slog handler that hands on the URL a node logs when it
+// serves HTTP.
+type servedURL struct{ urls chan string }
 
-	base := "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
+func (h servedURL) Enabled(context.Context, slog.Level) bool { return true }
+func (h servedURL) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h servedURL) WithGroup(string) slog.Handler            { return h }
+func (h servedURL) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "serving" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "url" {
+			select {
+			case h.urls <- a.Value.String():
+			default:
+			}
+			return false
+		}
+		return true
+	})
+	return nil
+}
+
+// syncBuffer is a bytes.Buffer written by the command's goroutine and read
+// by the test's.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startNode starts a serving command (dev, serve, api) on a port of its
+// own and returns its base URL, what it writes to stderr, and a function
+// that stops it the way a signal does and returns its error.
+//
+// The command listens on port 0 and the test learns the address from its
+// log. Polling an address picked beforehand (listen on :0, close, pass it
+// on) raced: while dev ran initdb and started PostgreSQL, a server of
+// another test process could take the released port and answer /readyz,
+// and the test then cancelled dev in the middle of pg_ctl start.
+func startNode(t *testing.T, args ...string) (base string, stderr *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	urls := make(chan string, 1)
+	stderr = &syncBuffer{}
+	go func() {
+		var c cli
+		parser, err := kong.New(&c, append(kongOptions(), kong.Writers(io.Discard, stderr),
+			kong.Exit(func(int) { panic("picloud exited") }))...)
 		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
+			var kctx *kong.Context
+			if kctx, err = parser.Parse(append(args, "--addr", "127.0.0.1:0")); err == nil {
+				err = run(ctx, kctx, slog.New(servedURL{urls}))
 			}
 		}
+		done <- err
+	}()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
 		select {
 		case err := <-done:
-			t.Fatalf("picloud %v ended before it was ready: %v", args, err)
-		default:
+			return err
+		case <-time.After(time.Minute):
+			return errors.New("no shutdown within a minute")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("picloud %v not ready after a minute", args)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	t.Cleanup(func() { _ = stop() })
+
+	select {
+	case base = <-urls:
+	case err := <-done:
+		stopped = true
+		t.Fatalf("picloud %v ended before it served: %v\nstderr: %s", args, err, stderr.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("picloud %v not serving after two minutes", args)
+	}
+	if !getOK(base + "/readyz") {
+		t.Fatalf("picloud %v serves at %s but is not ready", args, base)
+	}
+	return base, stderr, stop
+}
+
+// serveAndCall starts a serving command, deploys hello with key (none when
+// empty), calls it, runs check (if not nil) with the base URL and what the
+// command wrote to stderr so far, and stops the command the way a signal
+// does.
+func serveAndCall(t *testing.T, key string, check func(base, stderr string), args ...string) {
+	t.Helper()
+	base, stderr, stop := startNode(t, args...)
 
 	source, err := os.ReadFile("../../testdata/functions/hello.lua")
 	if err != nil {
@@ -124,21 +206,19 @@ func serveAndCall(t *testing.T, key string, args ...string) {
 	if string(got) != "Hello, Ada!" || res.Header.Get("X-Invocation-Id") == "" {
 		t.Errorf("/fn/hello = %d %q", res.StatusCode, got)
 	}
+	if check != nil {
+		check(base, stderr.String())
+	}
 
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("picloud %v stopped with %v, want a clean shutdown", args, err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("no shutdown within a minute")
+	if err := stop(); err != nil {
+		t.Errorf("picloud %v stopped with %v, want a clean shutdown", args, err)
 	}
 }
 
 // TestServe: serve requires API keys; the operator's first one comes from
 // picloud keys create against the database.
 func TestServe(t *testing.T) {
+	t.Parallel()
 	url := dbtest.CreateDatabase(t)
 	if err := runCLI(context.Background(), t, "migrate", "--database-url", url); err != nil {
 		t.Fatal(err)
@@ -147,21 +227,46 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveAndCall(t, strings.TrimSpace(key), "serve", "--database-url", url)
+	serveAndCall(t, strings.TrimSpace(key), nil, "serve", "--database-url", url)
 }
 
 // TestDevOnDatabaseURL: dev runs with authentication off by default.
 func TestDevOnDatabaseURL(t *testing.T) {
-	serveAndCall(t, "", "dev", "--database-url", dbtest.CreateDatabase(t))
+	t.Parallel()
+	serveAndCall(t, "", func(base, stderr string) {
+		// The user's URL may hold a password: not repeated.
+		if !strings.Contains(stderr, "PiCloud is running at "+base+"\n") || strings.Contains(stderr, "export DATABASE_URL") {
+			t.Errorf("banner:\n%s", stderr)
+		}
+	}, "dev", "--database-url", dbtest.CreateDatabase(t))
 }
 
 // TestDevPrivateCluster is the README's first command on a machine with
 // PostgreSQL installed and no DATABASE_URL: dev starts its own cluster in
 // --data-dir, keeps the data, and stops it on exit.
 func TestDevPrivateCluster(t *testing.T) {
-	t.Setenv("DATABASE_URL", "")
+	t.Parallel()
 	dataDir := t.TempDir()
-	serveAndCall(t, "", "dev", "--data-dir", dataDir)
+	serveAndCall(t, "", func(base, stderr string) {
+		// The banner gives the private database's URL, ready to export,
+		// and it reaches the database dev uses.
+		m := regexp.MustCompile(`(?m)^  Database:   export DATABASE_URL='([^']+)'$`).FindStringSubmatch(stderr)
+		if m == nil {
+			t.Fatalf("the banner has no DATABASE_URL:\n%s", stderr)
+		}
+		conn, err := pgx.Connect(context.Background(), m[1])
+		if err != nil {
+			t.Fatalf("connect to the printed DATABASE_URL %s: %v", m[1], err)
+		}
+		defer conn.Close(context.Background())
+		var name string
+		if err := conn.QueryRow(context.Background(), "SELECT name FROM picloud.functions").Scan(&name); err != nil || name != "hello" {
+			t.Errorf("functions in the printed database: %q, %v", name, err)
+		}
+		if !strings.Contains(stderr, "export PICLOUD_URL="+base+"\n") {
+			t.Errorf("the banner does not give PICLOUD_URL:\n%s", stderr)
+		}
+	}, "dev", "--database-url=", "--data-dir", dataDir)
 	if _, err := os.Stat(filepath.Join(dataDir, "pg", "PG_VERSION")); err != nil {
 		t.Errorf("no cluster in the data directory: %v", err)
 	}
@@ -169,10 +274,11 @@ func TestDevPrivateCluster(t *testing.T) {
 		t.Errorf("PostgreSQL still running after dev exited (postmaster.pid: %v)", err)
 	}
 	// A second start finds the function deployed by the first.
-	serveAndCall(t, "", "dev", "--data-dir", dataDir)
+	serveAndCall(t, "", nil, "dev", "--database-url=", "--data-dir", dataDir)
 }
 
 func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
 	url := dbtest.CreateDatabase(t)
 	for range 2 {
 		if err := runCLI(context.Background(), t, "migrate", "--database-url", url); err != nil {
@@ -190,6 +296,7 @@ func TestMigrateCommand(t *testing.T) {
 }
 
 func TestOpenAPICommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := runCLI(context.Background(), t, "openapi", "--dir", dir); err != nil {
 		t.Fatal(err)

@@ -75,6 +75,7 @@ func migratedPool(t *testing.T) (*pgxpool.Pool, string) {
 // invocation still reaches a final status, none is lost, and only the
 // interrupted ones ran twice.
 func TestWorkerKilledMidInvocation(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
@@ -173,6 +174,7 @@ func TestWorkerKilledMidInvocation(t *testing.T) {
 // LISTENs again by itself, and work enqueued right after the restart runs
 // promptly, not at River's next poll ten minutes later.
 func TestDatabaseRestart(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster")
 	}
@@ -276,6 +278,7 @@ func waitReady(t *testing.T, base string, done chan error) {
 // send to PostgreSQL, and holds it to a generous bound: the product's goal
 // is at most 15 statements a minute for a serve node and for a worker.
 func TestIdleStatements(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("measures for 30 seconds")
 	}
@@ -313,6 +316,7 @@ func TestIdleStatements(t *testing.T) {
 // its running invocations the drain timeout, then hands them back to the
 // queue; another worker finishes them. None is lost or left running.
 func TestGracefulShutdownHandsBack(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts processes")
 	}

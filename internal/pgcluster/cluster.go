@@ -144,6 +144,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 		c.log.Info("pgcluster: server started", slog.Duration("took", time.Since(start)), slog.String("socket_dir", c.socketDir))
+		if ctx.Err() != nil {
+			// Cancelled while pg_ctl was starting the server: the caller
+			// will never stop it, so stop it here.
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := c.Stop(stopCtx); err != nil {
+				c.log.Warn("pgcluster: stop after cancellation", slog.Any("error", err))
+			}
+			return nil, fmt.Errorf("pgcluster: %w", context.Cause(ctx))
+		}
 	}
 	if err := c.ping(ctx); err != nil {
 		return nil, err
@@ -367,7 +377,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.acct.chown(filepath.Join(c.dataDir, "log")); err != nil {
 		return err
 	}
-	out, err := c.pgCtl(ctx, "start", "-D", c.dataDir, "-l", c.LogFile(), "-w", "-t", "60", "-s")
+	// Not cancelled with ctx: exec kills pg_ctl with SIGKILL, but the
+	// postmaster it forked goes on starting, unowned, and the caller gets
+	// "pg_ctl start: signal: killed" for what was a Ctrl+C. pg_ctl returns
+	// within its own -t 60; Start then stops the server if ctx ended.
+	out, err := c.pgCtl(context.WithoutCancel(ctx), "start", "-D", c.dataDir, "-l", c.LogFile(), "-w", "-t", "60", "-s")
 	if err != nil {
 		return fmt.Errorf("pgcluster: pg_ctl start: %w: %s\n--- end of %s ---\n%s",
 			err, strings.TrimSpace(out), c.LogFile(), c.logTail())

@@ -297,3 +297,41 @@ func TestCrashedServerRecovers(t *testing.T) {
 		t.Fatalf("SELECT 1 = %q", got)
 	}
 }
+
+// TestCancelWhileStarting cancels Start while pg_ctl is starting the
+// server, as a Ctrl+C does: Start must return the cancellation and leave no
+// server running. Killing pg_ctl (exec's reaction to a cancelled context)
+// instead returned "pg_ctl start: signal: killed" and left the postmaster it
+// had forked running, owned by nobody.
+func TestCancelWhileStarting(t *testing.T) {
+	dir := testDataDir(t)
+	// A first Start initializes the directory, so that the second one
+	// spends its time in pg_ctl start.
+	c := startCluster(t, dir)
+	if err := c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		// The postmaster writes its PID file as it starts; pg_ctl -w is
+		// then still waiting for it to accept connections.
+		for ctx.Err() == nil {
+			if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err := Start(ctx, Options{DataDir: dir, Ephemeral: true})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Start cancelled while starting: %v, want context.Canceled", err)
+	}
+	running, err := c.running(context.Background())
+	if err != nil || running {
+		t.Errorf("after a cancelled Start: running %v, %v; want no server", running, err)
+		_ = c.Stop(context.Background())
+	}
+}

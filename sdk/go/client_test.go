@@ -199,7 +199,7 @@ func TestCheckResponse(t *testing.T) {
 	}{
 		{"syntax error", func() (picloud.Response, error) {
 			return c.PutFunctionWithResponse(ctx, "bad", picloud.PutFunctionJSONRequestBody{Source: "function handle(req)"})
-		}, http.StatusUnprocessableEntity, "422 Unprocessable Entity: the source does not compile: line 1: "},
+		}, http.StatusUnprocessableEntity, "422 Unprocessable Entity: the source does not compile; body.source: line 1: "},
 		{"invalid name", func() (picloud.Response, error) {
 			return c.GetFunctionWithResponse(ctx, "Bad")
 		}, http.StatusUnprocessableEntity, "422 Unprocessable Entity: validation failed; path.name: "},

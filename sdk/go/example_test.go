@@ -26,7 +26,7 @@ func ExampleNewClientWithResponses() {
 		log.Fatal(err)
 	}
 	if err := picloud.CheckResponse(put); err != nil {
-		log.Fatal(err) // e.g. 422 Unprocessable Entity: the source does not compile: ...
+		log.Fatal(err) // e.g. 422 Unprocessable Entity: the source does not compile; body.source: line 1: ...
 	}
 
 	inv, err := client.InvokeFunctionWithResponse(ctx, "hello", nil, picloud.InvokeFunctionJSONRequestBody{

@@ -1492,7 +1492,7 @@ type ClientInterface interface {
 
 	// PutFunctionWithBody Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1501,7 +1501,7 @@ type ClientInterface interface {
 
 	// PutFunction Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1642,7 +1642,7 @@ type ClientInterface interface {
 
 	// ValidateFunctionWithBody Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1651,7 +1651,7 @@ type ClientInterface interface {
 
 	// ValidateFunction Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1980,7 +1980,7 @@ func (c *Client) PatchFunction(ctx context.Context, name string, params *PatchFu
 
 // PutFunctionWithBody Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1999,7 +1999,7 @@ func (c *Client) PutFunctionWithBody(ctx context.Context, name string, contentTy
 
 // PutFunction Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2310,7 +2310,7 @@ func (c *Client) SetFunctionSecret(ctx context.Context, name string, key string,
 
 // ValidateFunctionWithBody Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2329,7 +2329,7 @@ func (c *Client) ValidateFunctionWithBody(ctx context.Context, name string, cont
 
 // ValidateFunction Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4359,7 +4359,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutFunctionWithBodyWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4368,7 +4368,7 @@ type ClientWithResponsesInterface interface {
 
 	// PutFunctionWithResponse Create or replace a function
 	//
-	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+	// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4521,7 +4521,7 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateFunctionWithBodyWithResponse Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4530,7 +4530,7 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateFunctionWithResponse Check a function without storing it
 	//
-	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+	// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7824,7 +7824,7 @@ func (c *ClientWithResponses) PatchFunctionWithResponse(ctx context.Context, nam
 
 // PutFunctionWithBodyWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7839,7 +7839,7 @@ func (c *ClientWithResponses) PutFunctionWithBodyWithResponse(ctx context.Contex
 
 // PutFunctionWithResponse Create or replace a function
 //
-// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+// Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8094,7 +8094,7 @@ func (c *ClientWithResponses) SetFunctionSecretWithResponse(ctx context.Context,
 
 // ValidateFunctionWithBodyWithResponse Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8109,7 +8109,7 @@ func (c *ClientWithResponses) ValidateFunctionWithBodyWithResponse(ctx context.C
 
 // ValidateFunctionWithResponse Check a function without storing it
 //
-// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+// Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

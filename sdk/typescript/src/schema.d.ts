@@ -134,7 +134,7 @@ export interface paths {
         get: operations["get-function"];
         /**
          * Create or replace a function
-         * @description Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
+         * @description Stores the Lua source and options under the name, replacing what was there (absent options take their defaults; PATCH changes only what it is given). The source is compiled first: a syntax error is a 422 naming the line, and so is a source that never names handle; nothing is stored. The version increases only when the source changes. Answers 201 when the function is new, else 200. Needs an API key with the admin scope.
          */
         put: operations["put-function"];
         post?: never;
@@ -335,7 +335,7 @@ export interface paths {
         put?: never;
         /**
          * Check a function without storing it
-         * @description Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles, the options are valid) without storing anything. A syntax error is the same 422 naming the line; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
+         * @description Takes what PUT /v1/functions/{name} takes and runs its checks (the source compiles and names handle, the options are valid) without storing anything. A syntax error or a missing handle is the same 422; otherwise the answer is the function as the PUT would store it, with the version it would get. Editors call it as the user types. Needs an API key with the admin scope.
          */
         post: operations["validate-function"];
         delete?: never;

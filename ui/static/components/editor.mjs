@@ -98,12 +98,13 @@ export function Editor({ value, onChange, onSave, error, readOnly = false, minHe
 /**
  * syntaxError reads the line and message out of a 422 from PUT
  * /v1/functions/{name}: the API puts the line in errors[].value at location
- * body.source, and names it in detail as "line N: message".
+ * body.source, with the message "line N: message" (a source without
+ * handle has a message and no line).
  */
 export function syntaxError(err) {
   if (!err || err.status !== 422) return null;
   const at = (err.errors || []).find((e) => e.location === "body.source");
-  const m = /line (\d+): (.*)$/s.exec(err.detail || "");
+  const m = /line (\d+): (.*)$/s.exec(at?.message || "");
   if (!at && !m) return null;
   const line = Number(at?.value) || Number(m?.[1]) || 1;
   let message = m ? m[2] : at.message;
