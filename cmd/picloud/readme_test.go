@@ -102,7 +102,7 @@ func TestREADMEQuickStart(t *testing.T) {
 	t.Logf("quick start output:\n%s", out.String())
 
 	// What the steps claim happened did happen.
-	for _, want := range []string{"Hello, Ada!", "Hello, Grace!", "Hello, Alan!", "Hello, SQL!", "exit code 5", `"often"`} {
+	for _, want := range []string{"Hello, Ada!", "Hello, Grace!", "Hello, Alan!", "Hello, SQL!", "exit code 5", `"often"`, "Hello, Manifest!", `"every_minute"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the quick start's output lacks %q", want)
 		}
