@@ -60,7 +60,9 @@
 // and each change says why where it is made (newRiverClient, Work):
 // FetchCooldown is 1 ms instead of 100 ms, the fetch poll is a ten-minute
 // safety net because work arrives by NOTIFY, no client leads (PiCloud's own
-// timers promote, rescue and sweep), and starts and outcomes are written by
+// timers promote, rescue and sweep), starts and outcomes are written by
 // the worker itself rather than by River's completer, which batches
-// completions every 250 ms.
+// completions every 250 ms, and River's listener is fed from the node's own
+// LISTEN connection (river_wake.go) rather than holding one of its own, so
+// that a reconnect wakes River's producers at once.
 package queue
