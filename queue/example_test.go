@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -17,7 +17,14 @@ import (
 // nodes run the work.
 func Example() {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	// A program would use its own database, say os.Getenv("DATABASE_URL");
+	// the example runs on a fresh one of the tests' server.
+	databaseURL, drop, err := dbtest.ExampleDatabase()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer drop()
+	pool, err := pgxpool.New(ctx, databaseURL)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -54,4 +61,5 @@ func Example() {
 	}
 	resp, _ := inv.Response()
 	fmt.Println(inv.Status, resp.Status, string(resp.Body))
+	// Output: succeeded 200 Hello, Ada!
 }

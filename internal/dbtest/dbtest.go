@@ -347,21 +347,51 @@ func templateName(key string) string {
 // It fails the test if the database cannot be created.
 func CreateDatabase(t testing.TB, opts ...Option) string {
 	t.Helper()
+	url, drop, err := newDatabase(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return url
+}
+
+// ExampleDatabase creates an empty database for a runnable example, which
+// has no testing.TB to clean up after it, and returns its URL and a
+// function that drops it. Like CreateDatabase it needs Main in TestMain.
+func ExampleDatabase() (url string, drop func(), err error) {
+	url, dropErr, err := newDatabase()
+	if err != nil {
+		return "", nil, err
+	}
+	return url, func() {
+		if err := dropErr(); err != nil {
+			slog.Warn("dbtest: drop the example's database", "error", err)
+		}
+	}, nil
+}
+
+// newDatabase creates a database as CreateDatabase describes and returns
+// its URL and a function that drops it.
+func newDatabase(opts ...Option) (url string, drop func() error, err error) {
 	if server == nil {
-		t.Fatal(errNoMain)
+		return "", nil, errNoMain
 	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	// Not t.Context: the database must outlive this call, and a template
-	// build may run long migrations.
+	// Not a test's context: the database must outlive this call, and a
+	// template build may run long migrations.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
 	admin, err := pgx.Connect(ctx, server.admin)
 	if err != nil {
-		t.Fatalf("dbtest: connect to admin database: %v", err)
+		return "", nil, fmt.Errorf("dbtest: connect to admin database: %w", err)
 	}
 	defer admin.Close(context.Background())
 
@@ -369,27 +399,27 @@ func CreateDatabase(t testing.TB, opts ...Option) string {
 	stmt := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
 	if o.template != nil {
 		if err := ensureTemplate(ctx, admin, o.template); err != nil {
-			t.Fatalf("dbtest: template %s: %v", o.template.name, err)
+			return "", nil, fmt.Errorf("dbtest: template %s: %w", o.template.name, err)
 		}
 		stmt += " TEMPLATE " + pgx.Identifier{o.template.name}.Sanitize()
 	}
 	if err := createDatabase(ctx, admin, stmt); err != nil {
-		t.Fatalf("dbtest: %v", err)
+		return "", nil, fmt.Errorf("dbtest: %w", err)
 	}
-	t.Cleanup(func() {
+	drop = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, server.admin)
 		if err != nil {
-			t.Errorf("dbtest: drop %s: %v", name, err)
-			return
+			return fmt.Errorf("dbtest: drop %s: %w", name, err)
 		}
 		defer conn.Close(context.Background())
 		if err := dropDatabase(ctx, conn, name); err != nil {
-			t.Errorf("dbtest: %v", err)
+			return fmt.Errorf("dbtest: %w", err)
 		}
-	})
-	return server.url(name)
+		return nil
+	}
+	return server.url(name), drop, nil
 }
 
 // createDatabase retries while the source database has other sessions
