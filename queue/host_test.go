@@ -312,15 +312,7 @@ func TestInvokeFromScriptRefusesFarTimes(t *testing.T) {
 		t.Run(tc.opts, func(t *testing.T) {
 			put(t, client, "parent", "function handle(req)\n  return picloud.invoke(\"child\", {}, "+tc.opts+")\nend", queue.FunctionOptions{})
 			inv := run(t, client, "parent", `{}`)
-			if tc.refused == "" {
-				if inv.Status != queue.StatusSucceeded {
-					t.Errorf("%s: %s %q, want a success", tc.opts, inv.Status, inv.Error)
-				}
-				return
-			}
-			if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, tc.refused) || !strings.Contains(inv.Error, ":2:") {
-				t.Errorf("%s: %s %q, want a failure at line 2 saying %q", tc.opts, inv.Status, inv.Error, tc.refused)
-			}
+			checkRefusedAtLine2(t, tc.opts, inv, tc.refused)
 		})
 	}
 }
@@ -396,15 +388,7 @@ func TestHostCallsRefuseNUL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			put(t, client, "nul", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{})
 			inv := run(t, client, "nul", `{}`)
-			if tc.refused == "" {
-				if inv.Status != queue.StatusSucceeded {
-					t.Errorf("%s: %s %q, want a success", tc.call, inv.Status, inv.Error)
-				}
-				return
-			}
-			if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, tc.refused) || !strings.Contains(inv.Error, ":2:") {
-				t.Errorf("%s: %s %q, want a failure at line 2 saying %q", tc.call, inv.Status, inv.Error, tc.refused)
-			}
+			checkRefusedAtLine2(t, tc.call, inv, tc.refused)
 		})
 	}
 }
@@ -436,15 +420,7 @@ func TestInvokeFromScriptRefusesOversizedArgs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.refused == "" {
-				if inv.Status != queue.StatusSucceeded {
-					t.Errorf("%s: %s %q, want a success", tc.name, inv.Status, inv.Error)
-				}
-				return
-			}
-			if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, tc.refused) || !strings.Contains(inv.Error, ":2:") {
-				t.Errorf("%s: %s %.300q, want a failure at line 2 saying %q", tc.name, inv.Status, inv.Error, tc.refused)
-			}
+			checkRefusedAtLine2(t, tc.name, inv, tc.refused)
 		})
 	}
 }
@@ -486,5 +462,21 @@ func TestUnstorableErrorsAreCleaned(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkRefusedAtLine2 checks a script's outcome: a success when refused is
+// empty, else a failure whose error says refused and names line 2, where
+// the scripts of these tests make the call.
+func checkRefusedAtLine2(t *testing.T, call string, inv queue.Invocation, refused string) {
+	t.Helper()
+	if refused == "" {
+		if inv.Status != queue.StatusSucceeded {
+			t.Errorf("%s: %s %.300q, want a success", call, inv.Status, inv.Error)
+		}
+		return
+	}
+	if inv.Status != queue.StatusFailed || !strings.Contains(inv.Error, refused) || !strings.Contains(inv.Error, ":2:") {
+		t.Errorf("%s: %s %.300q, want a failure at line 2 saying %q", call, inv.Status, inv.Error, refused)
 	}
 }
