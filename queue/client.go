@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/picloud/picloud/executor"
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // DefaultInFlightPerSlot is how many invocations a worker may have started

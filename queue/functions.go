@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // FunctionNamePattern is the form of a function name: it appears in URLs

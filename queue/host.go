@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // Bounds on what one invocation may do through the host API.

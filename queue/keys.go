@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // Scope is what an API key may do.

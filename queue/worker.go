@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/executor"
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // invocationArgs is the River job that carries one attempt of an invocation
