@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/picloud/picloud/apikeys"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/db"
 )
@@ -93,7 +94,7 @@ type Client struct {
 	river    *river.Client[pgx.Tx]
 	// wake is River's listener, fed by this node's (river_wake.go).
 	wake   *wakeListener
-	keys   keyCache
+	keys   *apikeys.Store
 	events eventHub
 	// redactors keeps each function's secret masking between attempts.
 	redactors redactorCache
@@ -146,9 +147,11 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	if config.TracerProvider == nil {
 		config.TracerProvider = noop.NewTracerProvider()
 	}
+	queries := db.New(pool)
 	c := &Client{
 		pool:      pool,
-		queries:   db.New(pool),
+		queries:   queries,
+		keys:      apikeys.New(queries),
 		config:    config,
 		logger:    config.Logger,
 		finished:  newFinishHub(),
@@ -167,6 +170,10 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Keys creates, lists, revokes and checks API keys. Its cache is cleared
+// by this client's listener when a key is revoked on any node.
+func (c *Client) Keys() *apikeys.Store { return c.keys }
 
 func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
@@ -250,7 +257,7 @@ func (c *Client) Start(ctx context.Context) error {
 		ReconnectDelay: -1,
 	}
 	listener.Handle(finishedChannel, finishedHandler{c})
-	listener.Handle(keysChannel, keysHandler{c})
+	listener.Handle(apikeys.Channel, c.keys)
 	listener.Handle(eventsChannel, eventsHandler{c})
 	if c.river != nil {
 		channel, err := c.queries.WakeChannel(ctx)
