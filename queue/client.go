@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/picloud/picloud/apikeys"
+	"github.com/picloud/picloud/events"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/db"
 )
@@ -95,7 +96,7 @@ type Client struct {
 	// wake is River's listener, fed by this node's (river_wake.go).
 	wake   *wakeListener
 	keys   *apikeys.Store
-	events eventHub
+	events *events.Hub[Event]
 	// redactors keeps each function's secret masking between attempts.
 	redactors redactorCache
 
@@ -159,6 +160,7 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 		tracer:    config.TracerProvider.Tracer(tracerName),
 		sandboxes: make(chan struct{}, sandboxDepth*config.Concurrency),
 	}
+	c.events = c.newEventHub()
 	c.starter = c.newStarter()
 	c.finisher = c.newFinisher()
 	if config.Executor != nil {
@@ -258,7 +260,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	listener.Handle(finishedChannel, finishedHandler{c})
 	listener.Handle(apikeys.Channel, c.keys)
-	listener.Handle(eventsChannel, eventsHandler{c})
+	listener.Handle(eventsChannel, c.events)
 	if c.river != nil {
 		channel, err := c.queries.WakeChannel(ctx)
 		if err != nil {
