@@ -16,6 +16,7 @@ import (
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/apikeys"
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/queue"
 	picloud "github.com/picloud/picloud/sdk/go"
 )
@@ -196,7 +197,7 @@ func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
 		Executor:    exec,
 		Concurrency: cfg.concurrency,
 		Logger:      logger,
-		HTTP:        queue.HTTPConfig{AllowPrivate: cfg.privateHTTP},
+		HTTP:        hostapi.HTTPConfig{AllowPrivate: cfg.privateHTTP},
 	})
 	if err != nil {
 		exec.Close()

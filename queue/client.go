@@ -20,6 +20,7 @@ import (
 	"github.com/picloud/picloud/apikeys"
 	"github.com/picloud/picloud/events"
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/db"
 )
 
@@ -68,7 +69,7 @@ type Config struct {
 	InFlight int
 	Logger   *slog.Logger
 	// HTTP bounds the outbound requests scripts make (http.request).
-	HTTP HTTPConfig
+	HTTP hostapi.HTTPConfig
 	// ID names this node in River's job rows (attempted_by); River picks
 	// one from the host name and the time when empty.
 	ID string

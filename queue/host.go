@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/db"
 )
 
@@ -58,7 +59,7 @@ type invocationHost struct {
 	// scripts, and maxDepth the deepest one may be (SQL's
 	// picloud.max_invocation_depth, read with the start).
 	depth, maxDepth int
-	http            *httpFetcher
+	http            *hostapi.HTTPFetcher
 	logger          func() *slog.Logger // names the invocation and function
 	// secrets are redacted from live log lines, as from the stored ones.
 	secrets *secretRedactor
@@ -91,19 +92,15 @@ func newInvocationHost(c *Client, inv Invocation, started db.StartInvocationsRow
 	return &invocationHost{
 		c: c, invocation: inv.ID, function: inv.Function, attempt: inv.Attempt, logger: logger,
 		depth: int(started.Depth), maxDepth: int(started.MaxDepth),
-		http:     newHTTPFetcher(started.HttpAllow, c.config.HTTP),
+		http:     hostapi.NewHTTPFetcher(started.HttpAllow, c.config.HTTP),
 		kvLatest: make(map[string]kvOp),
 	}
 }
 
-// hostError is an error the script should see as it is; other errors are
+// scriptError is an error the script should see as it is; other errors are
 // the platform's and are logged, the script seeing only that the call
 // failed.
-type hostError struct{ msg string }
-
-func (e *hostError) Error() string { return e.msg }
-
-func scriptError(format string, args ...any) error { return &hostError{fmt.Sprintf(format, args...)} }
+func scriptError(format string, args ...any) error { return hostapi.Scriptf(format, args...) }
 
 // Call implements executor.Host.
 func (h *invocationHost) Call(ctx context.Context, method string, args json.RawMessage) (json.RawMessage, error) {
@@ -121,7 +118,7 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 	case "kv.list":
 		result, err = h.kvList(ctx, args)
 	case "http.request":
-		result, err = h.http.fetch(ctx, args)
+		result, err = h.http.Fetch(ctx, args)
 	case "picloud.invoke":
 		result, err = h.invoke(ctx, args)
 	case "log":
@@ -130,7 +127,7 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 		return nil, scriptError("unknown host call %q", method)
 	}
 	if err != nil {
-		var he *hostError
+		var he *hostapi.ScriptError
 		if errors.As(err, &he) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -140,12 +137,7 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 	return json.Marshal(result)
 }
 
-func decodeArgs(args json.RawMessage, v any) error {
-	if err := json.Unmarshal(args, v); err != nil {
-		return scriptError("bad arguments: %v", err)
-	}
-	return nil
-}
+func decodeArgs(args json.RawMessage, v any) error { return hostapi.DecodeArgs(args, v) }
 
 func checkKey(key string) error {
 	if key == "" || len(key) > maxKVKeyBytes {
