@@ -99,7 +99,7 @@ type Client struct {
 	keys   *apikeys.Store
 	events *events.Hub[Event]
 	// redactors keeps each function's secret masking between attempts.
-	redactors redactorCache
+	redactors hostapi.RedactorCache
 
 	// worker runs attempts, fetched by River or started here (runhere.go).
 	worker *invocationWorker

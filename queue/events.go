@@ -128,8 +128,8 @@ func (h *invocationHost) streamLog(ctx context.Context, args json.RawMessage) er
 		return fmt.Errorf("decode live log line: %w", err)
 	}
 	line.Attempt = h.attempt
-	line.Message = h.secrets.text(line.Message)
-	line.Fields = h.secrets.json(line.Fields)
+	line.Message = h.secrets.Text(line.Message)
+	line.Fields = h.secrets.JSON(line.Fields)
 	if len(line.Message) > maxLiveLogMessage {
 		line.Message = strings.ToValidUTF8(line.Message[:maxLiveLogMessage], "") + "…"
 	}

@@ -62,7 +62,7 @@ type invocationHost struct {
 	http            *hostapi.HTTPFetcher
 	logger          func() *slog.Logger // names the invocation and function
 	// secrets are redacted from live log lines, as from the stored ones.
-	secrets *secretRedactor
+	secrets *hostapi.SecretRedactor
 
 	mu       sync.Mutex
 	kvOps    []kvOp
