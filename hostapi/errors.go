@@ -1,5 +1,5 @@
 // Package hostapi holds the host services that scripts call through
-// executor.Host which need nothing of the invocation's queue: outbound
+// executor.Host which need nothing of the invocation lifecycle: kv, outbound
 // HTTP with its SSRF rules, the masking of secrets in what a run outputs,
 // and the error a script sees as it is.
 package hostapi
