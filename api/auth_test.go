@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/picloud/picloud/api"
-	"github.com/picloud/picloud/apikeys"
 	"github.com/picloud/picloud/internal/platformtest"
+	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -85,7 +85,7 @@ func TestKeyLifecycle(t *testing.T) {
 	}
 	body := created.json(t)
 	key, _ := body["key"].(string)
-	if !strings.HasPrefix(key, apikeys.Prefix) || len(key) != len(apikeys.Prefix)+40 || !strings.HasPrefix(key, body["prefix"].(string)) {
+	if !strings.HasPrefix(key, keys.Prefix) || len(key) != len(keys.Prefix)+40 || !strings.HasPrefix(key, body["prefix"].(string)) {
 		t.Fatalf("created key %q with prefix %v", key, body["prefix"])
 	}
 	id := int64(body["id"].(float64))
@@ -190,12 +190,12 @@ func TestFunctionAuth(t *testing.T) {
 				t.Fatalf("got %d %q, want %d %q", res.status, res.body, tt.status, tt.body)
 			}
 			inv := do(t, http.MethodGet, srv.URL+"/v1/invocations/"+res.header.Get("X-Invocation-Id"), nil, admin...)
-			if bytes.Contains(inv.body, []byte(apikeys.Prefix)) {
+			if bytes.Contains(inv.body, []byte(keys.Prefix)) {
 				t.Errorf("the invocation row holds the key: %s", inv.body)
 			}
 		})
 	}
-	if strings.Contains(logs.String(), apikeys.Prefix) {
+	if strings.Contains(logs.String(), keys.Prefix) {
 		t.Errorf("a key reached the log:\n%s", logs.String())
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/picloud/picloud/apikeys"
+	"github.com/picloud/picloud/keys"
 )
 
 // registerMetrics serves config.Metrics at /metrics. It is a plain handler
@@ -37,7 +37,7 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	scope, err := s.config.Keys.Authenticate(r.Context(), key)
-	if errors.Is(err, apikeys.ErrUnauthenticated) {
+	if errors.Is(err, keys.ErrUnauthenticated) {
 		writeProblem(w, http.StatusUnauthorized, "the API key is unknown or revoked", challenge)
 		return false
 	}
@@ -46,7 +46,7 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 		writeProblem(w, http.StatusInternalServerError, "could not check the API key; the server log has the details", nil)
 		return false
 	}
-	if !scope.Allows(apikeys.ScopeAdmin) {
+	if !scope.Allows(keys.ScopeAdmin) {
 		writeProblem(w, http.StatusForbidden, "/metrics needs a key with the admin scope; this key has "+string(scope), nil)
 		return false
 	}

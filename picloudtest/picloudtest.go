@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
-	"github.com/picloud/picloud/apikeys"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/hostapi"
+	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 	picloud "github.com/picloud/picloud/sdk/go"
 )
@@ -220,7 +220,7 @@ func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
 
 	p := &Platform{URL: httpSrv.URL, Pool: pool, DatabaseURL: dbURL, Queue: client}
 	if !cfg.noAuth {
-		key, _, err := client.Keys().Create(ctx, "picloudtest admin", apikeys.ScopeAdmin)
+		key, _, err := client.Keys().Create(ctx, "picloudtest admin", keys.ScopeAdmin)
 		if err != nil {
 			return nil, fmt.Errorf("create admin key: %w", err)
 		}

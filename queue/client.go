@@ -17,11 +17,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/picloud/picloud/apikeys"
 	"github.com/picloud/picloud/events"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/db"
+	"github.com/picloud/picloud/keys"
 )
 
 // DefaultInFlightPerSlot is how many invocations a worker may have started
@@ -96,7 +96,7 @@ type Client struct {
 	river    *river.Client[pgx.Tx]
 	// wake is River's listener, fed by this node's (river_wake.go).
 	wake   *wakeListener
-	keys   *apikeys.Store
+	keys   *keys.Store
 	events *events.Hub[Event]
 	// redactors keeps each function's secret masking between attempts.
 	redactors hostapi.RedactorCache
@@ -153,7 +153,7 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	c := &Client{
 		pool:      pool,
 		queries:   queries,
-		keys:      apikeys.New(queries),
+		keys:      keys.New(queries),
 		config:    config,
 		logger:    config.Logger,
 		finished:  newFinishHub(),
@@ -176,7 +176,7 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 
 // Keys creates, lists, revokes and checks API keys. Its cache is cleared
 // by this client's listener when a key is revoked on any node.
-func (c *Client) Keys() *apikeys.Store { return c.keys }
+func (c *Client) Keys() *keys.Store { return c.keys }
 
 func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
@@ -260,7 +260,7 @@ func (c *Client) Start(ctx context.Context) error {
 		ReconnectDelay: -1,
 	}
 	listener.Handle(finishedChannel, finishedHandler{c})
-	listener.Handle(apikeys.Channel, c.keys)
+	listener.Handle(keys.Channel, c.keys)
 	listener.Handle(eventsChannel, c.events)
 	if c.river != nil {
 		channel, err := c.queries.WakeChannel(ctx)

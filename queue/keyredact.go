@@ -4,21 +4,21 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/picloud/picloud/apikeys"
+	"github.com/picloud/picloud/keys"
 )
 
 // redactKeys replaces every PiCloud API key in the request, wherever it is
 // (method, path, query names and values, header names and values, cookies,
-// body), with apikeys.Mask: a caller who sent a key the wrong way must not have
+// body), with keys.Mask: a caller who sent a key the wrong way must not have
 // it stored in the invocation row, readable with an invoke key, nor shown
 // to the script.
 func (r *HTTPRequest) redactKeys() {
-	r.Method = apikeys.Redact(r.Method)
-	r.Path = apikeys.Redact(r.Path)
-	r.Query = redactKeyMap(r.Query, apikeys.Redact)
-	r.Headers = redactKeyMap(r.Headers, apikeys.RedactHeader)
-	if apikeys.Contains(r.Body) {
-		r.Body = []byte(apikeys.Redact(string(r.Body)))
+	r.Method = keys.Redact(r.Method)
+	r.Path = keys.Redact(r.Path)
+	r.Query = redactKeyMap(r.Query, keys.Redact)
+	r.Headers = redactKeyMap(r.Headers, keys.RedactHeader)
+	if keys.Contains(r.Body) {
+		r.Body = []byte(keys.Redact(string(r.Body)))
 	}
 }
 
@@ -27,7 +27,7 @@ func (r *HTTPRequest) redactKeys() {
 func redactKeyMap(m map[string]string, value func(string) string) map[string]string {
 	changed := false
 	for k, v := range m {
-		if apikeys.Redact(k) != k || value(v) != v {
+		if keys.Redact(k) != k || value(v) != v {
 			changed = true
 			break
 		}
@@ -39,7 +39,7 @@ func redactKeyMap(m map[string]string, value func(string) string) map[string]str
 	// In order, so that two names merged below join the same way each time.
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
-		k = apikeys.Redact(k)
+		k = keys.Redact(k)
 		if prev, ok := out[k]; ok {
 			// Two names that differed only by a key: keep both values.
 			out[k] = prev + ", " + value(v)

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/picloud/picloud/apikeys"
+	"github.com/picloud/picloud/keys"
 )
 
 // Errors callers tell apart with errors.Is.
@@ -16,9 +16,9 @@ var (
 	ErrFunctionNotFound   = errors.New("function not found")
 	ErrInvocationNotFound = errors.New("invocation not found")
 	// ErrUnauthenticated: the call needs an API key and came without a
-	// valid one. It is apikeys' error, so that one errors.Is covers a key
+	// valid one. It is the keys package's error, so that one errors.Is covers a key
 	// refused by Authenticate and a call refused by Enqueue.
-	ErrUnauthenticated = apikeys.ErrUnauthenticated
+	ErrUnauthenticated = keys.ErrUnauthenticated
 )
 
 // Status is where an invocation is in its life.

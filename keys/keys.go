@@ -1,10 +1,10 @@
-// Package apikeys creates, lists, revokes and checks PiCloud's API keys,
+// Package keys creates, lists, revokes and checks PiCloud's API keys,
 // and finds keys sent where they do not belong so they can be redacted.
 //
 // Only a key's SHA-256 is stored. Valid keys are cached for a minute on
 // each node; a revocation clears every node's cache through a PostgreSQL
 // notification on Channel, which the node's listener hands to the Store.
-package apikeys
+package keys
 
 import (
 	"context"

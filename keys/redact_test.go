@@ -1,4 +1,4 @@
-package apikeys
+package keys
 
 import (
 	"encoding/base64"
