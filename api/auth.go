@@ -9,7 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/keys"
 )
 
 // securityScheme names the API key scheme in the OpenAPI document.
@@ -25,8 +25,8 @@ type access string
 
 const (
 	accessPublic access = "public" // health checks
-	accessInvoke access = access(queue.ScopeInvoke)
-	accessAdmin  access = access(queue.ScopeAdmin)
+	accessInvoke access = access(keys.ScopeInvoke)
+	accessAdmin  access = access(keys.ScopeAdmin)
 )
 
 // invokeOperations are what an invoke key may do besides /fn: call
@@ -47,7 +47,7 @@ func describeSecurity(hc *huma.Config) {
 		securityScheme: {
 			Type:   "http",
 			Scheme: "bearer",
-			Description: "An API key, sent as `Authorization: Bearer <key>`. Keys start with `" + queue.KeyPrefix + "` and have a scope: " +
+			Description: "An API key, sent as `Authorization: Bearer <key>`. Keys start with `" + keys.Prefix + "` and have a scope: " +
 				"`admin` may do everything, `invoke` may call functions and read invocations. Create the first one with " +
 				"`picloud keys create --scope admin` against the database. Each operation names the scope it needs in " + scopeExtension + ".",
 		},
@@ -138,8 +138,8 @@ func (s *Server) authorize(ctx huma.Context, next func(huma.Context)) {
 		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "this operation needs an API key: send Authorization: Bearer <key>")
 		return
 	}
-	scope, err := s.config.Queue.Authenticate(ctx.Context(), key)
-	if errors.Is(err, queue.ErrUnauthenticated) {
+	scope, err := s.config.Keys.Authenticate(ctx.Context(), key)
+	if errors.Is(err, keys.ErrUnauthenticated) {
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="picloud", error="invalid_token"`)
 		_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "the API key is unknown or revoked")
 		return
@@ -149,7 +149,7 @@ func (s *Server) authorize(ctx huma.Context, next func(huma.Context)) {
 		_ = huma.WriteErr(s.api, ctx, http.StatusInternalServerError, "could not check the API key; the server log has the details")
 		return
 	}
-	if !scope.Allows(queue.Scope(need)) {
+	if !scope.Allows(keys.Scope(need)) {
 		_ = huma.WriteErr(s.api, ctx, http.StatusForbidden, fmt.Sprintf("this operation needs a key with the %s scope; this key has %s", need, scope))
 		return
 	}
@@ -174,11 +174,11 @@ func (s *Server) callerHasKey(r *http.Request) (bool, error) {
 		return true, nil
 	}
 	key, ok := bearerToken(r.Header.Get("Authorization"))
-	if !ok || !strings.HasPrefix(key, queue.KeyPrefix) {
+	if !ok || !strings.HasPrefix(key, keys.Prefix) {
 		return false, nil
 	}
-	_, err := s.config.Queue.Authenticate(r.Context(), key)
-	if errors.Is(err, queue.ErrUnauthenticated) {
+	_, err := s.config.Keys.Authenticate(r.Context(), key)
+	if errors.Is(err, keys.ErrUnauthenticated) {
 		return false, nil
 	}
 	return err == nil, err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/internal/platformtest"
+	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -84,7 +85,7 @@ func TestKeyLifecycle(t *testing.T) {
 	}
 	body := created.json(t)
 	key, _ := body["key"].(string)
-	if !strings.HasPrefix(key, queue.KeyPrefix) || len(key) != len(queue.KeyPrefix)+40 || !strings.HasPrefix(key, body["prefix"].(string)) {
+	if !strings.HasPrefix(key, keys.Prefix) || len(key) != len(keys.Prefix)+40 || !strings.HasPrefix(key, body["prefix"].(string)) {
 		t.Fatalf("created key %q with prefix %v", key, body["prefix"])
 	}
 	id := int64(body["id"].(float64))
@@ -189,12 +190,12 @@ func TestFunctionAuth(t *testing.T) {
 				t.Fatalf("got %d %q, want %d %q", res.status, res.body, tt.status, tt.body)
 			}
 			inv := do(t, http.MethodGet, srv.URL+"/v1/invocations/"+res.header.Get("X-Invocation-Id"), nil, admin...)
-			if bytes.Contains(inv.body, []byte(queue.KeyPrefix)) {
+			if bytes.Contains(inv.body, []byte(keys.Prefix)) {
 				t.Errorf("the invocation row holds the key: %s", inv.body)
 			}
 		})
 	}
-	if strings.Contains(logs.String(), queue.KeyPrefix) {
+	if strings.Contains(logs.String(), keys.Prefix) {
 		t.Errorf("a key reached the log:\n%s", logs.String())
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -202,7 +203,7 @@ func functionRequest(r *http.Request, body []byte) *queue.HTTPRequest {
 	// script, nor be stored in the invocation row. Any other Authorization
 	// is the function's own scheme and passes through; a key anywhere else
 	// in the request is masked by Invoke.
-	if token, ok := bearerToken(req.Headers["authorization"]); ok && strings.HasPrefix(token, queue.KeyPrefix) {
+	if token, ok := bearerToken(req.Headers["authorization"]); ok && strings.HasPrefix(token, keys.Prefix) {
 		delete(req.Headers, "authorization")
 	}
 	req.Headers["host"] = storableText(r.Host)

@@ -9,19 +9,19 @@ import (
 	"testing"
 
 	"github.com/picloud/picloud/internal/platformtest"
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/keys"
 )
 
 // TestKeysNeverReachScriptOrRow: a PiCloud key sent to /fn any way but the
 // standard Authorization: Bearer (which is removed) is replaced by
-// queue.KeyMask before the invocation row is written and before the script
+// keys.Mask before the invocation row is written and before the script
 // sees the request, wherever it is in the request.
 func TestKeysNeverReachScriptOrRow(t *testing.T) {
 	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
 	admin := []string{"Authorization", "Bearer " + p.AdminKey}
 	key := p.Key(t, "invoke")
-	unknown := queue.KeyPrefix + strings.Repeat("b", 40) // the shape is enough
+	unknown := keys.Prefix + strings.Repeat("b", 40) // the shape is enough
 	echo := `function handle(req)
   return {method = req.method, path = req.path, query = req.query, headers = req.headers, body = req.body}
 end`
@@ -42,7 +42,7 @@ end`
 		{name: "standard bearer", header: [][2]string{{"Authorization", "Bearer " + key}}, removed: true},
 		{name: "access_token query parameter", path: "?access_token=" + key},
 		{name: "key as a query name", path: "?" + key},
-		{name: "encoded in the query", path: "?t=%70ic_" + key[len(queue.KeyPrefix):]},
+		{name: "encoded in the query", path: "?t=%70ic_" + key[len(keys.Prefix):]},
 		{name: "second Authorization header", header: [][2]string{{"Authorization", "Bearer user-token"}, {"Authorization", "Bearer " + key}}},
 		{name: "Bearer and a tab", header: [][2]string{{"Authorization", "Bearer\t" + key}}},
 		{name: "lower-case bearer, two spaces", header: [][2]string{{"Authorization", "bearer  " + key}}, removed: true},
@@ -57,7 +57,7 @@ end`
 		{name: "unknown key of the right shape", header: [][2]string{{"X-Token", unknown}}},
 		{name: "header name", header: [][2]string{{key, "1"}}},
 		{name: "path", path: "/users/" + key + "/profile"},
-		{name: "encoded path", path: "/%70ic_" + key[len(queue.KeyPrefix):]},
+		{name: "encoded path", path: "/%70ic_" + key[len(keys.Prefix):]},
 		{name: "JSON body", body: `{"api_key": "` + key + `"}`},
 		{name: "form body", body: "token=" + key + "&x=1"},
 		{name: "two keys in a body", body: key + " " + p.AdminKey},
@@ -85,7 +85,7 @@ end`
 			}
 			for what, text := range map[string]string{"the script": string(seen), "the row": string(row.body)} {
 				for _, k := range []string{key, p.AdminKey, unknown} {
-					if strings.Contains(strings.ToLower(text), k[len(queue.KeyPrefix):]) {
+					if strings.Contains(strings.ToLower(text), k[len(keys.Prefix):]) {
 						t.Errorf("%s sees the key: %s", what, text)
 					}
 				}
@@ -94,7 +94,7 @@ end`
 						t.Errorf("%s sees the Basic credentials holding the key: %s", what, text)
 					}
 				}
-				mask := strings.Contains(text, queue.KeyMask) || strings.Contains(text, url.QueryEscape(queue.KeyMask))
+				mask := strings.Contains(text, keys.Mask) || strings.Contains(text, url.QueryEscape(keys.Mask))
 				if tt.removed == mask {
 					t.Errorf("%s: mask shown %v, want %v: %s", what, mask, !tt.removed, text)
 				}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/keys"
 )
 
 // KeyBody describes an API key; the key itself appears only once, in the
@@ -24,7 +24,16 @@ type KeyBody struct {
 	RevokedAt  *time.Time `json:"revoked_at,omitempty" doc:"When the key was revoked; absent for a live key."`
 }
 
-func keyBody(k queue.APIKey) KeyBody {
+// KeyStore is what the API needs of API keys: *keys.Store, which
+// queue.Client.Keys returns.
+type KeyStore interface {
+	Create(ctx context.Context, name string, scope keys.Scope) (string, keys.Key, error)
+	List(ctx context.Context) ([]keys.Key, error)
+	Revoke(ctx context.Context, id int64) (keys.Key, error)
+	Authenticate(ctx context.Context, key string) (keys.Scope, error)
+}
+
+func keyBody(k keys.Key) KeyBody {
 	return KeyBody{
 		ID: k.ID, Name: k.Name, Scope: string(k.Scope), Prefix: k.Prefix,
 		CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt,
@@ -91,11 +100,11 @@ func (s *Server) registerKeys() {
 }
 
 func (s *Server) createKey(ctx context.Context, in *createKeyInput) (*createKeyOutput, error) {
-	key, k, err := s.config.Queue.CreateAPIKey(ctx, in.Body.Name, queue.Scope(in.Body.Scope))
-	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
-		return nil, huma.Error422UnprocessableEntity(optErr.Error())
+	key, k, err := s.config.Keys.Create(ctx, in.Body.Name, keys.Scope(in.Body.Scope))
+	if nameErr := (*keys.InvalidNameError)(nil); errors.As(err, &nameErr) {
+		return nil, huma.Error422UnprocessableEntity(nameErr.Error())
 	}
-	if scopeErr := (*queue.InvalidScopeError)(nil); errors.As(err, &scopeErr) {
+	if scopeErr := (*keys.InvalidScopeError)(nil); errors.As(err, &scopeErr) {
 		return nil, huma.Error422UnprocessableEntity(scopeErr.Error())
 	}
 	if err != nil {
@@ -110,7 +119,7 @@ func (s *Server) createKey(ctx context.Context, in *createKeyInput) (*createKeyO
 }
 
 func (s *Server) listKeys(ctx context.Context, _ *struct{}) (*listKeysOutput, error) {
-	keys, err := s.config.Queue.ListAPIKeys(ctx)
+	keys, err := s.config.Keys.List(ctx)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
@@ -123,8 +132,8 @@ func (s *Server) listKeys(ctx context.Context, _ *struct{}) (*listKeysOutput, er
 }
 
 func (s *Server) revokeKey(ctx context.Context, in *keyIDInput) (*keyOutput, error) {
-	k, err := s.config.Queue.RevokeAPIKey(ctx, in.ID)
-	if errors.Is(err, queue.ErrKeyNotFound) {
+	k, err := s.config.Keys.Revoke(ctx, in.ID)
+	if errors.Is(err, keys.ErrNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("API key %d does not exist", in.ID))
 	}
 	if err != nil {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/keys"
 )
 
 // registerMetrics serves config.Metrics at /metrics. It is a plain handler
@@ -36,8 +36,8 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 		writeProblem(w, http.StatusUnauthorized, "/metrics needs an admin API key: send Authorization: Bearer <key>", challenge)
 		return false
 	}
-	scope, err := s.config.Queue.Authenticate(r.Context(), key)
-	if errors.Is(err, queue.ErrUnauthenticated) {
+	scope, err := s.config.Keys.Authenticate(r.Context(), key)
+	if errors.Is(err, keys.ErrUnauthenticated) {
 		writeProblem(w, http.StatusUnauthorized, "the API key is unknown or revoked", challenge)
 		return false
 	}
@@ -46,7 +46,7 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) bool {
 		writeProblem(w, http.StatusInternalServerError, "could not check the API key; the server log has the details", nil)
 		return false
 	}
-	if !scope.Allows(queue.ScopeAdmin) {
+	if !scope.Allows(keys.ScopeAdmin) {
 		writeProblem(w, http.StatusForbidden, "/metrics needs a key with the admin scope; this key has "+string(scope), nil)
 		return false
 	}

@@ -29,7 +29,9 @@ const DefaultMaxBodyBytes = 6 << 20
 type Config struct {
 	// Queue serves every request. It may be nil only to produce the OpenAPI
 	// document.
-	Queue  *queue.Client
+	Queue *queue.Client
+	// Keys checks and manages API keys; nil takes Queue's.
+	Keys   KeyStore
 	Logger *slog.Logger
 	// MaxBodyBytes caps /fn request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -75,6 +77,9 @@ func New(config Config) *Server {
 	}
 	if config.QueueGrace <= 0 {
 		config.QueueGrace = 30 * time.Second
+	}
+	if config.Keys == nil && config.Queue != nil {
+		config.Keys = config.Queue.Keys()
 	}
 	s := &Server{config: config, logger: config.Logger, mux: http.NewServeMux()}
 	if config.TracerProvider != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/hostapi"
+	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 	picloud "github.com/picloud/picloud/sdk/go"
 )
@@ -195,7 +197,7 @@ func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
 		Executor:    exec,
 		Concurrency: cfg.concurrency,
 		Logger:      logger,
-		HTTP:        queue.HTTPConfig{AllowPrivate: cfg.privateHTTP},
+		HTTP:        hostapi.HTTPConfig{AllowPrivate: cfg.privateHTTP},
 	})
 	if err != nil {
 		exec.Close()
@@ -218,7 +220,7 @@ func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
 
 	p := &Platform{URL: httpSrv.URL, Pool: pool, DatabaseURL: dbURL, Queue: client}
 	if !cfg.noAuth {
-		key, _, err := client.CreateAPIKey(ctx, "picloudtest admin", queue.ScopeAdmin)
+		key, _, err := client.Keys().Create(ctx, "picloudtest admin", keys.ScopeAdmin)
 		if err != nil {
 			return nil, fmt.Errorf("create admin key: %w", err)
 		}

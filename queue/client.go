@@ -17,8 +17,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/picloud/picloud/events"
 	"github.com/picloud/picloud/executor"
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/hostapi"
+	"github.com/picloud/picloud/internal/db"
+	"github.com/picloud/picloud/keys"
 )
 
 // DefaultInFlightPerSlot is how many invocations a worker may have started
@@ -66,7 +69,7 @@ type Config struct {
 	InFlight int
 	Logger   *slog.Logger
 	// HTTP bounds the outbound requests scripts make (http.request).
-	HTTP HTTPConfig
+	HTTP hostapi.HTTPConfig
 	// ID names this node in River's job rows (attempted_by); River picks
 	// one from the host name and the time when empty.
 	ID string
@@ -93,10 +96,10 @@ type Client struct {
 	river    *river.Client[pgx.Tx]
 	// wake is River's listener, fed by this node's (river_wake.go).
 	wake   *wakeListener
-	keys   keyCache
-	events eventHub
+	keys   *keys.Store
+	events *events.Hub[Event]
 	// redactors keeps each function's secret masking between attempts.
-	redactors redactorCache
+	redactors hostapi.RedactorCache
 
 	// worker runs attempts, fetched by River or started here (runhere.go).
 	worker *invocationWorker
@@ -146,9 +149,11 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	if config.TracerProvider == nil {
 		config.TracerProvider = noop.NewTracerProvider()
 	}
+	queries := db.New(pool)
 	c := &Client{
 		pool:      pool,
-		queries:   db.New(pool),
+		queries:   queries,
+		keys:      keys.New(queries),
 		config:    config,
 		logger:    config.Logger,
 		finished:  newFinishHub(),
@@ -156,6 +161,7 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 		tracer:    config.TracerProvider.Tracer(tracerName),
 		sandboxes: make(chan struct{}, sandboxDepth*config.Concurrency),
 	}
+	c.events = c.newEventHub()
 	c.starter = c.newStarter()
 	c.finisher = c.newFinisher()
 	if config.Executor != nil {
@@ -167,6 +173,10 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Keys creates, lists, revokes and checks API keys. Its cache is cleared
+// by this client's listener when a key is revoked on any node.
+func (c *Client) Keys() *keys.Store { return c.keys }
 
 func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
@@ -250,8 +260,8 @@ func (c *Client) Start(ctx context.Context) error {
 		ReconnectDelay: -1,
 	}
 	listener.Handle(finishedChannel, finishedHandler{c})
-	listener.Handle(keysChannel, keysHandler{c})
-	listener.Handle(eventsChannel, eventsHandler{c})
+	listener.Handle(keys.Channel, c.keys)
+	listener.Handle(eventsChannel, c.events)
 	if c.river != nil {
 		channel, err := c.queries.WakeChannel(ctx)
 		if err != nil {

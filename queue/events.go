@@ -4,28 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/picloud/picloud/events"
 )
 
 // eventsChannel carries the queued and running steps of invocations while
 // someone watches (picloud.event_watch); final steps come on
 // finishedChannel, always.
 const eventsChannel = "picloud_events"
-
-// watchLease is how far ahead a node with subscribers keeps
-// picloud.event_watch; it renews at half of it, so the writers' check never
-// lapses while anyone watches, and lapses within a lease after the last
-// subscriber leaves.
-const watchLease = time.Minute
-
-// subscriberBuffer is how many events a slow subscriber may fall behind
-// before it is told it lost some.
-const subscriberBuffer = 256
 
 // Event is a step of an invocation: its state right after the step.
 type Event struct {
@@ -67,28 +56,7 @@ func (f EventFilter) matches(e Event) bool {
 }
 
 // Subscription receives events until its context ends.
-type Subscription struct {
-	// C delivers the events in the order the database announced them.
-	C <-chan Event
-	// Lost is closed when the subscriber fell so far behind that events
-	// were dropped; it should reread what it shows.
-	Lost <-chan struct{}
-}
-
-type subscriber struct {
-	filter   EventFilter
-	ch       chan Event
-	lost     chan struct{}
-	lostOnce sync.Once
-}
-
-// eventHub fans announcements out to subscribers and keeps the database's
-// writers announcing while there are any.
-type eventHub struct {
-	mu          sync.Mutex
-	subscribers map[*subscriber]struct{}
-	stopWatch   context.CancelFunc
-}
+type Subscription = events.Subscription[Event]
 
 // SubscribeEvents streams invocation steps matching filter until ctx ends.
 // The first subscription on a node makes every writer announce queued and
@@ -96,94 +64,22 @@ type eventHub struct {
 // watches); nothing is announced for these steps, and nothing is written,
 // while nobody watches.
 func (c *Client) SubscribeEvents(ctx context.Context, filter EventFilter) (*Subscription, error) {
-	s := &subscriber{filter: filter, ch: make(chan Event, subscriberBuffer), lost: make(chan struct{})}
-	h := &c.events
-	h.mu.Lock()
-	if h.subscribers == nil {
-		h.subscribers = make(map[*subscriber]struct{})
-	}
-	h.subscribers[s] = struct{}{}
-	first := h.stopWatch == nil
-	var watchCtx context.Context
-	if first {
-		watchCtx, h.stopWatch = context.WithCancel(context.WithoutCancel(ctx))
-	}
-	h.mu.Unlock()
-	if first {
-		// The first lease is taken before the subscriber is handed out, so
-		// that a step made after SubscribeEvents returns is announced.
-		if err := c.queries.WatchEvents(ctx, time.Now().Add(watchLease)); err != nil {
-			c.unsubscribe(s)
-			return nil, err
-		}
-		go c.renewWatch(watchCtx)
-	}
-	context.AfterFunc(ctx, func() { c.unsubscribe(s) })
-	return &Subscription{C: s.ch, Lost: s.lost}, nil
+	return c.events.Subscribe(ctx, filter.matches)
 }
 
-func (c *Client) unsubscribe(s *subscriber) {
-	h := &c.events
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.subscribers, s)
-	if len(h.subscribers) == 0 && h.stopWatch != nil {
-		h.stopWatch()
-		h.stopWatch = nil
-	}
+// newEventHub returns the hub of this client's event streams.
+func (c *Client) newEventHub() *events.Hub[Event] {
+	return events.NewHub(c.queries.WatchEvents, decodeEvents, c.logger)
 }
 
-func (c *Client) renewWatch(ctx context.Context) {
-	tick := time.NewTicker(watchLease / 2)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := c.queries.WatchEvents(ctx, time.Now().Add(watchLease)); err != nil && ctx.Err() == nil {
-				c.logger.WarnContext(ctx, "renew the event watch", "error", err)
-			}
-		}
+// decodeEvents reads an announcement on eventsChannel or finishedChannel.
+func decodeEvents(payload string) ([]Event, error) {
+	var all []Event
+	if err := decodeAnnouncement(payload, &all); err != nil {
+		return nil, err
 	}
-}
-
-// publish hands an announcement to the matching subscribers. A full buffer
-// drops the event for that subscriber and tells it so, rather than holding
-// up the listener that every waiter of this node depends on.
-func (h *eventHub) publish(payload string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.subscribers) == 0 {
-		return
-	}
-	var events []Event
-	if err := decodeAnnouncement(payload, &events); err != nil {
-		return
-	}
-	for _, e := range events {
-		if e.ID == 0 {
-			continue // a payload from before migration 0009 carries too little
-		}
-		for s := range h.subscribers {
-			if !s.filter.matches(e) {
-				continue
-			}
-			select {
-			case s.ch <- e:
-			default:
-				s.lostOnce.Do(func() { close(s.lost) })
-			}
-		}
-	}
-}
-
-// eventsHandler receives picloud_events.
-type eventsHandler struct{ c *Client }
-
-func (h eventsHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
-	h.c.events.publish(n.Payload)
-	return nil
+	// A payload from before migration 0009 carries too little.
+	return slices.DeleteFunc(all, func(e Event) bool { return e.ID == 0 }), nil
 }
 
 // ChangedSince returns the current state of the invocations matching filter
@@ -232,8 +128,8 @@ func (h *invocationHost) streamLog(ctx context.Context, args json.RawMessage) er
 		return fmt.Errorf("decode live log line: %w", err)
 	}
 	line.Attempt = h.attempt
-	line.Message = h.secrets.text(line.Message)
-	line.Fields = h.secrets.json(line.Fields)
+	line.Message = h.secrets.Text(line.Message)
+	line.Fields = h.secrets.JSON(line.Fields)
 	if len(line.Message) > maxLiveLogMessage {
 		line.Message = strings.ToValidUTF8(line.Message[:maxLiveLogMessage], "") + "…"
 	}

@@ -12,7 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/hostapi"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // FunctionNamePattern is the form of a function name: it appears in URLs
@@ -66,7 +67,7 @@ func (o FunctionOptions) validate() error {
 		return &InvalidOptionsError{fmt.Sprintf("max_instructions must be between 1000 and %d", int64(MaxInstructions))}
 	}
 	for _, h := range o.HTTPAllow {
-		if _, err := parseHTTPAllowEntry(h); err != nil {
+		if err := hostapi.CheckHTTPAllowEntry(h); err != nil {
 			return &InvalidOptionsError{err.Error()}
 		}
 	}

@@ -1,44 +1,24 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/hostapi"
+	"github.com/picloud/picloud/internal/db"
 )
 
-// Bounds on what one invocation may do through the host API.
-const (
-	maxKVValueBytes    = 1 << 20
-	maxKVKeyBytes      = 1024
-	maxBufferedWrites  = 1000
-	maxInvokesPerRun   = 100
-	maxKVListPage      = 1000
-	defaultKVListLimit = 100
-)
-
-// maxBufferedBytes caps the bytes one invocation's buffered writes hold in
-// the worker (kv.set and kv.delete keys and values, and the function names,
-// payloads and idempotency keys of picloud.invoke) until its finish commits
-// them. The buffer lives in the worker process, outside the sandbox's memory
-// limit, so without it 1,000 writes of 1 MiB each (within the per-call
-// limits) took a serve process to 2.9 GB. 16 MiB is the size of the largest
-// result a script may return (the executor's maxValueBytes), so an
-// invocation's writes cost the worker no more than its result; a script
-// with more to store can fan the work out over invocations.
-const maxBufferedBytes = 16 << 20
+// maxInvokesPerRun bounds the invocations one invocation may make.
+const maxInvokesPerRun = 100
 
 // invocationHost answers the host calls of one invocation (executor.Host).
 // It lives in the worker, which holds the database connections and the
@@ -58,25 +38,17 @@ type invocationHost struct {
 	// scripts, and maxDepth the deepest one may be (SQL's
 	// picloud.max_invocation_depth, read with the start).
 	depth, maxDepth int
-	http            *httpFetcher
+	http            *hostapi.HTTPFetcher
 	logger          func() *slog.Logger // names the invocation and function
 	// secrets are redacted from live log lines, as from the stored ones.
-	secrets *secretRedactor
+	secrets *hostapi.SecretRedactor
 
-	mu       sync.Mutex
-	kvOps    []kvOp
-	kvLatest map[string]kvOp // last buffered op per key
-	invokes  []reservedInvoke
-	// buffered is the bytes kvOps and invokes hold, against
-	// maxBufferedBytes.
-	buffered int
-}
+	// budget caps the bytes kv's and invokes' buffered writes hold.
+	budget *hostapi.Budget
+	kv     *hostapi.KV
 
-type kvOp struct {
-	Op    string          `json:"op"` // set or delete
-	Key   string          `json:"key"`
-	Value json.RawMessage `json:"value,omitempty"`
-	TTL   *float64        `json:"ttl,omitempty"` // seconds
+	mu      sync.Mutex
+	invokes []reservedInvoke
 }
 
 type reservedInvoke struct {
@@ -88,22 +60,20 @@ type reservedInvoke struct {
 }
 
 func newInvocationHost(c *Client, inv Invocation, started db.StartInvocationsRow, logger func() *slog.Logger) *invocationHost {
+	budget := &hostapi.Budget{}
 	return &invocationHost{
 		c: c, invocation: inv.ID, function: inv.Function, attempt: inv.Attempt, logger: logger,
 		depth: int(started.Depth), maxDepth: int(started.MaxDepth),
-		http:     newHTTPFetcher(started.HttpAllow, c.config.HTTP),
-		kvLatest: make(map[string]kvOp),
+		http:   hostapi.NewHTTPFetcher(started.HttpAllow, c.config.HTTP),
+		budget: budget,
+		kv:     hostapi.NewKV(c.queries, inv.Function, budget),
 	}
 }
 
-// hostError is an error the script should see as it is; other errors are
+// scriptError is an error the script should see as it is; other errors are
 // the platform's and are logged, the script seeing only that the call
 // failed.
-type hostError struct{ msg string }
-
-func (e *hostError) Error() string { return e.msg }
-
-func scriptError(format string, args ...any) error { return &hostError{fmt.Sprintf(format, args...)} }
+func scriptError(format string, args ...any) error { return hostapi.Scriptf(format, args...) }
 
 // Call implements executor.Host.
 func (h *invocationHost) Call(ctx context.Context, method string, args json.RawMessage) (json.RawMessage, error) {
@@ -111,17 +81,17 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 	var err error
 	switch method {
 	case "kv.get":
-		result, err = h.kvGet(ctx, args)
+		result, err = h.kv.Get(ctx, args)
 	case "kv.set":
-		result, err = h.kvSet(args)
+		result, err = h.kv.Set(args)
 	case "kv.delete":
-		result, err = h.kvDelete(args)
+		result, err = h.kv.Delete(args)
 	case "kv.incr":
-		result, err = h.kvIncr(ctx, args)
+		result, err = h.kv.Incr(ctx, args)
 	case "kv.list":
-		result, err = h.kvList(ctx, args)
+		result, err = h.kv.List(ctx, args)
 	case "http.request":
-		result, err = h.http.fetch(ctx, args)
+		result, err = h.http.Fetch(ctx, args)
 	case "picloud.invoke":
 		result, err = h.invoke(ctx, args)
 	case "log":
@@ -130,7 +100,7 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 		return nil, scriptError("unknown host call %q", method)
 	}
 	if err != nil {
-		var he *hostError
+		var he *hostapi.ScriptError
 		if errors.As(err, &he) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -140,224 +110,7 @@ func (h *invocationHost) Call(ctx context.Context, method string, args json.RawM
 	return json.Marshal(result)
 }
 
-func decodeArgs(args json.RawMessage, v any) error {
-	if err := json.Unmarshal(args, v); err != nil {
-		return scriptError("bad arguments: %v", err)
-	}
-	return nil
-}
-
-func checkKey(key string) error {
-	if key == "" || len(key) > maxKVKeyBytes {
-		return scriptError("kv key must be 1 to %d bytes", maxKVKeyBytes)
-	}
-	if strings.IndexByte(key, 0) >= 0 {
-		return scriptError("kv key must not contain a NUL character (PostgreSQL cannot store one)")
-	}
-	return nil
-}
-
-// hasEscapedNUL reports a NUL character in a JSON document: jsonb refuses
-// \u0000, so a value holding one would be refused at the finish, after the
-// script has run, failing the whole invocation. Refusing it at the call
-// tells the script where. (A NUL cannot appear raw in valid JSON; \\u0000 is
-// an escaped backslash followed by text, and is storable.)
-func hasEscapedNUL(doc []byte) bool {
-	for i := 0; ; {
-		j := bytes.Index(doc[i:], []byte(`\u0000`))
-		if j < 0 {
-			return false
-		}
-		j += i
-		backslashes := 1
-		for k := j - 1; k >= 0 && doc[k] == '\\'; k-- {
-			backslashes++
-		}
-		if backslashes%2 == 1 {
-			return true
-		}
-		i = j + 1
-	}
-}
-
-type kvKeyArgs struct {
-	Key string `json:"key"`
-}
-
-func (h *invocationHost) kvGet(ctx context.Context, args json.RawMessage) (any, error) {
-	var a kvKeyArgs
-	if err := decodeArgs(args, &a); err != nil {
-		return nil, err
-	}
-	if err := checkKey(a.Key); err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	op, buffered := h.kvLatest[a.Key]
-	h.mu.Unlock()
-	if buffered {
-		if op.Op == "delete" {
-			return map[string]any{"found": false}, nil
-		}
-		return map[string]any{"found": true, "value": op.Value}, nil
-	}
-	value, err := h.c.queries.KVGet(ctx, h.function, a.Key)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return map[string]any{"found": false}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"found": true, "value": json.RawMessage(value)}, nil
-}
-
-// charge counts n more buffered bytes, or refuses them when they would
-// take the invocation over maxBufferedBytes. The caller holds h.mu.
-func (h *invocationHost) charge(n int, what string) error {
-	if n > maxBufferedBytes-h.buffered {
-		return scriptError("%s: an invocation may buffer at most %d bytes of kv writes and invocation payloads (%d used)",
-			what, maxBufferedBytes, h.buffered)
-	}
-	h.buffered += n
-	return nil
-}
-
-func (h *invocationHost) buffer(op kvOp) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.kvOps) >= maxBufferedWrites {
-		return scriptError("too many kv writes in one invocation (limit %d)", maxBufferedWrites)
-	}
-	if err := h.charge(len(op.Key)+len(op.Value), "kv."+op.Op); err != nil {
-		return err
-	}
-	h.kvOps = append(h.kvOps, op)
-	h.kvLatest[op.Key] = op
-	return nil
-}
-
-func (h *invocationHost) kvSet(args json.RawMessage) (any, error) {
-	var a struct {
-		Key   string          `json:"key"`
-		Value json.RawMessage `json:"value"`
-		TTL   *float64        `json:"ttl"`
-	}
-	if err := decodeArgs(args, &a); err != nil {
-		return nil, err
-	}
-	if err := checkKey(a.Key); err != nil {
-		return nil, err
-	}
-	if len(a.Value) > maxKVValueBytes {
-		return nil, scriptError("kv value too large (limit %d bytes of JSON)", maxKVValueBytes)
-	}
-	if hasEscapedNUL(a.Value) {
-		return nil, scriptError("kv value must not contain a NUL character (PostgreSQL cannot store one)")
-	}
-	if a.TTL != nil && *a.TTL <= 0 {
-		return nil, scriptError("kv ttl must be positive seconds")
-	}
-	if len(a.Value) == 0 || string(a.Value) == "null" {
-		return nil, h.buffer(kvOp{Op: "delete", Key: a.Key})
-	}
-	return nil, h.buffer(kvOp{Op: "set", Key: a.Key, Value: a.Value, TTL: a.TTL})
-}
-
-func (h *invocationHost) kvDelete(args json.RawMessage) (any, error) {
-	var a kvKeyArgs
-	if err := decodeArgs(args, &a); err != nil {
-		return nil, err
-	}
-	if err := checkKey(a.Key); err != nil {
-		return nil, err
-	}
-	return nil, h.buffer(kvOp{Op: "delete", Key: a.Key})
-}
-
-func (h *invocationHost) kvIncr(ctx context.Context, args json.RawMessage) (any, error) {
-	var a struct {
-		Key string   `json:"key"`
-		By  *float64 `json:"by"`
-	}
-	if err := decodeArgs(args, &a); err != nil {
-		return nil, err
-	}
-	if err := checkKey(a.Key); err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	_, buffered := h.kvLatest[a.Key]
-	h.mu.Unlock()
-	if buffered {
-		return nil, scriptError("kv.incr of %q after kv.set or kv.delete of it in the same invocation: incr commits at once, the others with the result", a.Key)
-	}
-	by := 1.0
-	if a.By != nil {
-		by = *a.By
-	}
-	sum, err := h.c.queries.KVIncr(ctx, h.function, a.Key, by)
-	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "PC400" {
-		return nil, scriptError("%s", strings.TrimPrefix(pgErr.Message, "picloud: "))
-	}
-	return sum, err
-}
-
-func (h *invocationHost) kvList(ctx context.Context, args json.RawMessage) (any, error) {
-	var a struct {
-		Prefix string `json:"prefix"`
-		After  string `json:"after"`
-		Limit  int    `json:"limit"`
-	}
-	if err := decodeArgs(args, &a); err != nil {
-		return nil, err
-	}
-	if a.Limit <= 0 {
-		a.Limit = defaultKVListLimit
-	}
-	a.Limit = min(a.Limit, maxKVListPage)
-	h.mu.Lock()
-	overlay := make(map[string]kvOp)
-	for k, op := range h.kvLatest {
-		if strings.HasPrefix(k, a.Prefix) && k > a.After {
-			overlay[k] = op
-		}
-	}
-	h.mu.Unlock()
-	rows, err := h.c.queries.KVList(ctx, db.KVListParams{
-		Function: h.function, Prefix: a.Prefix, After: a.After, MaxRows: int32(a.Limit + len(overlay)),
-	})
-	if err != nil {
-		return nil, err
-	}
-	type entry struct {
-		Key   string          `json:"key"`
-		Value json.RawMessage `json:"value"`
-	}
-	merged := make(map[string]json.RawMessage, len(rows)+len(overlay))
-	for _, r := range rows {
-		merged[r.Key] = r.Value
-	}
-	for k, op := range overlay {
-		if op.Op == "delete" {
-			delete(merged, k)
-		} else {
-			merged[k] = op.Value
-		}
-	}
-	keys := make([]string, 0, len(merged))
-	for k := range merged {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if len(keys) > a.Limit {
-		keys = keys[:a.Limit]
-	}
-	out := make([]entry, len(keys))
-	for i, k := range keys {
-		out[i] = entry{Key: k, Value: merged[k]}
-	}
-	return out, nil
-}
+func decodeArgs(args json.RawMessage, v any) error { return hostapi.DecodeArgs(args, v) }
 
 // The times a script may schedule an invocation for, in epoch seconds: the
 // range picloud.create_invocations accepts.
@@ -390,7 +143,7 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	if !ValidFunctionName(a.Function) {
 		return nil, scriptError("invalid function name %q", a.Function)
 	}
-	if hasEscapedNUL(a.Payload) {
+	if hostapi.HasEscapedNUL(a.Payload) {
 		return nil, scriptError("the payload must not contain a NUL character (PostgreSQL cannot store one)")
 	}
 	if a.IdempotencyKey != nil && strings.IndexByte(*a.IdempotencyKey, 0) >= 0 {
@@ -413,7 +166,7 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 		h.mu.Unlock()
 		return nil, scriptError("too many invocations from one invocation (limit %d)", maxInvokesPerRun)
 	}
-	err := h.charge(size, "picloud.invoke")
+	err := h.budget.Charge(size, "picloud.invoke")
 	h.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -421,9 +174,7 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	kept := false
 	defer func() {
 		if !kept {
-			h.mu.Lock()
-			h.buffered -= size
-			h.mu.Unlock()
+			h.budget.Refund(size)
 		}
 	}()
 	id, err := h.c.queries.ReserveInvocationID(ctx, a.Function)
@@ -472,13 +223,11 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 // commitArgs returns the buffered kv writes and invocations for
 // finish_invocations, nil when there are none.
 func (h *invocationHost) commitArgs() (kv, invokes []byte, err error) {
+	if kv, err = h.kv.Writes(); err != nil {
+		return nil, nil, err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.kvOps) > 0 {
-		if kv, err = json.Marshal(h.kvOps); err != nil {
-			return nil, nil, err
-		}
-	}
 	if len(h.invokes) > 0 {
 		if invokes, err = json.Marshal(h.invokes); err != nil {
 			return nil, nil, err

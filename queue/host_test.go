@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
 )
@@ -39,7 +40,7 @@ func hostWorker(t *testing.T, processes bool) (*queue.Client, *pgxpool.Pool) {
 	} else {
 		exec = newExecutor(t)
 	}
-	client, err := queue.NewClient(pool, queue.Config{Executor: exec, Concurrency: 2, HTTP: queue.HTTPConfig{AllowPrivate: true}})
+	client, err := queue.NewClient(pool, queue.Config{Executor: exec, Concurrency: 2, HTTP: hostapi.HTTPConfig{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

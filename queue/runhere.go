@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // A synchronous call that reaches a node with a free slot runs on that node:

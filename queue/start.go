@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // maxStartBatch bounds how many invocations one start statement claims: a

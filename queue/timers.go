@@ -251,7 +251,7 @@ func (h cancelHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn)
 type finishedHandler struct{ c *Client }
 
 func (h finishedHandler) HandleNotification(ctx context.Context, n *pgconn.Notification, conn *pgx.Conn) error {
-	h.c.events.publish(n.Payload)
+	h.c.events.Publish(n.Payload)
 	if err := h.c.finished.HandleNotification(ctx, n, conn); err != nil {
 		return err
 	}

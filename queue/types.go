@@ -7,6 +7,8 @@ import (
 	"errors"
 	"time"
 	"unicode/utf8"
+
+	"github.com/picloud/picloud/keys"
 )
 
 // Errors callers tell apart with errors.Is.
@@ -14,9 +16,9 @@ var (
 	ErrFunctionNotFound   = errors.New("function not found")
 	ErrInvocationNotFound = errors.New("invocation not found")
 	// ErrUnauthenticated: the call needs an API key and came without a
-	// valid one.
-	ErrUnauthenticated = errors.New("unauthenticated")
-	ErrKeyNotFound     = errors.New("API key not found")
+	// valid one. It is the keys package's error, so that one errors.Is covers a key
+	// refused by Authenticate and a call refused by Enqueue.
+	ErrUnauthenticated = keys.ErrUnauthenticated
 )
 
 // Status is where an invocation is in its life.

@@ -19,7 +19,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/executor"
-	"github.com/picloud/picloud/queue/internal/db"
+	"github.com/picloud/picloud/hostapi"
+	"github.com/picloud/picloud/internal/db"
 )
 
 // invocationArgs is the River job that carries one attempt of an invocation
@@ -169,7 +170,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 	defer c.running.remove(inv.ID)
 
 	host := newInvocationHost(c, inv, started, logger)
-	var secrets *secretRedactor
+	var secrets *hostapi.SecretRedactor
 	if started.Source == nil {
 		res = executor.Result{Status: executor.Failed, Error: fmt.Sprintf("function %q was deleted before this invocation ran", inv.Function)}
 	} else {
@@ -181,7 +182,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		if err := decodeEnv(started.Secrets, &req.Secrets); err != nil {
 			return fmt.Errorf("decode secrets of invocation %d: %w", inv.ID, err)
 		}
-		secrets = c.redactors.get(started.Secrets, req.Secrets)
+		secrets = c.redactors.Get(started.Secrets, req.Secrets)
 		host.secrets = secrets
 		req.StreamLogs = started.Watched
 		fn := executor.Function{Name: inv.Function, Version: int(started.FunctionVersionID), Source: *started.Source}
@@ -193,7 +194,7 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		releaseSlot()
 		c.config.Observer.AttemptRan(inv.Function, res.Duration, string(res.Limit))
 	}
-	secrets.result(&res, inv.Trigger == TriggerHTTP)
+	secrets.Result(&res, inv.Trigger == TriggerHTTP)
 	// Cut after masking: a cut first could leave half of a secret, which
 	// the masking would then no longer recognise.
 	res.Error = storableError(res.Error)

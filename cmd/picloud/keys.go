@@ -9,6 +9,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -52,7 +53,7 @@ type keyJSON struct {
 var errNoKeysDatabase = errors.New("no database: set DATABASE_URL or pass --database-url, naming the database the server uses; " +
 	"for picloud dev's private database, use the DATABASE_URL it prints at start (export DATABASE_URL='postgres://postgres@/picloud?host=...')")
 
-func toKeyJSON(k queue.APIKey) keyJSON {
+func toKeyJSON(k keys.Key) keyJSON {
 	return keyJSON{ID: k.ID, Name: k.Name, Scope: string(k.Scope), Prefix: k.Prefix, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt}
 }
 
@@ -86,8 +87,8 @@ func (c *keysCmd) print(kctx *kong.Context, v any, text func()) error {
 
 func (k *keysCreateCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) error {
 	return c.withKeys(ctx, func(client *queue.Client) error {
-		key, created, err := client.CreateAPIKey(ctx, k.Name, queue.Scope(k.Scope))
-		if invalid := (*queue.InvalidOptionsError)(nil); errors.As(err, &invalid) {
+		key, created, err := client.Keys().Create(ctx, k.Name, keys.Scope(k.Scope))
+		if invalid := (*keys.InvalidNameError)(nil); errors.As(err, &invalid) {
 			return withExitCode(exitUsage, err)
 		}
 		if err != nil {
@@ -104,7 +105,7 @@ func (k *keysCreateCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd)
 
 func (k *keysListCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) error {
 	return c.withKeys(ctx, func(client *queue.Client) error {
-		keys, err := client.ListAPIKeys(ctx)
+		keys, err := client.Keys().List(ctx)
 		if err != nil {
 			return err
 		}
@@ -128,8 +129,8 @@ func (k *keysListCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) e
 
 func (k *keysRevokeCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) error {
 	return c.withKeys(ctx, func(client *queue.Client) error {
-		revoked, err := client.RevokeAPIKey(ctx, k.ID)
-		if errors.Is(err, queue.ErrKeyNotFound) {
+		revoked, err := client.Keys().Revoke(ctx, k.ID)
+		if errors.Is(err, keys.ErrNotFound) {
 			return withExitCode(exitNotFound, err)
 		}
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/executor"
+	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/metrics"
 	"github.com/picloud/picloud/internal/tracing"
 	"github.com/picloud/picloud/internal/version"
@@ -293,7 +294,7 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		defer sandboxes.Close()
 		config.Executor = sandboxes
 		config.Concurrency = n.worker.concurrency()
-		config.HTTP = queue.HTTPConfig{AllowPrivate: n.worker.HTTPAllowPrivate}
+		config.HTTP = hostapi.HTTPConfig{AllowPrivate: n.worker.HTTPAllowPrivate}
 		config.ID = n.nodeID()
 	}
 	client, err := queue.NewClient(pool, config)

@@ -23,6 +23,7 @@ import (
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/metrics"
+	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -75,7 +76,7 @@ type Platform struct {
 // Key creates an API key with the scope ("admin" or "invoke").
 func (p *Platform) Key(t testing.TB, scope string) string {
 	t.Helper()
-	key, _, err := p.Client.CreateAPIKey(context.Background(), "test", queue.Scope(scope))
+	key, _, err := p.Client.Keys().Create(context.Background(), "test", keys.Scope(scope))
 	if err != nil {
 		t.Fatalf("create %s key: %v", scope, err)
 	}

@@ -1,4 +1,4 @@
-package queue
+package hostapi
 
 import (
 	"bytes"
@@ -38,22 +38,24 @@ const (
 	maxHTTPRedirects         = 5
 )
 
-// httpFetcher performs the requests of one invocation, to the hosts its
+// HTTPFetcher performs the requests of one invocation, to the hosts its
 // function allows.
-type httpFetcher struct {
+type HTTPFetcher struct {
 	allow  []httpAllowEntry
 	config HTTPConfig
 	client *http.Client
 }
 
-func newHTTPFetcher(allow []string, config HTTPConfig) *httpFetcher {
+// NewHTTPFetcher returns a fetcher for a function whose allowlist is allow
+// (entries checked by CheckHTTPAllowEntry when the function was stored).
+func NewHTTPFetcher(allow []string, config HTTPConfig) *HTTPFetcher {
 	if config.MaxResponseBytes <= 0 {
 		config.MaxResponseBytes = defaultHTTPResponseBytes
 	}
 	if config.Timeout <= 0 {
 		config.Timeout = defaultHTTPTimeout
 	}
-	f := &httpFetcher{config: config}
+	f := &HTTPFetcher{config: config}
 	for _, a := range allow {
 		// Entries were validated when the function was stored; one that
 		// no longer parses (stored by an older version) allows nothing.
@@ -112,7 +114,7 @@ func checkDialAddress(address string) error {
 // and may name a port ("localhost:8080"); without one, any port. An address
 // written in the URL is also checked here, before any connection, for a
 // clear error; the dialer checks every address again.
-func (f *httpFetcher) allowed(u *url.URL) error {
+func (f *HTTPFetcher) allowed(u *url.URL) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return scriptError("scheme %q is not allowed (http or https)", u.Scheme)
 	}
@@ -151,9 +153,11 @@ type httpResponseResult struct {
 	BodyBase64 string            `json:"body_base64"`
 }
 
-func (f *httpFetcher) fetch(ctx context.Context, args json.RawMessage) (any, error) {
+// Fetch performs one http.request call: args as the executor passes them,
+// the result as the script receives it.
+func (f *HTTPFetcher) Fetch(ctx context.Context, args json.RawMessage) (any, error) {
 	var a httpRequestArgs
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(a.URL)
@@ -189,7 +193,7 @@ func (f *httpFetcher) fetch(ctx context.Context, args json.RawMessage) (any, err
 	}
 	res, err := f.client.Do(req)
 	if err != nil {
-		var he *hostError
+		var he *ScriptError
 		if errors.As(err, &he) {
 			return nil, he
 		}

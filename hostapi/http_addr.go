@@ -1,4 +1,4 @@
-package queue
+package hostapi
 
 import (
 	"fmt"
@@ -104,6 +104,13 @@ type httpAllowEntry struct {
 // "*.example.com", "10.0.0.5" or "[2001:db8::1]", each optionally followed
 // by ":port". IPv6 addresses need their brackets, as in a URL, since the
 // colons would otherwise be read as a port.
+// CheckHTTPAllowEntry reports why entry is not a valid http_allow entry,
+// or nil.
+func CheckHTTPAllowEntry(entry string) error {
+	_, err := parseHTTPAllowEntry(entry)
+	return err
+}
+
 func parseHTTPAllowEntry(entry string) (httpAllowEntry, error) {
 	var e httpAllowEntry
 	var host string

@@ -1,4 +1,4 @@
-package queue
+package hostapi
 
 import (
 	"context"
@@ -106,7 +106,7 @@ func TestSpecialAddresses(t *testing.T) {
 			if a.Is6() {
 				host, entry = "["+host+"]", "["+entry+"]"
 			}
-			f := newHTTPFetcher([]string{entry}, HTTPConfig{})
+			f := NewHTTPFetcher([]string{entry}, HTTPConfig{})
 			u, err := url.Parse("https://" + strings.ReplaceAll(host, "%", "%25") + "/x")
 			if err != nil {
 				t.Fatal(err)
@@ -115,7 +115,7 @@ func TestSpecialAddresses(t *testing.T) {
 				t.Fatalf("allowed(%s) = %v, want refused %v", u, err, tt.special)
 			}
 			// --http-allow-private lets all of them through.
-			f = newHTTPFetcher([]string{entry}, HTTPConfig{AllowPrivate: true})
+			f = NewHTTPFetcher([]string{entry}, HTTPConfig{AllowPrivate: true})
 			if err := f.allowed(u); err != nil {
 				t.Fatalf("allowed(%s) with AllowPrivate = %v", u, err)
 			}
@@ -127,9 +127,9 @@ func TestSpecialAddresses(t *testing.T) {
 // address is refused when the connection is made, with no server needed.
 func TestHTTPDialRefusesResolvedNames(t *testing.T) {
 	t.Parallel()
-	f := newHTTPFetcher([]string{"localhost"}, HTTPConfig{})
+	f := NewHTTPFetcher([]string{"localhost"}, HTTPConfig{})
 	args, _ := json.Marshal(httpRequestArgs{URL: "http://localhost:1/"})
-	_, err := f.fetch(context.Background(), args)
+	_, err := f.Fetch(context.Background(), args)
 	if err == nil || !strings.Contains(err.Error(), "is not a public address (loopback") {
 		t.Fatalf("fetch(localhost) = %v, want refused as loopback", err)
 	}
@@ -171,7 +171,7 @@ func TestHTTPAllowEntries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.entry, func(t *testing.T) {
 			_, err := parseHTTPAllowEntry(tt.entry)
-			verr := FunctionOptions{HTTPAllow: []string{tt.entry}}.validate()
+			verr := CheckHTTPAllowEntry(tt.entry)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) || verr == nil {
 					t.Fatalf("parse = %v, validate = %v, want an error containing %q", err, verr, tt.err)
@@ -181,7 +181,7 @@ func TestHTTPAllowEntries(t *testing.T) {
 			if err != nil || verr != nil {
 				t.Fatalf("parse = %v, validate = %v", err, verr)
 			}
-			f := newHTTPFetcher([]string{tt.entry}, HTTPConfig{})
+			f := NewHTTPFetcher([]string{tt.entry}, HTTPConfig{})
 			for _, raw := range tt.allow {
 				u, _ := url.Parse(raw)
 				if err := f.allowed(u); err != nil {

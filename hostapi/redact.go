@@ -1,4 +1,4 @@
-package queue
+package hostapi
 
 import (
 	"bytes"
@@ -18,13 +18,13 @@ import (
 // ones would blank out ordinary words.
 const minRedactedSecret = 4
 
-// secretRedactor masks a function's secret values wherever an invocation's
+// SecretRedactor masks a function's secret values wherever an invocation's
 // output is stored or streamed (logs and their fields, errors, results):
 // invocation rows are readable with an invoke-scope key, which must not
 // reveal a secret. A script rarely prints a secret as it is; it quotes it
 // in an error (time.parse, a bad URL), encodes it to JSON or formats it with
 // %q, so each secret is masked in those spellings too.
-type secretRedactor struct {
+type SecretRedactor struct {
 	// forms are the spellings to mask, longest first: at one position the
 	// longest match wins, so a secret that contains another is masked
 	// whole rather than leaving its remainder.
@@ -40,9 +40,9 @@ type secretForm struct {
 	mask  string
 }
 
-// newSecretRedactor returns nil when there is nothing to mask, which every
+// NewSecretRedactor returns nil when there is nothing to mask, which every
 // method takes as "leave the text as it is".
-func newSecretRedactor(secrets map[string]string) *secretRedactor {
+func NewSecretRedactor(secrets map[string]string) *SecretRedactor {
 	var forms []secretForm
 	seen := make(map[string]bool)
 	for name, value := range secrets {
@@ -65,7 +65,7 @@ func newSecretRedactor(secrets map[string]string) *secretRedactor {
 		// with the same value, the same from run to run.
 		return cmp.Or(len(b.text)-len(a.text), strings.Compare(a.text, b.text), strings.Compare(a.mask, b.mask))
 	})
-	r := &secretRedactor{forms: forms}
+	r := &SecretRedactor{forms: forms}
 	r.replacer = sync.OnceValue(func() *strings.Replacer {
 		pairs := make([]string, 0, 2*len(forms))
 		for _, f := range forms {
@@ -76,23 +76,23 @@ func newSecretRedactor(secrets map[string]string) *secretRedactor {
 	return r
 }
 
-// maxRedactorCacheBytes bounds the secrets a redactorCache holds (counted
+// maxRedactorCacheBytes bounds the secrets a RedactorCache holds (counted
 // as their JSON); it starts over when full.
 const maxRedactorCacheBytes = 4 << 20
 
-// redactorCache keeps the secretRedactor of each set of secrets: building
+// RedactorCache keeps the SecretRedactor of each set of secrets: building
 // one (every spelling of every secret, sorted) cost about 10 µs per attempt
 // of a function with an escapable secret, against a map lookup here.
 // Secrets change rarely; a changed set is a new entry.
-type redactorCache struct {
+type RedactorCache struct {
 	mu    sync.Mutex
-	m     map[string]*secretRedactor // by the secrets' JSON, as stored
+	m     map[string]*SecretRedactor // by the secrets' JSON, as stored
 	bytes int
 }
 
-// get returns the redactor of the secrets encoded in data, decoded already
+// Get returns the redactor of the secrets encoded in data, decoded already
 // into secrets.
-func (c *redactorCache) get(data []byte, secrets map[string]string) *secretRedactor {
+func (c *RedactorCache) Get(data []byte, secrets map[string]string) *SecretRedactor {
 	if len(secrets) == 0 {
 		return nil
 	}
@@ -101,12 +101,12 @@ func (c *redactorCache) get(data []byte, secrets map[string]string) *secretRedac
 	if r, ok := c.m[string(data)]; ok {
 		return r
 	}
-	r := newSecretRedactor(secrets)
+	r := NewSecretRedactor(secrets)
 	if len(data) > maxRedactorCacheBytes {
 		return r
 	}
 	if c.m == nil || c.bytes+len(data) > maxRedactorCacheBytes {
-		c.m, c.bytes = make(map[string]*secretRedactor), 0
+		c.m, c.bytes = make(map[string]*SecretRedactor), 0
 	}
 	c.m[string(data)] = r
 	c.bytes += len(data)
@@ -233,7 +233,7 @@ func luaQuote(s string, padLast bool) string {
 	return string(b)
 }
 
-func (r *secretRedactor) has(text string) bool {
+func (r *SecretRedactor) has(text string) bool {
 	for _, f := range r.forms {
 		if strings.Contains(text, f.text) {
 			return true
@@ -242,7 +242,7 @@ func (r *secretRedactor) has(text string) bool {
 	return false
 }
 
-func (r *secretRedactor) hasBytes(data []byte) bool {
+func (r *SecretRedactor) hasBytes(data []byte) bool {
 	for _, f := range r.forms {
 		if bytes.Contains(data, f.bytes) {
 			return true
@@ -251,12 +251,12 @@ func (r *secretRedactor) hasBytes(data []byte) bool {
 	return false
 }
 
-func (r *secretRedactor) replace(text string) string {
+func (r *SecretRedactor) replace(text string) string {
 	return r.replacer().Replace(text)
 }
 
-// text masks the secrets in a log line or an error.
-func (r *secretRedactor) text(s string) string {
+// Text masks the secrets in a log line or an error.
+func (r *SecretRedactor) Text(s string) string {
 	if r == nil || !r.has(s) {
 		return s
 	}
@@ -265,18 +265,18 @@ func (r *secretRedactor) text(s string) string {
 
 // bytes masks the secrets in a response body, which may be binary: it is
 // masked byte for byte, as text is.
-func (r *secretRedactor) bytes(data []byte) []byte {
+func (r *SecretRedactor) bytes(data []byte) []byte {
 	if r == nil || !r.hasBytes(data) {
 		return data
 	}
 	return []byte(r.replace(string(data)))
 }
 
-// json masks the secrets in JSON (log fields, a result) and keeps it JSON:
+// JSON masks the secrets in JSON (log fields, a result) and keeps it JSON:
 // the strings, object keys and numbers are masked one by one, so that a
 // mask never lands in the middle of the syntax. A number that held a
 // secret becomes the masking string.
-func (r *secretRedactor) json(data json.RawMessage) json.RawMessage {
+func (r *SecretRedactor) JSON(data json.RawMessage) json.RawMessage {
 	if r == nil || len(data) == 0 || !r.hasBytes(data) {
 		return data
 	}
@@ -286,25 +286,25 @@ func (r *secretRedactor) json(data json.RawMessage) json.RawMessage {
 	if err := dec.Decode(&v); err != nil {
 		// Not JSON after all: store it as a masked string rather than
 		// let the secret through.
-		out, _ := json.Marshal(r.text(string(data)))
+		out, _ := json.Marshal(r.Text(string(data)))
 		return out
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // as the sandbox wrote it
 	if err := enc.Encode(r.jsonValue(v)); err != nil {
-		out, _ := json.Marshal(r.text(string(data)))
+		out, _ := json.Marshal(r.Text(string(data)))
 		return out
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-func (r *secretRedactor) jsonValue(v any) any {
+func (r *SecretRedactor) jsonValue(v any) any {
 	switch v := v.(type) {
 	case string:
-		return r.text(v)
+		return r.Text(v)
 	case json.Number:
-		if masked := r.text(string(v)); masked != string(v) {
+		if masked := r.Text(string(v)); masked != string(v) {
 			return masked
 		}
 		return v
@@ -316,35 +316,35 @@ func (r *secretRedactor) jsonValue(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			out[r.text(k)] = r.jsonValue(e)
+			out[r.Text(k)] = r.jsonValue(e)
 		}
 		return out
 	}
 	return v
 }
 
-// result masks what the invocation row stores of a run: its error, its log
+// Result masks what the invocation row stores of a run: its error, its log
 // lines and their fields, and its result (for an HTTP trigger the response
 // the caller gets too, which is the same value).
-func (r *secretRedactor) result(res *executor.Result, httpTrigger bool) {
+func (r *SecretRedactor) Result(res *executor.Result, httpTrigger bool) {
 	if r == nil {
 		return
 	}
-	res.Error = r.text(res.Error)
+	res.Error = r.Text(res.Error)
 	for i := range res.Logs {
-		res.Logs[i].Message = r.text(res.Logs[i].Message)
-		res.Logs[i].Fields = r.json(res.Logs[i].Fields)
+		res.Logs[i].Message = r.Text(res.Logs[i].Message)
+		res.Logs[i].Fields = r.JSON(res.Logs[i].Fields)
 	}
 	if httpTrigger {
 		res.Response.Body = r.bytes(res.Response.Body)
 		if len(res.Response.Headers) > 0 {
 			headers := make(map[string]string, len(res.Response.Headers))
 			for k, v := range res.Response.Headers {
-				headers[r.text(k)] = r.text(v)
+				headers[r.Text(k)] = r.Text(v)
 			}
 			res.Response.Headers = headers
 		}
 	} else {
-		res.Value = r.json(res.Value)
+		res.Value = r.JSON(res.Value)
 	}
 }
