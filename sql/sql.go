@@ -6,7 +6,7 @@
 //   - functions/ holds the SQL functions, triggers and views, one file per
 //     concern, applied in file-name order with CREATE OR REPLACE whenever
 //     they change (see queue.Migrate);
-//   - queries/ is compiled by sqlc into typed Go in queue/internal/db.
+//   - queries/ is compiled by sqlc into typed Go in internal/db.
 //
 // Keeping the SQL here as files, not strings in Go, lets it be read,
 // reviewed and checked against the schema as SQL.
