@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picloud/picloud/internal/version"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/internal/bench"
@@ -212,23 +214,8 @@ func commit(ctx context.Context, reportFile string) string {
 		}
 		return name
 	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	var revision, modified string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			revision = s.Value
-		case "vcs.modified":
-			modified = s.Value
-		}
-	}
-	if revision != "" && modified == "true" {
-		revision += "-dirty"
-	}
-	return revision
+	// Outside a checkout: the commit the binary was built from.
+	return version.Get().Commit
 }
 
 // dirty reports whether `git status --porcelain` lists a change to a file
