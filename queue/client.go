@@ -8,12 +8,10 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgxlisten"
-	"github.com/riverqueue/river"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -42,11 +40,6 @@ const DefaultInFlightPerSlot = 64
 // sandboxDepth is how many attempts a node runs or has waiting in the
 // executor per run slot (see Client.sandboxes).
 const sandboxDepth = 4
-
-// riverQueue is the one River queue every invocation travels through. River's
-// per-queue costs (a fetch loop, settings reads) multiply with queues, and
-// routing by function happens in the worker, so one queue is enough.
-const riverQueue = "picloud"
 
 // Executor runs one invocation of a function. executor.Pool implements it.
 type Executor interface {
@@ -93,9 +86,9 @@ type Client struct {
 	finished *finishHub
 	timers   *timers
 	running  runningSet
-	river    *river.Client[pgx.Tx]
-	// wake is River's listener, fed by this node's (river_wake.go).
-	wake   *wakeListener
+	// river fetches the invocations this node runs (river.go); nil
+	// without an Executor.
+	river  *riverClient
 	keys   *keys.Store
 	events *events.Hub[Event]
 	// redactors keeps each function's secret masking between attempts.
@@ -165,6 +158,7 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 	c.starter = c.newStarter()
 	c.finisher = c.newFinisher()
 	if config.Executor != nil {
+		c.worker = &invocationWorker{client: c}
 		rc, err := c.newRiverClient()
 		if err != nil {
 			return nil, err
@@ -177,51 +171,6 @@ func NewClient(pool *pgxpool.Pool, config Config) (*Client, error) {
 // Keys creates, lists, revokes and checks API keys. Its cache is cleared
 // by this client's listener when a key is revoked on any node.
 func (c *Client) Keys() *keys.Store { return c.keys }
-
-func (c *Client) newRiverClient() (*river.Client[pgx.Tx], error) {
-	workers := river.NewWorkers()
-	c.worker = &invocationWorker{client: c}
-	if err := river.AddWorkerSafely(workers, c.worker); err != nil {
-		return nil, fmt.Errorf("register worker: %w", err)
-	}
-	driver := newRiverDriver(c)
-	c.wake = driver.listener
-	rc, err := river.NewClient(driver, &river.Config{
-		ID:     c.config.ID,
-		Schema: Schema,
-		// More jobs than run slots: a fetch hands over a batch, which is
-		// started in one statement; the jobs past the slots wait in
-		// waitForSandbox.
-		Queues:  map[string]river.QueueConfig{riverQueue: {MaxWorkers: c.config.InFlight}},
-		Workers: workers,
-		// River waits FetchCooldown (100 ms by default) between two fetches
-		// of a queue, so back-to-back sync calls would queue up behind it.
-		// 1 ms is River's floor and still batches a burst into few fetches.
-		FetchCooldown: time.Millisecond,
-		// Work arrives by NOTIFY from picloud.schedule_attempts, at commit;
-		// the poll is only a safety net for a wake-up lost while River's
-		// LISTEN connection reconnects, so it can be rare.
-		FetchPollInterval: 10 * time.Minute,
-		// River's leader runs maintenance on fixed tickers whether or not
-		// anything is due: an election every 5 s, a scheduler every 5 s, a
-		// rescuer and a cleaner every 30 s, about 50 statements a minute
-		// on an idle database (measured with picloud stats idle). PiCloud
-		// does each of these jobs itself, on timers armed for the moment
-		// something is due: promote_due schedules, rescue_overdue rescues,
-		// sweep cleans. So no client ever leads.
-		LeaderElectionDisabled: true,
-		// The executor enforces each invocation's own limits; River's
-		// per-job timeout (1 min by default) would cut long functions short.
-		JobTimeout: -1,
-		// River reports every start and stop at info level; only its
-		// warnings and errors are news for a PiCloud operator.
-		Logger: slog.New(warnOnly{c.logger.Handler()}).With("component", "river"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("river client: %w", err)
-	}
-	return rc, nil
-}
 
 // Start begins listening for finished invocations and, with an Executor,
 // working on queued ones. It returns once the listener is in place, so an
@@ -268,8 +217,7 @@ func (c *Client) Start(ctx context.Context) error {
 			stop()
 			return fmt.Errorf("read the wake channel: %w", err)
 		}
-		c.wake.setChannel(channel)
-		listener.Handle(channel, riverWakeHandler{c.wake})
+		c.river.handleWake(listener, channel)
 		listener.Handle(dueChannel, dueHandler{c})
 		listener.Handle(settingsChannel, settingsHandler{c})
 		listener.Handle(cancelChannel, cancelHandler{c})
@@ -299,9 +247,9 @@ func (c *Client) Start(ctx context.Context) error {
 		c.here.start(ctx)
 		// River runs until the context given to Start ends; the client's
 		// lifetime is Stop's business, not the start-up deadline's.
-		if err := c.river.Start(context.WithoutCancel(ctx)); err != nil {
+		if err := c.river.start(context.WithoutCancel(ctx)); err != nil {
 			c.stopListening()
-			return fmt.Errorf("start river: %w", err)
+			return err
 		}
 	}
 	return nil
@@ -320,13 +268,7 @@ func (c *Client) Stop(ctx context.Context) error {
 			close(hereDrained)
 		}()
 		defer func() { <-hereDrained }()
-		if err = c.river.Stop(ctx); err != nil {
-			// The drain ran out of time: cancel what is still running, which
-			// records those invocations as cancelled.
-			cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			err = c.river.StopAndCancel(cancelCtx)
-			cancel()
-		}
+		err = c.river.stop(ctx)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -356,16 +298,3 @@ func (c *Client) Ready(ctx context.Context) error {
 	}
 	return nil
 }
-
-// warnOnly passes on records of level warn and above.
-type warnOnly struct{ slog.Handler }
-
-func (h warnOnly) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= slog.LevelWarn && h.Handler.Enabled(ctx, level)
-}
-
-func (h warnOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return warnOnly{h.Handler.WithAttrs(attrs)}
-}
-
-func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }

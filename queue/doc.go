@@ -55,14 +55,18 @@
 //
 // # How River is bent
 //
-// River is the transport, not the record: the record is the invocation
-// row. Its defaults are changed where they would cost latency or idle load,
-// and each change says why where it is made (newRiverClient, Work):
-// FetchCooldown is 1 ms instead of 100 ms, the fetch poll is a ten-minute
-// safety net because work arrives by NOTIFY, no client leads (PiCloud's own
-// timers promote, rescue and sweep), starts and outcomes are written by
-// the worker itself rather than by River's completer, which batches
-// completions every 250 ms, and River's listener is fed from the node's own
-// LISTEN connection (river_wake.go) rather than holding one of its own, so
-// that a reconnect wakes River's producers at once.
+// River is the transport, not the record: the record is the invocation row.
+// Only river.go and river_wake.go import River; the rest of the package
+// reaches it through their unexported riverClient, riverWorker and
+// migration functions (a depguard rule in .golangci.yml fails lint
+// otherwise). Its defaults are changed where they would cost latency or
+// idle load, and each change says why where it is made (river.go:
+// newRiverClient, riverWorker.Work): FetchCooldown is 1 ms instead of 100
+// ms, the fetch poll is a ten-minute safety net because work arrives by
+// NOTIFY, no client leads (PiCloud's own timers promote, rescue and sweep),
+// starts and outcomes are written by the worker itself rather than by
+// River's completer, which batches completions every 250 ms, and River's
+// listener is fed from the node's own LISTEN connection (river_wake.go)
+// rather than holding one of its own, so that a reconnect wakes River's
+// producers at once.
 package queue

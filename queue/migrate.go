@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"path"
 	"slices"
 	"strconv"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/picloud/picloud/internal/db"
 	picloudsql "github.com/picloud/picloud/sql"
@@ -114,12 +111,12 @@ func SchemaDigest() (string, error) {
 		h.Write([]byte(m.SQL))
 	}
 	h.Write([]byte(functionsDigest(functions)))
-	migrator, err := rivermigrate.New(riverpgxv5.New(nil), nil)
+	riverSQL, err := riverMigrations()
 	if err != nil {
-		return "", fmt.Errorf("river migrations: %w", err)
+		return "", err
 	}
-	for _, m := range migrator.AllVersions() {
-		h.Write([]byte(m.SQLUp))
+	for _, sql := range riverSQL {
+		h.Write([]byte(sql))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -160,16 +157,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	if _, err := conn.Exec(ctx, picloudsql.Bootstrap()); err != nil {
 		return nil, fmt.Errorf("bootstrap schema: %w", err)
 	}
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{
-		Schema: Schema,
-		// Migrate returns River's errors; its progress lines are noise.
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("river migrator: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("river migrations: %w", err)
+	if err := migrateRiver(ctx, pool); err != nil {
+		return nil, err
 	}
 	var applied []int
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

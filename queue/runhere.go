@@ -51,7 +51,7 @@ func (c *Client) invokeHere(ctx context.Context, params db.EnqueueInvocationPara
 		MaxAttempts:   params.MaxAttempts,
 		Authenticated: params.Authenticated,
 		TraceParent:   params.TraceParent,
-		Node:          c.river.ID(),
+		Node:          c.river.id(),
 	})
 	if err != nil || row.StartedAt == nil {
 		// An error, or the general path enqueued it for any worker.

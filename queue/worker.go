@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -23,16 +22,9 @@ import (
 	"github.com/picloud/picloud/internal/db"
 )
 
-// invocationArgs is the River job that carries one attempt of an invocation
-// to a worker. picloud.schedule_attempts inserts these rows with plain SQL.
-type invocationArgs struct {
-	InvocationID int64 `json:"invocation_id"`
-}
-
-func (invocationArgs) Kind() string { return "picloud.invocation" }
-
+// invocationWorker runs attempts: those River fetches (river.go) and those
+// a call starts on this node (runhere.go).
 type invocationWorker struct {
-	river.WorkerDefaults[invocationArgs]
 	client *Client
 }
 
@@ -46,34 +38,22 @@ const finishTimeout = 10 * time.Second
 // maxRetryBackoff caps the exponential backoff between attempts.
 const maxRetryBackoff = time.Hour
 
-// Work runs one attempt of an invocation and records its outcome.
-//
-// The start and the outcome are written by this method rather than by
-// River: River's fetch only hands the job over, and River batches job
-// completions every 250 ms, which would delay every synchronous caller. The
-// start and the finish each go through a group commit (batch.go), so the
-// jobs of one fetch start together in one statement and their outcomes are
-// recorded together too. The River job row is completed later in River's
-// batch; if the process dies in between, the job is delivered again, finds
-// its invocation final and does nothing.
-//
-// Retries are PiCloud's, not River's: a failed attempt with attempts left
-// schedules a new job (picloud.retry_invocation), because River makes a
-// retried job available again only on its leader's 5-second scheduler tick
-// and wakes no producer, while a retry here must start within milliseconds of
-// its due time, and the invocation row must keep every attempt's error.
-func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationArgs]) error {
+// work runs one attempt of the invocation id, whose job River handed over
+// (riverWorker.Work says why the start and the outcome are written here),
+// and records its outcome. errStartLater asks for the job again after
+// startRetry.
+func (w *invocationWorker) work(ctx context.Context, id int64) error {
 	c := w.client
 	begun := time.Now()
-	started, err := c.starter.do(job.Args.InvocationID)
+	started, err := c.starter.do(id)
 	if err != nil {
 		// Nothing committed, most likely (the database is unreachable):
 		// the job comes back after the snooze, and the promote timer is
 		// armed for it. A start that did commit before its answer was lost
 		// is taken back by the rescue, as for a worker that died.
-		c.logger.WarnContext(ctx, "start invocation; trying again shortly", "invocation_id", job.Args.InvocationID, "error", err)
+		c.logger.WarnContext(ctx, "start invocation; trying again shortly", "invocation_id", id, "error", err)
 		c.timers.hintDue(time.Now().Add(startRetry))
-		return river.JobSnooze(startRetry)
+		return errStartLater
 	}
 	if started == nil {
 		return nil // final already, running elsewhere, or parked until a concurrency slot frees
@@ -87,6 +67,9 @@ func (w *invocationWorker) Work(ctx context.Context, job *river.Job[invocationAr
 // startRetry is how long a job waits before it is tried again when its
 // invocation could not be started.
 const startRetry = time.Second
+
+// errStartLater is work's answer when the invocation could not be started.
+var errStartLater = errors.New("start the invocation later")
 
 // waitForSandbox waits for one of this node's run slots. A node starts
 // more invocations than it has sandboxes (River hands it a whole fetch), so
