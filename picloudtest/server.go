@@ -109,9 +109,10 @@ type server struct {
 // answers: the one case that skips rather than fails.
 var errNoDocker = errors.New("no Docker engine")
 
-// acquireServer finds the server for a test: the configured URL, the
-// package's shared container, or a container of the test's own.
-func acquireServer(t testing.TB, cfg *config) (*server, error) {
+// acquireServer finds the server for a platform: the configured URL, the
+// package's shared container, or a container of the platform's own, whose
+// termination it hands to onClose.
+func acquireServer(ctx context.Context, cfg *config, containerLog tclog.Logger, onClose func(func() error)) (*server, error) {
 	if cfg.databaseURL != "" {
 		if _, err := pgx.ParseConfig(cfg.databaseURL); err != nil {
 			return nil, fmt.Errorf("database URL: %w", err)
@@ -121,14 +122,15 @@ func acquireServer(t testing.TB, cfg *config) (*server, error) {
 	shared.mu.Lock()
 	if !shared.active {
 		shared.mu.Unlock()
-		srv, err := startContainer(cfg.image, tclog.TestLogger(t))
+		srv, err := startContainer(ctx, cfg.image, containerLog)
 		if srv != nil {
-			t.Cleanup(func() {
+			onClose(func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				if err := srv.terminate(ctx); err != nil {
-					t.Errorf("picloudtest: stop container: %v", err)
+					return fmt.Errorf("stop container: %w", err)
 				}
+				return nil
 			})
 		}
 		return srv, err
@@ -140,24 +142,25 @@ func acquireServer(t testing.TB, cfg *config) (*server, error) {
 	}
 	shared.mu.Unlock()
 	s.once.Do(func() {
-		// The container outlives the test that starts it, so its log must
-		// not go to that test.
+		// The container outlives the platform that starts it, so its log
+		// must not go to that test, nor its start be cut short by that
+		// platform's context.
 		logger := tclog.NewNoopLogger()
 		if testing.Verbose() {
 			logger = tclog.Default()
 		}
-		s.srv, s.err = startContainer(cfg.image, logger)
+		s.srv, s.err = startContainer(context.WithoutCancel(ctx), cfg.image, logger)
 	})
 	return s.srv, s.err
 }
 
 // startContainer runs image with testcontainers' postgres module. On error
 // the returned server, when not nil, still has a container to terminate.
-func startContainer(image string, logger tclog.Logger) (srv *server, err error) {
+func startContainer(ctx context.Context, image string, logger tclog.Logger) (srv *server, err error) {
 	if err := dockerCheck(logger); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoDocker, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, containerTimeout)
 	defer cancel()
 	ctr, err := postgres.Run(ctx, image,
 		testcontainers.WithLogger(logger),
@@ -207,12 +210,12 @@ func dockerHealth(logger tclog.Logger) (err error) {
 	return provider.Health(ctx)
 }
 
-// createDatabase creates a fresh migrated database for t, dropped when t
-// ends, and returns its URL.
-func (s *server) createDatabase(t testing.TB) (string, error) {
-	// Not t.Context(): the template this may build serves later tests too,
-	// and must not be cut short with this one.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// createDatabase creates a fresh migrated database, hands onClose what
+// drops it, and returns its URL.
+func (s *server) createDatabase(ctx context.Context, onClose func(func() error)) (string, error) {
+	// Not cancelled with ctx: the template this may build serves later
+	// platforms too, and must not be cut short with this one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, s.admin)
 	if err != nil {
@@ -233,20 +236,20 @@ func (s *server) createDatabase(t testing.TB) (string, error) {
 	if err := createFromTemplate(ctx, admin, name, tmpl); err != nil {
 		return "", err
 	}
-	t.Cleanup(func() {
+	onClose(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, s.admin)
 		if err != nil {
-			t.Errorf("picloudtest: drop database %s: %v", name, err)
-			return
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
 		defer conn.Close(context.Background())
 		// FORCE: a connection the test left open must not keep the
 		// database alive.
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("picloudtest: drop database %s: %v", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
+		return nil
 	})
 	return withDatabase(s.admin, name), nil
 }
