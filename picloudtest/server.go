@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/fnv"
 	"net/url"
@@ -64,6 +65,11 @@ type sharedServer struct {
 // one, so a run of tests that skip, or that use PICLOUD_TEST_DATABASE_URL,
 // starts none. Main also serves the sandbox processes of
 // WithProcessSandboxes, which are this test binary started again.
+//
+// Where Start would skip for want of PostgreSQL, Main leaves the package's
+// runnable examples out of the run (with -test.skip) and says so: an
+// example has no t to skip, and the New it calls would fail it.
+// PICLOUD_TEST_REQUIRE=1 keeps them in, to fail.
 func Main(m *testing.M, opts ...Option) int {
 	executor.RunSandboxIfChild()
 	shared.mu.Lock()
@@ -71,6 +77,7 @@ func Main(m *testing.M, opts ...Option) int {
 	shared.servers = make(map[string]*sharedServer)
 	shared.options = opts
 	shared.mu.Unlock()
+	skipExamplesWithoutServer()
 
 	code := m.Run()
 
@@ -93,6 +100,36 @@ func Main(m *testing.M, opts ...Option) int {
 		}
 	}
 	return code
+}
+
+// skipExamplesWithoutServer adds the examples to -test.skip when there is
+// neither a database URL nor a Docker engine, unless PICLOUD_TEST_REQUIRE=1.
+func skipExamplesWithoutServer() {
+	cfg := newConfig(nil)
+	if cfg.databaseURL != "" || os.Getenv(EnvRequire) == "1" {
+		return
+	}
+	err := dockerCheck(tclog.NewNoopLogger())
+	if err == nil {
+		return
+	}
+	// m.Run would parse them anyway; a TestMain may have already.
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	skip := flag.Lookup("test.skip")
+	if skip == nil {
+		return // not a test binary
+	}
+	// A top-level alternative: each of the user's own keeps its meaning,
+	// subtest levels included.
+	pattern := "^Example"
+	if s := skip.Value.String(); s != "" {
+		pattern = s + "|" + pattern
+	}
+	_ = skip.Value.Set(pattern) // a string flag takes any value
+	fmt.Fprintf(os.Stderr, "picloudtest: skipping the examples: %v: %v.\nTo run them, %s\nSet %s=1 to fail instead of skipping.\n",
+		errNoDocker, err, howToProvide(cfg.image), EnvRequire)
 }
 
 // server is a PostgreSQL server on which tests create their databases.
