@@ -1,13 +1,11 @@
 package queue
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"time"
-	"unicode/utf8"
 
+	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/keys"
 )
 
@@ -122,64 +120,6 @@ type HTTPRequest struct {
 	Body []byte `json:"-"`
 }
 
-// HTTPResponse is the result of an HTTP-triggered invocation. In JSON its
-// body is a string when it is UTF-8 text, else base64 in body_base64, so
-// that binary responses survive the trip through a jsonb column (which
-// also refuses the NUL character, valid UTF-8 though it is).
-type HTTPResponse struct {
-	Status  int
-	Headers map[string]string
-	Body    []byte
-}
-
-type httpResponseJSON struct {
-	Status     int               `json:"status"`
-	Headers    map[string]string `json:"headers"`
-	Body       *string           `json:"body,omitempty"`
-	BodyBase64 *string           `json:"body_base64,omitempty"`
-}
-
-// MarshalJSON implements json.Marshaler.
-func (r HTTPResponse) MarshalJSON() ([]byte, error) {
-	out := httpResponseJSON{Status: r.Status, Headers: r.Headers}
-	if utf8.Valid(r.Body) && bytes.IndexByte(r.Body, 0) < 0 {
-		s := string(r.Body)
-		out.Body = &s
-	} else {
-		s := base64.StdEncoding.EncodeToString(r.Body)
-		out.BodyBase64 = &s
-	}
-	return json.Marshal(out)
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (r *HTTPResponse) UnmarshalJSON(data []byte) error {
-	var in httpResponseJSON
-	if err := json.Unmarshal(data, &in); err != nil {
-		return err
-	}
-	*r = HTTPResponse{Status: in.Status, Headers: in.Headers}
-	switch {
-	case in.Body != nil:
-		r.Body = []byte(*in.Body)
-	case in.BodyBase64 != nil:
-		body, err := base64.StdEncoding.DecodeString(*in.BodyBase64)
-		if err != nil {
-			return err
-		}
-		r.Body = body
-	}
-	return nil
-}
-
-// LogEntry is one line a function logged.
-type LogEntry struct {
-	Time    time.Time       `json:"time"`
-	Level   string          `json:"level"`
-	Message string          `json:"message"`
-	Fields  json.RawMessage `json:"fields,omitempty"`
-}
-
 // Invocation is one run of a function: the row in picloud.invocations.
 type Invocation struct {
 	ID              int64
@@ -190,12 +130,13 @@ type Invocation struct {
 	// Request is set for TriggerHTTP.
 	Request *HTTPRequest
 	Payload json.RawMessage
-	// Result is an HTTPResponse for TriggerHTTP, else the return value.
+	// Result is the HTTP response for TriggerHTTP (see Response), else the
+	// return value.
 	Result json.RawMessage
 	// Error is the latest attempt's error; Errors has every failed attempt's.
 	Error          string
 	Errors         []AttemptError
-	Logs           []LogEntry
+	Logs           []executor.LogEntry
 	Attempt        int
 	MaxAttempts    int
 	Timeout        time.Duration
@@ -210,7 +151,7 @@ type Invocation struct {
 
 	// response is Result before it was encoded, when this node ran the
 	// invocation: the waiting HTTP handler answers from it (Response).
-	response *HTTPResponse
+	response *executor.Response
 }
 
 // AttemptError is why one attempt failed.
@@ -218,17 +159,4 @@ type AttemptError struct {
 	Attempt int       `json:"attempt"`
 	Error   string    `json:"error"`
 	At      time.Time `json:"at"`
-}
-
-// Response decodes Result as the HTTP response of an HTTP-triggered invocation.
-func (inv *Invocation) Response() (HTTPResponse, error) {
-	if inv.response != nil {
-		return *inv.response, nil
-	}
-	var r HTTPResponse
-	if len(inv.Result) == 0 {
-		return r, errors.New("invocation has no result")
-	}
-	err := json.Unmarshal(inv.Result, &r)
-	return r, err
 }
