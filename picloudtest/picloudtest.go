@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/keys"
@@ -52,9 +53,6 @@ type Platform struct {
 	// DatabaseURL is the test's database, for tools that open their own
 	// connections.
 	DatabaseURL string
-	// Queue is the platform's handle on the database, for what the HTTP API
-	// does not offer.
-	Queue *queue.Client
 }
 
 // Option configures Start, or every Start of a package when given to Main.
@@ -207,7 +205,12 @@ func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
 		exec.Close()
 		return nil, fmt.Errorf("start queue client: %w", err)
 	}
-	httpSrv := httptest.NewServer(api.New(api.Config{Queue: client, Logger: logger, DisableAuth: cfg.noAuth}))
+	functions := catalog.New(pool)
+	httpSrv := httptest.NewServer(api.New(api.Config{
+		Invocations: client, Events: client, Stats: client, Ready: client,
+		Functions: functions, Env: functions, Schedules: functions, Keys: client.Keys(),
+		Logger: logger, DisableAuth: cfg.noAuth,
+	}))
 	t.Cleanup(func() {
 		httpSrv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -218,7 +221,7 @@ func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
 		exec.Close()
 	})
 
-	p := &Platform{URL: httpSrv.URL, Pool: pool, DatabaseURL: dbURL, Queue: client}
+	p := &Platform{URL: httpSrv.URL, Pool: pool, DatabaseURL: dbURL}
 	if !cfg.noAuth {
 		key, _, err := client.Keys().Create(ctx, "picloudtest admin", keys.ScopeAdmin)
 		if err != nil {

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"time"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/keys"
 )
 
 // Errors callers tell apart with errors.Is.
 var (
-	ErrFunctionNotFound   = errors.New("function not found")
+	// ErrFunctionNotFound: the invocation names a function that does not
+	// exist. It is the catalog's error, so that one errors.Is covers both.
+	ErrFunctionNotFound   = catalog.ErrFunctionNotFound
 	ErrInvocationNotFound = errors.New("invocation not found")
 	// ErrUnauthenticated: the call needs an API key and came without a
 	// valid one. It is the keys package's error, so that one errors.Is covers a key
@@ -50,64 +53,6 @@ const (
 	TriggerSchedule Trigger = "schedule"
 	// TriggerFunction is an invocation a script made with picloud.invoke.
 	TriggerFunction Trigger = "function"
-)
-
-// Function is a deployed Lua function.
-type Function struct {
-	Name    string
-	Version int
-	// Source is empty in listings.
-	Source    string
-	SHA256    string
-	Options   FunctionOptions
-	CreatedAt time.Time
-	UpdatedAt time.Time
-}
-
-// FunctionOptions tune how a function's invocations run. Zero values mean:
-// the platform's default timeout, one attempt, no concurrency limit, and
-// retries without delay.
-type FunctionOptions struct {
-	// Timeout is the wall-clock limit of one attempt.
-	Timeout time.Duration
-	// MaxAttempts applies to asynchronous invocations (async API calls, SQL,
-	// schedules). A synchronous caller is answered after one attempt: it is
-	// waiting, and a retry's backoff would hold it.
-	MaxAttempts int
-	// MaxConcurrency caps how many invocations of the function run at once,
-	// across all workers.
-	MaxConcurrency int
-	// RetryBackoff is the delay before the second attempt; each further
-	// attempt doubles it (with 20% jitter, at most an hour).
-	RetryBackoff time.Duration
-	// MaxInstructions is the VM instruction budget of one attempt; zero
-	// means executor.DefaultInstructions.
-	MaxInstructions int64
-	// HTTPAllow lists the hosts http.request may reach: "api.example.com",
-	// "*.example.com" (its subdomains), either with ":port"; empty, none.
-	HTTPAllow []string
-	// Auth says who may call the function at /fn/{name}; empty means
-	// AuthPublic.
-	Auth Auth
-	// LogRetention, when set, clears the log lines of the function's
-	// invocations this long after they finish, before the rows themselves
-	// go (picloud.settings.retention).
-	LogRetention time.Duration
-	// ExposeErrors shows a failed invocation's error text to /fn callers
-	// without an API key; otherwise they get a generic 500 naming the
-	// invocation, whose row keeps the text for the owner.
-	ExposeErrors bool
-}
-
-// Auth says who may call a function over HTTP at /fn/{name}.
-type Auth string
-
-const (
-	// AuthPublic lets anyone call: a deployed function is a URL, as on
-	// hosted platforms.
-	AuthPublic Auth = "public"
-	// AuthKey requires an API key with the invoke or admin scope.
-	AuthKey Auth = "key"
 )
 
 // HTTPRequest is the request that an HTTP-triggered invocation answers.
