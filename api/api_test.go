@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/platformtest"
@@ -402,7 +403,7 @@ func TestReadyzWithoutMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Queue: client}))
+	srv := httptest.NewServer(api.New(platformtest.Services(client, catalog.New(pool))))
 	defer srv.Close()
 	if res := do(t, http.MethodGet, srv.URL+"/healthz", nil); res.status != http.StatusOK {
 		t.Errorf("healthz: %d %s", res.status, res.body)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
@@ -100,7 +101,7 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Stop(ctx) })
-	otherSrv := httptest.NewServer(api.New(api.Config{Queue: other}))
+	otherSrv := httptest.NewServer(api.New(platformtest.Services(other, catalog.New(p.Pool))))
 	t.Cleanup(otherSrv.Close)
 
 	withKey := []string{"Authorization", "Bearer " + key}
@@ -140,7 +141,9 @@ func TestFunctionAuth(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	p := platformtest.Start(t, platformtest.Options{Auth: true})
-	srv := httptest.NewServer(api.New(api.Config{Queue: p.Client, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
+	config := p.Services()
+	config.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := httptest.NewServer(api.New(config))
 	t.Cleanup(srv.Close)
 	admin := []string{"Authorization", "Bearer " + p.AdminKey}
 	invoke := p.Key(t, "invoke")
@@ -206,7 +209,9 @@ func TestFunctionAuth(t *testing.T) {
 func TestRequestLimits(t *testing.T) {
 	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
-	srv := httptest.NewServer(api.New(api.Config{Queue: p.Client, DisableAuth: true, MaxBodyBytes: 1000}))
+	config := p.Services()
+	config.DisableAuth, config.MaxBodyBytes = true, 1000
+	srv := httptest.NewServer(api.New(config))
 	t.Cleanup(srv.Close)
 	long := "-- " + strings.Repeat("x", api.MaxSourceBytes) + "\nfunction handle() end"
 	assertProblem(t, do(t, http.MethodPut, srv.URL+"/v1/functions/big", map[string]string{"source": long}), http.StatusUnprocessableEntity, "validation failed")

@@ -96,7 +96,7 @@ func (s *Server) invokeBatch(ctx context.Context, in *invokeBatchInput) (*invoke
 	if len(details) > 0 {
 		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	invs, err := s.config.Queue.InvokeMany(ctx, in.Name, queue.TriggerAPI, items)
+	invs, err := s.config.Invocations.InvokeMany(ctx, in.Name, queue.TriggerAPI, items)
 	if errors.Is(err, queue.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}

@@ -7,9 +7,16 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/catalog"
 )
+
+// EnvStore is what the API needs of functions' configuration values and
+// secrets: *catalog.Catalog.
+type EnvStore interface {
+	SetEnv(ctx context.Context, function, name, value string, secret bool) error
+	DeleteEnv(ctx context.Context, function, name string) error
+	GetEnv(ctx context.Context, function string) (catalog.Env, error)
+}
 
 // EnvBody is a function's configuration; secrets are listed by name only.
 type EnvBody struct {
@@ -75,8 +82,8 @@ func (s *Server) registerEnv() {
 			DefaultStatus: http.StatusNoContent,
 			Errors:        []int{http.StatusNotFound},
 		}, func(ctx context.Context, in *envNameKey) (*struct{}, error) {
-			err := s.config.Queue.DeleteEnv(ctx, in.Name, in.Key)
-			if errors.Is(err, queue.ErrEnvNotFound) {
+			err := s.config.Env.DeleteEnv(ctx, in.Name, in.Key)
+			if errors.Is(err, catalog.ErrEnvNotFound) {
 				return nil, huma.Error404NotFound(fmt.Sprintf("function %q has no %s %q", in.Name, kind.id, in.Key))
 			}
 			if err != nil {
@@ -88,8 +95,8 @@ func (s *Server) registerEnv() {
 }
 
 func (s *Server) getEnv(ctx context.Context, in *functionNameParam) (*envOutput, error) {
-	env, err := s.config.Queue.GetEnv(ctx, in.Name)
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	env, err := s.config.Env.GetEnv(ctx, in.Name)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}
 	if err != nil {
@@ -99,11 +106,11 @@ func (s *Server) getEnv(ctx context.Context, in *functionNameParam) (*envOutput,
 }
 
 func (s *Server) setEnv(ctx context.Context, function, key, value string, secret bool) error {
-	err := s.config.Queue.SetEnv(ctx, function, key, value, secret)
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	err := s.config.Env.SetEnv(ctx, function, key, value, secret)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return huma.Error404NotFound(fmt.Sprintf("function %q does not exist", function))
 	}
-	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
+	if optErr := (*catalog.InvalidOptionsError)(nil); errors.As(err, &optErr) {
 		return huma.Error422UnprocessableEntity(optErr.Error())
 	}
 	if err != nil {

@@ -21,6 +21,12 @@ import (
 // notice a client that left.
 const DefaultHeartbeat = 15 * time.Second
 
+// EventSource is what the API needs of the live events: *queue.Client.
+type EventSource interface {
+	SubscribeEvents(ctx context.Context, filter queue.EventFilter) (*queue.Subscription, error)
+	ChangedSince(ctx context.Context, filter queue.EventFilter, since time.Time) ([]queue.Event, error)
+}
+
 // InvocationEventBody is an invocation right after one of its steps.
 type InvocationEventBody struct {
 	ID          int64      `json:"id" example:"42"`
@@ -187,7 +193,7 @@ func lastEventTime(id string) (time.Time, bool) {
 func (s *Server) eventStream(filter queue.EventFilter, lastEventID string) *huma.StreamResponse {
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
 		w, ctx := s.newSSEWriter(hctx)
-		sub, err := s.config.Queue.SubscribeEvents(ctx, filter)
+		sub, err := s.config.Events.SubscribeEvents(ctx, filter)
 		if err != nil {
 			s.logger.ErrorContext(ctx, "subscribe to events", "error", err)
 			writeProblem(w.w, http.StatusInternalServerError, "could not subscribe to events; the server log has the details", nil)
@@ -197,7 +203,7 @@ func (s *Server) eventStream(filter queue.EventFilter, lastEventID string) *huma
 			return
 		}
 		if since, ok := lastEventTime(lastEventID); ok {
-			missed, err := s.config.Queue.ChangedSince(ctx, filter, since)
+			missed, err := s.config.Events.ChangedSince(ctx, filter, since)
 			if err != nil {
 				s.logger.ErrorContext(ctx, "replay events", "error", err)
 				return
@@ -250,12 +256,12 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 	// read and the subscription. The subscription outlives this function,
 	// so it is tied to the request in the stream body instead.
 	subCtx, cancel := context.WithCancel(ctx)
-	sub, err := s.config.Queue.SubscribeEvents(subCtx, queue.EventFilter{Invocation: in.ID})
+	sub, err := s.config.Events.SubscribeEvents(subCtx, queue.EventFilter{Invocation: in.ID})
 	if err != nil {
 		cancel()
 		return nil, s.internal(ctx, err)
 	}
-	inv, err := s.config.Queue.GetInvocation(ctx, in.ID)
+	inv, err := s.config.Invocations.GetInvocation(ctx, in.ID)
 	if errors.Is(err, queue.ErrInvocationNotFound) {
 		cancel()
 		return nil, huma.Error404NotFound(fmt.Sprintf("invocation %d does not exist", in.ID))
@@ -293,11 +299,11 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 					return false, nil // a line from before this stream began: the final state has it
 				}
 				streamed[e.Log.Attempt]++
-				return false, w.logLine(e.ID, e.Log.Attempt, e.Log.LogEntry)
+				return false, w.logLine(e.ID, e.Log.Attempt, LogEntryBody(e.Log.LogEntry))
 			case !e.Status.Final():
 				return false, w.invocation(e)
 			}
-			finished, err := s.config.Queue.GetInvocation(subCtx, e.ID)
+			finished, err := s.config.Invocations.GetInvocation(subCtx, e.ID)
 			if err != nil {
 				return true, err
 			}
@@ -310,15 +316,15 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 // the stream has not shown, then its final state, which ends the stream.
 func (s *Server) finalEvents(w *sseWriter, inv queue.Invocation, shown int) error {
 	for _, l := range inv.Logs[min(shown, len(inv.Logs)):] {
-		if err := w.logLine(inv.ID, inv.Attempt, l); err != nil {
+		if err := w.logLine(inv.ID, inv.Attempt, LogEntryBody(l)); err != nil {
 			return err
 		}
 	}
 	return w.invocation(eventOf(inv))
 }
 
-func (w *sseWriter) logLine(id int64, attempt int, l queue.LogEntry) error {
-	return w.event("log", l.Time.UnixMicro(), LogEventBody{InvocationID: id, Attempt: attempt, LogEntryBody: LogEntryBody(l)})
+func (w *sseWriter) logLine(id int64, attempt int, l LogEntryBody) error {
+	return w.event("log", l.Time.UnixMicro(), LogEventBody{InvocationID: id, Attempt: attempt, LogEntryBody: l})
 }
 
 func eventOf(inv queue.Invocation) queue.Event {

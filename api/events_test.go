@@ -191,7 +191,9 @@ func TestInvocationEventStream(t *testing.T) {
 func TestEventHeartbeat(t *testing.T) {
 	t.Parallel()
 	p := platformtest.Start(t, platformtest.Options{})
-	srv := httptest.NewServer(api.New(api.Config{Queue: p.Client, DisableAuth: true, EventHeartbeat: 20 * time.Millisecond}))
+	config := p.Services()
+	config.DisableAuth, config.EventHeartbeat = true, 20*time.Millisecond
+	srv := httptest.NewServer(api.New(config))
 	t.Cleanup(srv.Close)
 	events, _ := openStream(t, srv.URL+"/v1/events")
 	for range 2 {

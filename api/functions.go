@@ -8,13 +8,27 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/picloud/picloud/executor"
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/catalog"
 )
 
 // MaxSourceBytes caps a function's Lua source.
 const MaxSourceBytes = 1 << 20
+
+// Functions is what the API needs of the deployed functions and their
+// versions: *catalog.Catalog.
+type Functions interface {
+	PutFunction(ctx context.Context, name, source string, opts catalog.FunctionOptions) (fn catalog.Function, created bool, err error)
+	PatchFunction(ctx context.Context, name string, p catalog.FunctionPatch, dryRun bool) (before, after catalog.Function, err error)
+	CheckFunction(name, source string, opts catalog.FunctionOptions) error
+	GetFunction(ctx context.Context, name string) (catalog.Function, error)
+	ListFunctions(ctx context.Context) ([]catalog.Function, error)
+	DeleteFunction(ctx context.Context, name string) error
+	ListFunctionVersions(ctx context.Context, name string) ([]catalog.FunctionVersion, error)
+	GetFunctionVersion(ctx context.Context, name string, version int) (catalog.FunctionVersion, error)
+	// FunctionExposesErrors tells /fn whether a caller without a key may
+	// read a failed invocation's error.
+	FunctionExposesErrors(ctx context.Context, name string) (bool, error)
+}
 
 // FunctionBody is a deployed function.
 type FunctionBody struct {
@@ -41,15 +55,15 @@ type FunctionOptionsBody struct {
 	ExposeErrors      bool     `json:"expose_errors,omitempty" doc:"Show a failed invocation's error text to /fn callers without an API key. Off (absent) by default: they get a generic 500 naming the invocation, whose row keeps the text; callers with a key of either scope always see it."`
 }
 
-func (o FunctionOptionsBody) options() queue.FunctionOptions {
-	opts := queue.FunctionOptions{
+func (o FunctionOptionsBody) options() catalog.FunctionOptions {
+	opts := catalog.FunctionOptions{
 		Timeout:         time.Duration(o.TimeoutMS) * time.Millisecond,
 		MaxAttempts:     o.MaxAttempts,
 		MaxConcurrency:  o.MaxConcurrency,
 		RetryBackoff:    time.Second,
 		HTTPAllow:       o.HTTPAllow,
 		MaxInstructions: o.MaxInstructions,
-		Auth:            queue.Auth(o.Auth),
+		Auth:            catalog.Auth(o.Auth),
 		LogRetention:    time.Duration(o.LogRetentionHours) * time.Hour,
 		ExposeErrors:    o.ExposeErrors,
 	}
@@ -59,7 +73,7 @@ func (o FunctionOptionsBody) options() queue.FunctionOptions {
 	return opts
 }
 
-func functionBody(fn queue.Function) FunctionBody {
+func functionBody(fn catalog.Function) FunctionBody {
 	backoff := int(fn.Options.RetryBackoff.Milliseconds())
 	return FunctionBody{
 		Name: fn.Name, Version: fn.Version, SHA256: fn.SHA256, URL: "/fn/" + fn.Name, Source: fn.Source,
@@ -158,7 +172,7 @@ func (s *Server) registerFunctions() {
 }
 
 func (s *Server) putFunction(ctx context.Context, in *putFunctionInput) (*functionOutput, error) {
-	fn, created, err := s.config.Queue.PutFunction(ctx, in.Name, in.Body.Source, in.Body.options())
+	fn, created, err := s.config.Functions.PutFunction(ctx, in.Name, in.Body.Source, in.Body.options())
 	if err != nil {
 		return nil, s.putError(ctx, err)
 	}
@@ -173,24 +187,24 @@ func (s *Server) putFunction(ctx context.Context, in *putFunctionInput) (*functi
 // line, options out of range, or the server's own failure. Validation gives
 // the same answers, so that an editor shows what a save would say.
 func (s *Server) putError(ctx context.Context, err error) error {
-	if syntaxErr := (*executor.SyntaxError)(nil); errors.As(err, &syntaxErr) {
+	if sourceErr := (*catalog.SourceError)(nil); errors.As(err, &sourceErr) {
+		if sourceErr.Line == 0 {
+			return huma.Error422UnprocessableEntity("the source does not define handle",
+				&huma.ErrorDetail{Location: "body.source", Message: sourceErr.Message})
+		}
 		// The line and message once, in the detail that names the field:
 		// clients print the detail and every error after it.
 		return huma.Error422UnprocessableEntity("the source does not compile",
-			&huma.ErrorDetail{Location: "body.source", Message: syntaxErr.Error(), Value: syntaxErr.Line})
+			&huma.ErrorDetail{Location: "body.source", Message: sourceErr.Message, Value: sourceErr.Line})
 	}
-	if missing := (*executor.MissingHandleError)(nil); errors.As(err, &missing) {
-		return huma.Error422UnprocessableEntity("the source does not define handle",
-			&huma.ErrorDetail{Location: "body.source", Message: missing.Error()})
-	}
-	if optErr := (*queue.InvalidOptionsError)(nil); errors.As(err, &optErr) {
+	if optErr := (*catalog.InvalidOptionsError)(nil); errors.As(err, &optErr) {
 		return huma.Error422UnprocessableEntity(optErr.Error())
 	}
 	return s.internal(ctx, err)
 }
 
 func (s *Server) listFunctions(ctx context.Context, _ *struct{}) (*listFunctionsOutput, error) {
-	fns, err := s.config.Queue.ListFunctions(ctx)
+	fns, err := s.config.Functions.ListFunctions(ctx)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
@@ -203,8 +217,8 @@ func (s *Server) listFunctions(ctx context.Context, _ *struct{}) (*listFunctions
 }
 
 func (s *Server) getFunction(ctx context.Context, in *functionNameParam) (*functionOutput, error) {
-	fn, err := s.config.Queue.GetFunction(ctx, in.Name)
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	fn, err := s.config.Functions.GetFunction(ctx, in.Name)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}
 	if err != nil {
@@ -214,8 +228,8 @@ func (s *Server) getFunction(ctx context.Context, in *functionNameParam) (*funct
 }
 
 func (s *Server) deleteFunction(ctx context.Context, in *functionNameParam) (*struct{}, error) {
-	err := s.config.Queue.DeleteFunction(ctx, in.Name)
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	err := s.config.Functions.DeleteFunction(ctx, in.Name)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}
 	if err != nil {

@@ -13,6 +13,12 @@ import (
 	"github.com/picloud/picloud/queue"
 )
 
+// Readiness answers /readyz: *queue.Client, whose check is that the
+// database answers and is migrated.
+type Readiness interface {
+	Ready(ctx context.Context) error
+}
+
 type healthOutput struct {
 	Body struct {
 		Status string `json:"status" example:"ok"`
@@ -27,11 +33,11 @@ const readyTimeout = 2 * time.Second
 // that serves no API but must answer its orchestrator's probes, and
 // /metrics when metrics is not nil. The health address is meant for the
 // orchestrator's private network, so /metrics needs no key there.
-func NewHealth(q *queue.Client, logger *slog.Logger, metrics http.Handler) http.Handler {
+func NewHealth(ready Readiness, logger *slog.Logger, metrics http.Handler) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Server{config: Config{Queue: q, Logger: logger, Metrics: metrics, MetricsPublic: true}, logger: logger, mux: http.NewServeMux()}
+	s := &Server{config: Config{Ready: ready, Logger: logger, Metrics: metrics, MetricsPublic: true}, logger: logger, mux: http.NewServeMux()}
 	hc := huma.DefaultConfig("PiCloud worker", Version)
 	hc.CreateHooks = nil
 	hc.OpenAPIPath, hc.DocsPath, hc.SchemasPath = "", "", ""
@@ -67,7 +73,7 @@ func (s *Server) registerHealth() {
 	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		defer cancel()
-		if err := s.config.Queue.Ready(ctx); err != nil {
+		if err := s.config.Ready.Ready(ctx); err != nil {
 			if !errors.Is(err, queue.ErrNotMigrated) {
 				s.logger.WarnContext(ctx, "not ready", "error", err)
 				return nil, huma.Error503ServiceUnavailable("database unreachable")

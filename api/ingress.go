@@ -14,6 +14,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/keys"
 	"github.com/picloud/picloud/queue"
 )
@@ -45,7 +46,7 @@ func (s *Server) registerIngress() {
 func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := r.PathValue("name")
-	if !queue.ValidFunctionName(name) {
+	if !catalog.ValidFunctionName(name) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name), nil)
 		return
 	}
@@ -64,46 +65,36 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusInternalServerError, "could not check the API key; the server log has the details", nil)
 		return
 	}
-	enq, err := s.config.Queue.Invoke(ctx, queue.InvokeParams{
-		Function: name,
-		Trigger:  queue.TriggerHTTP,
-		Request:  functionRequest(r, body),
-		// The caller is waiting for the answer: one attempt, no backoff.
-		MaxAttempts:   1,
+	inv, err := s.config.Invocations.Call(ctx, queue.InvokeParams{
+		Function:      name,
+		Trigger:       queue.TriggerHTTP,
+		Request:       functionRequest(r, body),
 		Authenticated: hasKey,
-		Wait:          true,
-	})
-	if errors.Is(err, queue.ErrUnauthenticated) {
+	}, s.config.QueueGrace)
+	idHeader := http.Header{"X-Invocation-Id": {strconv.FormatInt(inv.ID, 10)}}
+	switch {
+	case errors.Is(err, queue.ErrUnauthenticated):
 		writeProblem(w, http.StatusUnauthorized, fmt.Sprintf("function %q needs an API key: send Authorization: Bearer <key>", name),
 			http.Header{"Www-Authenticate": {`Bearer realm="picloud"`}})
 		return
-	}
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	case errors.Is(err, queue.ErrFunctionNotFound):
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name), nil)
 		return
-	}
-	if err != nil {
+	case ctx.Err() != nil:
+		return // the caller left; an enqueued invocation runs on and keeps its row
+	case errors.Is(err, queue.ErrNotFinished):
+		writeProblem(w, http.StatusGatewayTimeout, fmt.Sprintf("invocation %d has not finished yet; its status is at /v1/invocations/%d", inv.ID, inv.ID), idHeader)
+		return
+	case err != nil && inv.ID == 0:
 		s.logger.ErrorContext(ctx, "invoke", "function", name, "error", err)
 		writeProblem(w, http.StatusInternalServerError, "could not enqueue the invocation; the server log has the details", nil)
 		return
-	}
-	id := enq.ID
-	idHeader := http.Header{"X-Invocation-Id": {strconv.FormatInt(id, 10)}}
-
-	waitCtx, cancel := context.WithTimeout(ctx, enq.Timeout+s.config.QueueGrace)
-	defer cancel()
-	inv, err := s.config.Queue.WaitEnqueued(waitCtx, enq)
-	switch {
-	case ctx.Err() != nil:
-		return // the caller left; the invocation runs on and keeps its row
-	case errors.Is(err, context.DeadlineExceeded):
-		writeProblem(w, http.StatusGatewayTimeout, fmt.Sprintf("invocation %d has not finished yet; its status is at /v1/invocations/%d", id, id), idHeader)
-		return
 	case err != nil:
-		s.logger.ErrorContext(ctx, "wait for invocation", "invocation", id, "error", err)
+		s.logger.ErrorContext(ctx, "wait for invocation", "invocation", inv.ID, "error", err)
 		writeProblem(w, http.StatusInternalServerError, "could not read the invocation's outcome; the server log has the details", idHeader)
 		return
 	}
+	id := inv.ID
 
 	switch inv.Status {
 	case queue.StatusSucceeded:
@@ -148,7 +139,7 @@ func (s *Server) failureDetail(ctx context.Context, function string, id int64, t
 	if hasKey {
 		return text
 	}
-	expose, err := s.config.Queue.FunctionExposesErrors(ctx, function)
+	expose, err := s.config.Functions.FunctionExposesErrors(ctx, function)
 	if err != nil {
 		// Hide rather than fail the answer: the row keeps the text.
 		s.logger.ErrorContext(ctx, "read expose_errors", "function", function, "error", err)
@@ -239,7 +230,7 @@ func (s *Server) documentIngress() {
 			Security: []map[string][]string{{}, {securityScheme: {}}},
 			Parameters: []*huma.Param{{
 				Name: "name", In: "path", Required: true,
-				Schema: &huma.Schema{Type: huma.TypeString, Pattern: queue.FunctionNamePattern},
+				Schema: &huma.Schema{Type: huma.TypeString, Pattern: catalog.FunctionNamePattern},
 			}},
 			Responses: map[string]*huma.Response{
 				"200": {

@@ -115,6 +115,22 @@ func milliseconds(d time.Duration) *float64 {
 	return &ms
 }
 
+// Invocations is what the API needs of the invocation lifecycle:
+// *queue.Client.
+type Invocations interface {
+	// Invoke enqueues and returns at once.
+	Invoke(ctx context.Context, p queue.InvokeParams) (queue.Enqueued, error)
+	// Call enqueues and waits for the outcome, up to the invocation's
+	// timeout plus grace.
+	Call(ctx context.Context, p queue.InvokeParams, grace time.Duration) (queue.Invocation, error)
+	InvokeMany(ctx context.Context, function string, trigger queue.Trigger, items []queue.BatchItem) ([]queue.BatchInvocation, error)
+	GetInvocation(ctx context.Context, id int64) (queue.Invocation, error)
+	ListInvocations(ctx context.Context, p queue.ListParams) (invs []queue.Invocation, more bool, err error)
+	// Wait long-polls an invocation until it finishes or ctx ends.
+	Wait(ctx context.Context, id int64) (queue.Invocation, error)
+	Cancel(ctx context.Context, id int64) (queue.Status, error)
+}
+
 type getInvocationInput struct {
 	ID   int64  `path:"id" minimum:"1" example:"42" doc:"Invocation id, as in the X-Invocation-Id header of a /fn response."`
 	Wait string `query:"wait" pattern:"^([0-9]+(\\.[0-9]+)?(ms|s|m))?$" example:"10s" doc:"Long-poll: wait up to this long (e.g. 500ms, 10s, 1m; at most 5m) for the invocation to finish before answering."`
@@ -213,17 +229,17 @@ func (s *Server) getInvocation(ctx context.Context, in *getInvocationInput) (*in
 	var inv queue.Invocation
 	var err error
 	if in.Wait == "" {
-		inv, err = s.config.Queue.GetInvocation(ctx, in.ID)
+		inv, err = s.config.Invocations.GetInvocation(ctx, in.ID)
 	} else {
 		wait, perr := time.ParseDuration(in.Wait)
 		if perr != nil || wait > maxLongPoll {
 			return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("wait must be a duration of at most %v, like 10s", maxLongPoll))
 		}
 		waitCtx, cancel := context.WithTimeout(ctx, wait)
-		inv, err = s.config.Queue.Wait(waitCtx, in.ID)
+		inv, err = s.config.Invocations.Wait(waitCtx, in.ID)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			inv, err = s.config.Queue.GetInvocation(ctx, in.ID)
+			inv, err = s.config.Invocations.GetInvocation(ctx, in.ID)
 		}
 	}
 	if errors.Is(err, queue.ErrInvocationNotFound) {
@@ -258,38 +274,38 @@ func (s *Server) invoke(ctx context.Context, in *invokeInput) (*invokeOutput, er
 	if b.RunAt != nil {
 		params.RunAt = *b.RunAt
 	}
+	location := func(id int64) string { return fmt.Sprintf("/v1/invocations/%d", id) }
 	if !b.Async {
-		params.MaxAttempts = 1 // the caller waits: no backoff
-		params.Wait = true
+		inv, err := s.config.Invocations.Call(ctx, params, s.config.QueueGrace)
+		switch {
+		case errors.Is(err, queue.ErrNotFinished):
+			return nil, huma.Error504GatewayTimeout(fmt.Sprintf("invocation %d has not finished yet; its status is at %s", inv.ID, location(inv.ID)))
+		case err != nil:
+			return nil, s.invokeError(ctx, in.Name, err)
+		}
+		return &invokeOutput{Status: http.StatusOK, Location: location(inv.ID), Body: invocationBody(inv)}, nil
 	}
-	enq, err := s.config.Queue.Invoke(ctx, params)
+	enq, err := s.config.Invocations.Invoke(ctx, params)
+	if err != nil {
+		return nil, s.invokeError(ctx, in.Name, err)
+	}
+	inv, err := s.config.Invocations.GetInvocation(ctx, enq.ID)
+	if err != nil {
+		return nil, s.internal(ctx, err)
+	}
+	return &invokeOutput{Status: http.StatusAccepted, Location: location(enq.ID), Body: invocationBody(inv)}, nil
+}
+
+// invokeError answers an enqueue's error: 404 and 422 for what the caller
+// can fix, 500 for the rest.
+func (s *Server) invokeError(ctx context.Context, function string, err error) error {
 	if errors.Is(err, queue.ErrFunctionNotFound) {
-		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
+		return huma.Error404NotFound(fmt.Sprintf("function %q does not exist", function))
 	}
 	if invalid := (*queue.InvalidInvocationError)(nil); errors.As(err, &invalid) {
-		return nil, huma.Error422UnprocessableEntity(invalid.Reason)
+		return huma.Error422UnprocessableEntity(invalid.Reason)
 	}
-	if err != nil {
-		return nil, s.internal(ctx, err)
-	}
-	location := fmt.Sprintf("/v1/invocations/%d", enq.ID)
-	if b.Async {
-		inv, err := s.config.Queue.GetInvocation(ctx, enq.ID)
-		if err != nil {
-			return nil, s.internal(ctx, err)
-		}
-		return &invokeOutput{Status: http.StatusAccepted, Location: location, Body: invocationBody(inv)}, nil
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, enq.Timeout+s.config.QueueGrace)
-	defer cancel()
-	inv, err := s.config.Queue.WaitEnqueued(waitCtx, enq)
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return nil, huma.Error504GatewayTimeout(fmt.Sprintf("invocation %d has not finished yet; its status is at %s", enq.ID, location))
-	}
-	if err != nil {
-		return nil, s.internal(ctx, err)
-	}
-	return &invokeOutput{Status: http.StatusOK, Location: location, Body: invocationBody(inv)}, nil
+	return s.internal(ctx, err)
 }
 
 func (s *Server) listInvocations(ctx context.Context, in *listInvocationsInput) (*listInvocationsOutput, error) {
@@ -301,7 +317,7 @@ func (s *Server) listInvocations(ctx context.Context, in *listInvocationsInput) 
 		}
 		params.Before = before
 	}
-	invs, more, err := s.config.Queue.ListInvocations(ctx, params)
+	invs, more, err := s.config.Invocations.ListInvocations(ctx, params)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
@@ -325,7 +341,7 @@ func (s *Server) listInvocations(ctx context.Context, in *listInvocationsInput) 
 }
 
 func (s *Server) cancelInvocation(ctx context.Context, in *cancelInput) (*invocationOutput, error) {
-	status, err := s.config.Queue.Cancel(ctx, in.ID)
+	status, err := s.config.Invocations.Cancel(ctx, in.ID)
 	if errors.Is(err, queue.ErrInvocationNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("invocation %d does not exist", in.ID))
 	}
@@ -335,7 +351,7 @@ func (s *Server) cancelInvocation(ctx context.Context, in *cancelInput) (*invoca
 	if status != queue.StatusCancelled {
 		return nil, huma.Error409Conflict(fmt.Sprintf("invocation %d already finished: %s", in.ID, status))
 	}
-	inv, err := s.config.Queue.GetInvocation(ctx, in.ID)
+	inv, err := s.config.Invocations.GetInvocation(ctx, in.ID)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}

@@ -24,8 +24,7 @@ type KeyBody struct {
 	RevokedAt  *time.Time `json:"revoked_at,omitempty" doc:"When the key was revoked; absent for a live key."`
 }
 
-// KeyStore is what the API needs of API keys: *keys.Store, which
-// queue.Client.Keys returns.
+// KeyStore is what the API needs of API keys: *keys.Store.
 type KeyStore interface {
 	Create(ctx context.Context, name string, scope keys.Scope) (string, keys.Key, error)
 	List(ctx context.Context) ([]keys.Key, error)

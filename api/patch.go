@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/catalog"
 )
 
 // FunctionChange is one field a PATCH changed.
@@ -78,8 +77,8 @@ func (s *Server) patchFunction(ctx context.Context, in *patchFunctionInput) (*pa
 	if err != nil {
 		return nil, err
 	}
-	before, after, err := s.config.Queue.PatchFunction(ctx, in.Name, p, in.DryRun)
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	before, after, err := s.config.Functions.PatchFunction(ctx, in.Name, p, in.DryRun)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist; send a source to create it", in.Name))
 	}
 	if err != nil {
@@ -95,10 +94,10 @@ func (s *Server) patchFunction(ctx context.Context, in *patchFunctionInput) (*pa
 	return out, nil
 }
 
-// patch turns the body into a queue.FunctionPatch; a zero value resets.
-func (in *patchFunctionInput) patch() (queue.FunctionPatch, error) {
+// patch turns the body into a catalog.FunctionPatch; a zero value resets.
+func (in *patchFunctionInput) patch() (catalog.FunctionPatch, error) {
 	b := &in.Body
-	p := queue.FunctionPatch{Source: b.Source, MaxAttempts: b.MaxAttempts, MaxConcurrency: b.MaxConcurrency,
+	p := catalog.FunctionPatch{Source: b.Source, MaxAttempts: b.MaxAttempts, MaxConcurrency: b.MaxConcurrency,
 		MaxInstructions: b.MaxInstructions, ExposeErrors: b.ExposeErrors}
 	ms := func(v *int, unit time.Duration) *time.Duration {
 		if v == nil {
@@ -111,7 +110,7 @@ func (in *patchFunctionInput) patch() (queue.FunctionPatch, error) {
 	p.RetryBackoff = ms(b.RetryBackoffMS, time.Millisecond)
 	p.LogRetention = ms(b.LogRetentionHours, time.Hour)
 	if b.Auth != nil {
-		p.Auth = new(queue.Auth(*b.Auth))
+		p.Auth = new(catalog.Auth(*b.Auth))
 	}
 	if b.HTTPAllow != nil {
 		p.HTTPAllow = &b.HTTPAllow
@@ -127,13 +126,13 @@ func (in *patchFunctionInput) patch() (queue.FunctionPatch, error) {
 		case "max_concurrency":
 			conflict, p.MaxConcurrency = p.MaxConcurrency != nil, &zeroInt
 		case "retry_backoff_ms":
-			conflict, p.RetryBackoff = p.RetryBackoff != nil, new(queue.DefaultRetryBackoff)
+			conflict, p.RetryBackoff = p.RetryBackoff != nil, new(catalog.DefaultRetryBackoff)
 		case "max_instructions":
 			conflict, p.MaxInstructions = p.MaxInstructions != nil, &zeroInt64
 		case "log_retention_hours":
 			conflict, p.LogRetention = p.LogRetention != nil, &zeroDuration
 		case "auth":
-			conflict, p.Auth = p.Auth != nil, new(queue.Auth(""))
+			conflict, p.Auth = p.Auth != nil, new(catalog.Auth(""))
 		case "http_allow":
 			conflict, p.HTTPAllow = p.HTTPAllow != nil, &[]string{}
 		case "expose_errors":

@@ -9,9 +9,15 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/catalog"
 )
+
+// Schedules is what the API needs of the cron schedules: *catalog.Catalog.
+type Schedules interface {
+	PutSchedule(ctx context.Context, s catalog.Schedule) (catalog.Schedule, bool, error)
+	ListSchedules(ctx context.Context, function string) ([]catalog.Schedule, error)
+	DeleteSchedule(ctx context.Context, function, name string) error
+}
 
 // ScheduleBody is a cron schedule of a function.
 type ScheduleBody struct {
@@ -28,7 +34,7 @@ type ScheduleBody struct {
 	UpdatedAt        time.Time       `json:"updated_at"`
 }
 
-func scheduleBody(s queue.Schedule) ScheduleBody {
+func scheduleBody(s catalog.Schedule) ScheduleBody {
 	return ScheduleBody{
 		Function: s.Function, Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, Payload: s.Payload, Enabled: s.Enabled,
 		NextRunAt: s.NextRunAt, LastRunAt: s.LastRunAt, LastInvocationID: s.LastInvocationID,
@@ -109,7 +115,7 @@ func (s *Server) registerSchedules() {
 }
 
 func (s *Server) putSchedule(ctx context.Context, in *putScheduleInput) (*scheduleOutput, error) {
-	sched := queue.Schedule{Function: in.Name, Name: in.Schedule, Cron: in.Body.Cron, Timezone: in.Body.Timezone, Enabled: true}
+	sched := catalog.Schedule{Function: in.Name, Name: in.Schedule, Cron: in.Body.Cron, Timezone: in.Body.Timezone, Enabled: true}
 	if in.Body.Enabled != nil {
 		sched.Enabled = *in.Body.Enabled
 	}
@@ -120,11 +126,11 @@ func (s *Server) putSchedule(ctx context.Context, in *putScheduleInput) (*schedu
 		}
 		sched.Payload = payload
 	}
-	out, created, err := s.config.Queue.PutSchedule(ctx, sched)
-	if invalid := (*queue.InvalidScheduleError)(nil); errors.As(err, &invalid) {
+	out, created, err := s.config.Schedules.PutSchedule(ctx, sched)
+	if invalid := (*catalog.InvalidScheduleError)(nil); errors.As(err, &invalid) {
 		return nil, huma.Error422UnprocessableEntity(invalid.Error())
 	}
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}
 	if err != nil {
@@ -138,7 +144,7 @@ func (s *Server) putSchedule(ctx context.Context, in *putScheduleInput) (*schedu
 }
 
 func (s *Server) listSchedules(ctx context.Context, function string) (*listSchedulesOutput, error) {
-	list, err := s.config.Queue.ListSchedules(ctx, function)
+	list, err := s.config.Schedules.ListSchedules(ctx, function)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
@@ -151,8 +157,8 @@ func (s *Server) listSchedules(ctx context.Context, function string) (*listSched
 }
 
 func (s *Server) deleteSchedule(ctx context.Context, in *scheduleKey) (*struct{}, error) {
-	err := s.config.Queue.DeleteSchedule(ctx, in.Name, in.Schedule)
-	if errors.Is(err, queue.ErrScheduleNotFound) {
+	err := s.config.Schedules.DeleteSchedule(ctx, in.Name, in.Schedule)
+	if errors.Is(err, catalog.ErrScheduleNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q has no schedule %q", in.Name, in.Schedule))
 	}
 	if err != nil {

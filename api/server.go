@@ -13,7 +13,6 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/picloud/picloud/queue"
 	"github.com/picloud/picloud/ui"
 )
 
@@ -27,11 +26,20 @@ const DefaultMaxBodyBytes = 6 << 20
 
 // Config configures a Server.
 type Config struct {
-	// Queue serves every request. It may be nil only to produce the OpenAPI
-	// document.
-	Queue *queue.Client
-	// Keys checks and manages API keys; nil takes Queue's.
-	Keys   KeyStore
+	// What the API serves from, one small interface per concern, each
+	// defined where it is used: *queue.Client for invocations, events,
+	// stats and readiness, *catalog.Catalog for functions, env and
+	// schedules, *keys.Store for keys. They may be nil only to produce the
+	// OpenAPI document.
+	Invocations Invocations
+	Events      EventSource
+	Stats       StatsSource
+	Ready       Readiness
+	Functions   Functions
+	Env         EnvStore
+	Schedules   Schedules
+	Keys        KeyStore
+
 	Logger *slog.Logger
 	// MaxBodyBytes caps /fn request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -77,9 +85,6 @@ func New(config Config) *Server {
 	}
 	if config.QueueGrace <= 0 {
 		config.QueueGrace = 30 * time.Second
-	}
-	if config.Keys == nil && config.Queue != nil {
-		config.Keys = config.Queue.Keys()
 	}
 	s := &Server{config: config, logger: config.Logger, mux: http.NewServeMux()}
 	if config.TracerProvider != nil {

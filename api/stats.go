@@ -7,11 +7,17 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/picloud/picloud/queue"
 )
 
 // maxStatsWindow bounds GET /v1/stats: the query reads every invocation
 // that finished in the window.
 const maxStatsWindow = 7 * 24 * time.Hour
+
+// StatsSource is what the API needs for /v1/stats: *queue.Client.
+type StatsSource interface {
+	Stats(ctx context.Context, window, bucket time.Duration) (queue.Stats, error)
+}
 
 // StatusCountsBody counts finished invocations by final status.
 type StatusCountsBody struct {
@@ -89,7 +95,7 @@ func (s *Server) getStats(ctx context.Context, in *statsInput) (*statsOutput, er
 			return nil, huma.Error422UnprocessableEntity("bucket is too narrow for the window: at most 1440 buckets")
 		}
 	}
-	st, err := s.config.Queue.Stats(ctx, window, bucket)
+	st, err := s.config.Stats.Stats(ctx, window, bucket)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}

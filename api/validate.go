@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/catalog"
 )
 
 func (s *Server) registerValidate() {
@@ -31,22 +30,22 @@ func (s *Server) registerValidate() {
 
 func (s *Server) validateFunction(ctx context.Context, in *putFunctionInput) (*functionOutput, error) {
 	opts := in.Body.options()
-	if err := s.config.Queue.CheckFunction(in.Name, in.Body.Source, opts); err != nil {
+	if err := s.config.Functions.CheckFunction(in.Name, in.Body.Source, opts); err != nil {
 		return nil, s.putError(ctx, err)
 	}
 	sum := sha256.Sum256([]byte(in.Body.Source))
 	now := time.Now()
-	fn := queue.Function{Name: in.Name, Version: 1, Source: in.Body.Source, SHA256: hex.EncodeToString(sum[:]), Options: opts, CreatedAt: now, UpdatedAt: now}
+	fn := catalog.Function{Name: in.Name, Version: 1, Source: in.Body.Source, SHA256: hex.EncodeToString(sum[:]), Options: opts, CreatedAt: now, UpdatedAt: now}
 	// PutFunction's defaults, so that the answer reads as a stored function.
 	if fn.Options.MaxAttempts == 0 {
 		fn.Options.MaxAttempts = 1
 	}
 	if fn.Options.Auth == "" {
-		fn.Options.Auth = queue.AuthPublic
+		fn.Options.Auth = catalog.AuthPublic
 	}
-	current, err := s.config.Queue.GetFunction(ctx, in.Name)
+	current, err := s.config.Functions.GetFunction(ctx, in.Name)
 	switch {
-	case errors.Is(err, queue.ErrFunctionNotFound):
+	case errors.Is(err, catalog.ErrFunctionNotFound):
 	case err != nil:
 		return nil, s.internal(ctx, err)
 	default:

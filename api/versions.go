@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/catalog"
 )
 
 // FunctionVersionBody is one source a function had.
@@ -21,7 +20,7 @@ type FunctionVersionBody struct {
 	CreatedAt   time.Time `json:"created_at" doc:"When this version was deployed."`
 }
 
-func functionVersionBody(v queue.FunctionVersion) FunctionVersionBody {
+func functionVersionBody(v catalog.FunctionVersion) FunctionVersionBody {
 	return FunctionVersionBody{Version: v.Version, SHA256: v.SHA256, SourceBytes: v.SourceBytes, Source: v.Source, CreatedAt: v.CreatedAt}
 }
 
@@ -64,8 +63,8 @@ func (s *Server) registerVersions() {
 }
 
 func (s *Server) listVersions(ctx context.Context, in *functionNameParam) (*listVersionsOutput, error) {
-	versions, err := s.config.Queue.ListFunctionVersions(ctx, in.Name)
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	versions, err := s.config.Functions.ListFunctionVersions(ctx, in.Name)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}
 	if err != nil {
@@ -80,11 +79,11 @@ func (s *Server) listVersions(ctx context.Context, in *functionNameParam) (*list
 }
 
 func (s *Server) getVersion(ctx context.Context, in *functionVersionInput) (*functionVersionOutput, error) {
-	v, err := s.config.Queue.GetFunctionVersion(ctx, in.Name, in.Version)
-	if errors.Is(err, queue.ErrFunctionNotFound) {
+	v, err := s.config.Functions.GetFunctionVersion(ctx, in.Name, in.Version)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q does not exist", in.Name))
 	}
-	if errors.Is(err, queue.ErrVersionNotFound) {
+	if errors.Is(err, catalog.ErrVersionNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("function %q has no version %d", in.Name, in.Version))
 	}
 	if err != nil {

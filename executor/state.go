@@ -521,6 +521,34 @@ func (s *state) charge(n int64) {
 	}
 }
 
+// bytesPerInstruction converts bytes processed by a Go helper (hashing,
+// encoding) into the instruction budget: such loops run at a few
+// nanoseconds per byte, a VM instruction costs 7 to 90, so 16 bytes per
+// instruction charges a 16 MiB hash about a million instructions.
+const bytesPerInstruction = 16
+
+// chargeBytes counts n bytes of Go-side work against the budget. Small
+// amounts are only added up (the next hook call checks them), so that
+// short calls do not pay for a clock read; large ones are checked at once,
+// before the work starts.
+func (s *state) chargeBytes(n int) {
+	cost := int64(n / bytesPerInstruction)
+	if cost < hookInterval {
+		if r := s.cur; r != nil && r.stop == "" {
+			r.executed += cost
+		}
+		return
+	}
+	s.charge(cost)
+}
+
+// checkOutput fails the call before building a result above maxStringBuild.
+func checkOutput(l *lua.State, name string, n int) {
+	if n > maxStringBuild {
+		lua.Errorf(l, "%s", fmt.Sprintf("%s: resulting string too large (limit %d bytes)", name, maxStringBuild))
+	}
+}
+
 // walkStep is step i (from 0) of a Go loop over a table with l.Next, during
 // which the count hook cannot fire. go-lua's next finds the current key by
 // scanning the table's keys from the start, so step i over a hash part costs

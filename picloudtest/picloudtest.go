@@ -15,6 +15,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/keys"
@@ -53,9 +54,6 @@ type Platform struct {
 	// DatabaseURL is the test's database, for tools that open their own
 	// connections.
 	DatabaseURL string
-	// Queue is the platform's handle on the database, for what the HTTP API
-	// does not offer.
-	Queue *queue.Client
 
 	closers   []func() error // what Close undoes, in reverse
 	closeOnce sync.Once
@@ -281,7 +279,12 @@ func run(ctx context.Context, cfg config, dbURL string, onClose func(func() erro
 		exec.Close()
 		return nil, fmt.Errorf("start queue client: %w", err)
 	}
-	httpSrv := httptest.NewServer(api.New(api.Config{Queue: client, Logger: logger, DisableAuth: cfg.noAuth}))
+	functions := catalog.New(pool)
+	httpSrv := httptest.NewServer(api.New(api.Config{
+		Invocations: client, Events: client, Stats: client, Ready: client,
+		Functions: functions, Env: functions, Schedules: functions, Keys: client.Keys(),
+		Logger: logger, DisableAuth: cfg.noAuth,
+	}))
 	onClose(func() error {
 		httpSrv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -294,7 +297,7 @@ func run(ctx context.Context, cfg config, dbURL string, onClose func(func() erro
 		return nil
 	})
 
-	p := &Platform{URL: httpSrv.URL, Pool: pool, DatabaseURL: dbURL, Queue: client}
+	p := &Platform{URL: httpSrv.URL, Pool: pool, DatabaseURL: dbURL}
 	if !cfg.noAuth {
 		key, _, err := client.Keys().Create(ctx, "picloudtest admin", keys.ScopeAdmin)
 		if err != nil {

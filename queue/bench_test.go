@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/platformtest"
@@ -55,7 +56,7 @@ func burnDownPiCloud(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, _, err := client.PutFunction(ctx, "noop", `function handle(req) end`, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(client).PutFunction(ctx, "noop", `function handle(req) end`, catalog.FunctionOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	if err := client.Start(ctx); err != nil {
@@ -180,7 +181,7 @@ func BenchmarkScheduledStart(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, _, err := client.PutFunction(ctx, "noop", `function handle(req) end`, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(client).PutFunction(ctx, "noop", `function handle(req) end`, catalog.FunctionOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	if err := client.Start(ctx); err != nil {

@@ -1,6 +1,9 @@
-// Package queue is PiCloud's hold on PostgreSQL: it stores functions,
-// enqueues invocations, runs them through an Executor, and tells waiting
-// callers when they finish.
+// Package queue is the invocation lifecycle: it enqueues invocations, runs
+// them through an Executor, and tells waiting callers when they finish
+// (Call invokes and waits in one). What is deployed (functions, versions,
+// env, secrets, schedules) is package catalog's; queue reads a function's
+// source and options from the row its start statement returns, and fires
+// the catalog's schedules (cron.go).
 //
 // # The life of an invocation
 //
@@ -17,7 +20,7 @@
 // Each phase has a Go file and SQL functions of its own (the SQL lives in
 // sql/functions/, see docs/architecture.md, "Where the SQL lives").
 //
-// Enqueue (enqueue.go: Invoke, InvokeMany; SQL picloud.invoke, a cron tick,
+// Enqueue (enqueue.go: Invoke, InvokeMany, Call; SQL picloud.invoke, a cron tick,
 // a script's picloud.invoke at its parent's finish) writes the row queued
 // and the River job that carries it, and sends River's insert NOTIFY in the same
 // transaction, so a worker is woken exactly when the row becomes visible.
@@ -31,7 +34,9 @@
 // row's lock, or parks the invocation until a slot frees.
 //
 // Run (worker.go): an attempt waits for one of the node's run slots, runs
-// in the Executor, and frees the slot as the Executor returns.
+// in the Executor, and frees the slot as the Executor returns. What the run
+// decided becomes the row's values in outcome.go, the one place where the
+// executor's values become the queue's.
 //
 // Finish (finish.go): the outcomes that end together are recorded by one
 // statement (picloud.finish_invocations) with the kv writes and child

@@ -13,8 +13,43 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/db"
+	"github.com/picloud/picloud/keys"
 )
+
+// Errors of an enqueue that callers tell apart with errors.Is.
+var (
+	// ErrFunctionNotFound: the invocation names a function that does not
+	// exist. It is the catalog's error, so that one errors.Is covers both.
+	ErrFunctionNotFound = catalog.ErrFunctionNotFound
+	// ErrUnauthenticated: the call needs an API key and came without a
+	// valid one. It is the keys package's error, so that one errors.Is covers a key
+	// refused by Authenticate and a call refused by Enqueue.
+	ErrUnauthenticated = keys.ErrUnauthenticated
+)
+
+// Trigger says what created an invocation.
+type Trigger string
+
+const (
+	TriggerHTTP     Trigger = "http"
+	TriggerAPI      Trigger = "api"
+	TriggerSQL      Trigger = "sql"
+	TriggerSchedule Trigger = "schedule"
+	// TriggerFunction is an invocation a script made with picloud.invoke.
+	TriggerFunction Trigger = "function"
+)
+
+// HTTPRequest is the request that an HTTP-triggered invocation answers.
+type HTTPRequest struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Query   map[string]string `json:"query"`
+	Headers map[string]string `json:"headers"`
+	// Body is stored apart from the rest, as bytes.
+	Body []byte `json:"-"`
+}
 
 // InvokeParams describes an invocation to enqueue.
 type InvokeParams struct {
@@ -38,11 +73,6 @@ type InvokeParams struct {
 	// TriggerHTTP looks at it: a function with AuthKey refuses an
 	// unauthenticated HTTP call with ErrUnauthenticated.
 	Authenticated bool
-	// Wait promises that the caller waits for the outcome with
-	// WaitEnqueued. A node that runs invocations then starts a call due now
-	// on itself when it has a free slot, instead of waking a worker
-	// through the queue; the row and its guarantees are the same.
-	Wait bool
 }
 
 // Enqueued is what Invoke knows of the invocation it enqueued (or found by
@@ -60,7 +90,15 @@ type Enqueued struct {
 // Invoke writes the invocation row and wakes a worker. An unknown function
 // gives ErrFunctionNotFound. Called with an idempotency key whose
 // invocation exists, it returns that invocation and enqueues nothing.
-func (c *Client) Invoke(ctx context.Context, p InvokeParams) (enq Enqueued, err error) {
+func (c *Client) Invoke(ctx context.Context, p InvokeParams) (Enqueued, error) {
+	return c.invoke(ctx, p, false)
+}
+
+// invoke is Invoke. A caller that waits for the outcome (Call) says so:
+// a node that runs invocations then starts a call due now on itself when
+// it has a free slot, instead of waking a worker through the queue; the
+// row and its guarantees are the same.
+func (c *Client) invoke(ctx context.Context, p InvokeParams, waiting bool) (enq Enqueued, err error) {
 	ctx, span := c.tracer.Start(ctx, "picloud.enqueue", trace.WithSpanKind(trace.SpanKindProducer))
 	defer func() {
 		// Attributes only for a recording span: building them costs
@@ -76,15 +114,15 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (enq Enqueued, err 
 		}
 		span.End()
 	}()
-	if p.Timeout < 0 || p.Timeout > MaxTimeout {
-		return Enqueued{}, &InvalidOptionsError{fmt.Sprintf("timeout must be between 1 ms and %v", MaxTimeout)}
+	if p.Timeout < 0 || p.Timeout > catalog.MaxTimeout {
+		return Enqueued{}, &InvalidInvocationError{fmt.Sprintf("timeout must be between 1 ms and %v", catalog.MaxTimeout)}
 	}
 	params := db.EnqueueInvocationParams{
 		Function:      p.Function,
 		Trigger:       string(p.Trigger),
 		Payload:       p.Payload,
-		TimeoutMs:     optionalMillis(p.Timeout),
-		MaxAttempts:   optionalInt(p.MaxAttempts),
+		TimeoutMs:     db.OptionalMillis(p.Timeout),
+		MaxAttempts:   db.OptionalInt(p.MaxAttempts),
 		Authenticated: p.Authenticated,
 	}
 	if p.IdempotencyKey != "" {
@@ -105,7 +143,7 @@ func (c *Client) Invoke(ctx context.Context, p InvokeParams) (enq Enqueued, err 
 		params.Request = request
 		params.RequestBody = p.Request.Body
 	}
-	if p.Wait && p.IdempotencyKey == "" && p.RunAt.IsZero() && c.reserveSlot() {
+	if waiting && p.IdempotencyKey == "" && p.RunAt.IsZero() && c.reserveSlot() {
 		return c.invokeHere(ctx, params, p.Request)
 	}
 	row, err := c.queries.EnqueueInvocation(ctx, params)

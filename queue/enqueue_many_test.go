@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
 )
@@ -27,8 +28,8 @@ func enqueueOnly(t *testing.T) (*queue.Client, *pgxpool.Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, client, "bulk", echoPayload, queue.FunctionOptions{Timeout: 2500 * time.Millisecond, MaxAttempts: 3})
-	put(t, client, "plain", echoPayload, queue.FunctionOptions{})
+	put(t, client, "bulk", echoPayload, catalog.FunctionOptions{Timeout: 2500 * time.Millisecond, MaxAttempts: 3})
+	put(t, client, "plain", echoPayload, catalog.FunctionOptions{})
 	return client, pool
 }
 
@@ -332,7 +333,7 @@ func TestInvokeManyRunsEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 	const n = 300
 	got := ids(t, ctx, pool, `SELECT * FROM picloud.invoke_many('echo', ARRAY(SELECT jsonb_build_object('i', g) FROM generate_series(1, $1) g))`, n)
 	if len(got) != n {

@@ -4,16 +4,18 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/queue"
 )
 
-// An all-in-one node: it stores a function, invokes it and waits for the
-// result. A node without an Executor only enqueues and waits, while other
+// An all-in-one node: the catalog stores a function, and the queue client
+// calls it and waits for the result. A node without an Executor only enqueues and waits, while other
 // nodes run the work.
 func Example() {
 	ctx := context.Background()
@@ -44,18 +46,14 @@ func Example() {
 	}
 	defer client.Stop(ctx)
 
-	if _, _, err := client.PutFunction(ctx, "hello", `function handle(req) return "Hello, " .. req.query.name .. "!" end`, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalog.New(pool).PutFunction(ctx, "hello", `function handle(req) return "Hello, " .. req.query.name .. "!" end`, catalog.FunctionOptions{}); err != nil {
 		log.Fatal(err)
 	}
-	enq, err := client.Invoke(ctx, queue.InvokeParams{
+	inv, err := client.Call(ctx, queue.InvokeParams{
 		Function: "hello",
 		Trigger:  queue.TriggerHTTP,
 		Request:  &queue.HTTPRequest{Method: "GET", Path: "/", Query: map[string]string{"name": "Ada"}},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	inv, err := client.WaitEnqueued(ctx, enq)
+	}, time.Minute)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/db"
 )
@@ -140,7 +141,7 @@ func (h *invocationHost) invoke(ctx context.Context, args json.RawMessage) (any,
 	if err := decodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if !ValidFunctionName(a.Function) {
+	if !catalog.ValidFunctionName(a.Function) {
 		return nil, scriptError("invalid function name %q", a.Function)
 	}
 	if hostapi.HasEscapedNUL(a.Payload) {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/platformtest"
@@ -81,7 +82,7 @@ function handle(req)
   elseif p.op == "incr" then return kv.incr(p.key, p.by)
   elseif p.op == "list" then return kv.list(p.prefix, {limit = p.limit})
   end
-end`, queue.FunctionOptions{})
+end`, catalog.FunctionOptions{})
 
 	set := run(t, client, "store", `{"op": "set", "key": "user:1", "value": {"name": "Ada", "tags": ["x"]}}`)
 	if set.Status != queue.StatusSucceeded || !jsonEqual(set.Result, `{"name": "Ada", "tags": ["x"]}`) {
@@ -138,14 +139,14 @@ func TestInvokeFromScript(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, _ := hostWorker(t, true)
-	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	put(t, client, "child", echoPayload, catalog.FunctionOptions{})
 	put(t, client, "parent", `
 function handle(req)
   local id = picloud.invoke("child", {from = "parent"})
   if req.payload.fail then error("fail after invoking " .. id) end
   return id
-end`, queue.FunctionOptions{})
-	put(t, client, "bad", `function handle(req) return picloud.invoke("nope", {}) end`, queue.FunctionOptions{})
+end`, catalog.FunctionOptions{})
+	put(t, client, "bad", `function handle(req) return picloud.invoke("nope", {}) end`, catalog.FunctionOptions{})
 
 	parent := run(t, client, "parent", `{}`)
 	var childID int64
@@ -187,9 +188,9 @@ func TestHTTPFromScript(t *testing.T) {
   local res = http.request{method = "POST", url = req.payload.url, headers = {["x-in"] = "hi"}, body = "\0payload"}
   return {status = res.status, body = res.body, echo = res.headers["x-echo"]}
 end`
-	put(t, client, "allowed", fetch, queue.FunctionOptions{HTTPAllow: []string{host}})
-	put(t, client, "closed", fetch, queue.FunctionOptions{})
-	put(t, client, "other", fetch, queue.FunctionOptions{HTTPAllow: []string{"api.example.com"}})
+	put(t, client, "allowed", fetch, catalog.FunctionOptions{HTTPAllow: []string{host}})
+	put(t, client, "closed", fetch, catalog.FunctionOptions{})
+	put(t, client, "other", fetch, catalog.FunctionOptions{HTTPAllow: []string{"api.example.com"}})
 
 	got := run(t, client, "allowed", fmt.Sprintf(`{"url": %q}`, srv.URL+"/path"))
 	var res struct {
@@ -224,7 +225,7 @@ func TestHTTPRefusesPrivateAddresses(t *testing.T) {
 	client, _ := worker(t, nil) // default HTTP config: private addresses refused
 	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
 	put(t, client, "f", `function handle(req) return http.request{url = req.payload.url}.body end`,
-		queue.FunctionOptions{HTTPAllow: []string{"localhost", "127.0.0.1"}})
+		catalog.FunctionOptions{HTTPAllow: []string{"localhost", "127.0.0.1"}})
 	for _, url := range []string{srv.URL, "http://localhost:" + port} {
 		got := run(t, client, "f", fmt.Sprintf(`{"url": %q}`, url))
 		if got.Status != queue.StatusFailed || !strings.Contains(got.Error, "not a public address") {
@@ -238,7 +239,7 @@ func TestHTTPRefusesPrivateAddresses(t *testing.T) {
 	literals := []string{"198.18.0.1", "192.0.0.9", "240.0.0.1", "100.64.0.1", "192.0.2.1", "203.0.113.5", "255.255.255.255",
 		"[2001:db8::1]:443", "[64:ff9b::a00:1]", "[2002:a00:1::1]", "[2001::1]", "[::ffff:127.0.0.1]", "[3fff::1]", "[fd00::1]"}
 	put(t, client, "lit", `function handle(req) return http.request{url = req.payload.url, timeout = 0.5}.body end`,
-		queue.FunctionOptions{HTTPAllow: literals})
+		catalog.FunctionOptions{HTTPAllow: literals})
 	for _, host := range literals {
 		url := "https://" + host + "/"
 		got := run(t, client, "lit", fmt.Sprintf(`{"url": %q}`, url))
@@ -255,12 +256,12 @@ func TestEnvAndSecrets(t *testing.T) {
 	put(t, client, "cfg", `function handle(req)
   print("using key " .. secrets.API_KEY)
   return {region = env.REGION, key_length = #secrets.API_KEY, missing = env.NOPE}
-end`, queue.FunctionOptions{})
+end`, catalog.FunctionOptions{})
 	for _, kv := range []struct {
 		name, value string
 		secret      bool
 	}{{"REGION", "eu-west", false}, {"API_KEY", "sk-123456789", true}} {
-		if err := client.SetEnv(ctx, "cfg", kv.name, kv.value, kv.secret); err != nil {
+		if err := catalogOf(client).SetEnv(ctx, "cfg", kv.name, kv.value, kv.secret); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -271,14 +272,14 @@ end`, queue.FunctionOptions{})
 	if len(got.Logs) != 1 || strings.Contains(got.Logs[0].Message, "sk-123456789") || !strings.Contains(got.Logs[0].Message, "[secret API_KEY]") {
 		t.Errorf("logs = %+v, want the secret masked", got.Logs)
 	}
-	env, err := client.GetEnv(ctx, "cfg")
+	env, err := catalogOf(client).GetEnv(ctx, "cfg")
 	if err != nil || env.Values["REGION"] != "eu-west" || len(env.Secrets) != 1 || env.Secrets[0] != "API_KEY" || env.Values["API_KEY"] != "" {
 		t.Errorf("GetEnv = %+v, %v", env, err)
 	}
-	if err := client.SetEnv(ctx, "cfg", "bad name", "x", false); err == nil {
+	if err := catalogOf(client).SetEnv(ctx, "cfg", "bad name", "x", false); err == nil {
 		t.Error("a bad name was accepted")
 	}
-	if err := client.SetEnv(ctx, "nope", "X", "x", false); err == nil {
+	if err := catalogOf(client).SetEnv(ctx, "nope", "X", "x", false); err == nil {
 		t.Error("env for a missing function was accepted")
 	}
 }
@@ -294,7 +295,7 @@ func jsonEqual(got json.RawMessage, want string) bool {
 func TestInvokeFromScriptRefusesFarTimes(t *testing.T) {
 	t.Parallel()
 	client, _ := hostWorker(t, false)
-	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	put(t, client, "child", echoPayload, catalog.FunctionOptions{})
 	const outside = "outside 2000-01-01 to 9999-12-31"
 	for _, tc := range []struct {
 		opts    string
@@ -311,7 +312,7 @@ func TestInvokeFromScriptRefusesFarTimes(t *testing.T) {
 		{"{run_at = 946684800}", ""},
 	} {
 		t.Run(tc.opts, func(t *testing.T) {
-			put(t, client, "parent", "function handle(req)\n  return picloud.invoke(\"child\", {}, "+tc.opts+")\nend", queue.FunctionOptions{})
+			put(t, client, "parent", "function handle(req)\n  return picloud.invoke(\"child\", {}, "+tc.opts+")\nend", catalog.FunctionOptions{})
 			inv := run(t, client, "parent", `{}`)
 			checkRefusedAtLine2(t, tc.opts, inv, tc.refused)
 		})
@@ -325,7 +326,7 @@ func TestInvocationChainDepth(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, pool := hostWorker(t, false)
-	put(t, client, "again", "function handle(req)\n  return picloud.invoke(\"again\", {})\nend", queue.FunctionOptions{})
+	put(t, client, "again", "function handle(req)\n  return picloud.invoke(\"again\", {})\nend", catalog.FunctionOptions{})
 	top := run(t, client, "again", `{}`)
 	if top.Status != queue.StatusSucceeded {
 		t.Fatalf("the first invocation: %s %q", top.Status, top.Error)
@@ -374,7 +375,7 @@ func TestInvocationChainDepth(t *testing.T) {
 func TestHostCallsRefuseNUL(t *testing.T) {
 	t.Parallel()
 	client, _ := hostWorker(t, false)
-	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	put(t, client, "child", echoPayload, catalog.FunctionOptions{})
 	for _, tc := range []struct {
 		name, call, refused string
 	}{
@@ -387,7 +388,7 @@ func TestHostCallsRefuseNUL(t *testing.T) {
 		{"escaped text is fine", `kv.set("k", "\\u0000")`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			put(t, client, "nul", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{})
+			put(t, client, "nul", "function handle(req)\n  "+tc.call+"\n  return 1\nend", catalog.FunctionOptions{})
 			inv := run(t, client, "nul", `{}`)
 			checkRefusedAtLine2(t, tc.call, inv, tc.refused)
 		})
@@ -402,7 +403,7 @@ func TestHostCallsRefuseNUL(t *testing.T) {
 // 2.4 MB of text and about 10 MB as stored.
 func TestInvokeFromScriptRefusesOversizedArgs(t *testing.T) {
 	client, _ := hostWorker(t, false)
-	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	put(t, client, "child", echoPayload, catalog.FunctionOptions{})
 	for _, tc := range []struct {
 		name, call, refused string
 	}{
@@ -413,7 +414,7 @@ func TestInvokeFromScriptRefusesOversizedArgs(t *testing.T) {
 		{"payload of 1.2 million numbers", `local t = {} for i = 1, 1200000 do t[i] = 1 end picloud.invoke("child", t)`, "as stored, the most is 8388608"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			put(t, client, "big", "function handle(req)\n  "+tc.call+"\n  return 1\nend", queue.FunctionOptions{Timeout: time.Minute})
+			put(t, client, "big", "function handle(req)\n  "+tc.call+"\n  return 1\nend", catalog.FunctionOptions{Timeout: time.Minute})
 			// Seconds under -race on a busy machine: wait longer than run's 20 s.
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
@@ -445,7 +446,7 @@ func TestUnstorableErrorsAreCleaned(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			put(t, client, "raise", "function handle(req)\n  error("+tc.raise+", 0)\nend",
-				queue.FunctionOptions{MaxAttempts: tc.attempts, RetryBackoff: time.Millisecond, Timeout: 30 * time.Second})
+				catalog.FunctionOptions{MaxAttempts: tc.attempts, RetryBackoff: time.Millisecond, Timeout: 30 * time.Second})
 			start := time.Now()
 			inv := run(t, client, "raise", `{}`)
 			if took := time.Since(start); took > 5*time.Second {

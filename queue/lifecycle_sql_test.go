@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
 )
@@ -26,8 +27,8 @@ func TestBatchedLifecycleSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, client, "noop", `function handle(req) end`, queue.FunctionOptions{})
-	put(t, client, "single", `function handle(req) end`, queue.FunctionOptions{MaxConcurrency: 1})
+	put(t, client, "noop", `function handle(req) end`, catalog.FunctionOptions{})
+	put(t, client, "single", `function handle(req) end`, catalog.FunctionOptions{MaxConcurrency: 1})
 
 	tx, err := pool.Begin(ctx)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
@@ -29,9 +30,9 @@ func worker(t *testing.T, pool *pgxpool.Pool) (*queue.Client, *pgxpool.Pool) {
 	return startClient(t, pool, newExecutor(t)), pool
 }
 
-func put(t *testing.T, c *queue.Client, name, source string, opts queue.FunctionOptions) {
+func put(t *testing.T, c *queue.Client, name, source string, opts catalog.FunctionOptions) {
 	t.Helper()
-	if _, _, err := c.PutFunction(context.Background(), name, source, opts); err != nil {
+	if _, _, err := catalogOf(c).PutFunction(context.Background(), name, source, opts); err != nil {
 		t.Fatalf("PutFunction(%s): %v", name, err)
 	}
 }
@@ -44,6 +45,20 @@ func invoke(t *testing.T, c *queue.Client, p queue.InvokeParams) queue.Enqueued 
 	enq, err := c.Invoke(context.Background(), p)
 	if err != nil {
 		t.Fatalf("Invoke(%s): %v", p.Function, err)
+	}
+	return enq
+}
+
+// invokeWaiting enqueues as Call does, for a caller that waits for the
+// outcome, and returns without waiting.
+func invokeWaiting(t *testing.T, c *queue.Client, p queue.InvokeParams) queue.Enqueued {
+	t.Helper()
+	if p.Trigger == "" {
+		p.Trigger = queue.TriggerAPI
+	}
+	enq, err := c.InvokeWaiting(context.Background(), p)
+	if err != nil {
+		t.Fatalf("InvokeWaiting(%s): %v", p.Function, err)
 	}
 	return enq
 }
@@ -78,7 +93,7 @@ func TestSQLInvoke(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 
 	var id int64
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -120,7 +135,7 @@ func TestSQLClientHearsFinish(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +170,7 @@ func TestTriggerInvokes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
-	put(t, client, "on_order", echoPayload, queue.FunctionOptions{})
+	put(t, client, "on_order", echoPayload, catalog.FunctionOptions{})
 	for _, stmt := range []string{
 		`CREATE TABLE orders (id int PRIMARY KEY, total numeric)`,
 		`CREATE TRIGGER orders_invoke AFTER INSERT OR UPDATE OR DELETE ON orders
@@ -207,7 +222,7 @@ func TestIdempotency(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 
 	first := invoke(t, client, queue.InvokeParams{Function: "echo", IdempotencyKey: "order-1"})
 	again := invoke(t, client, queue.InvokeParams{Function: "echo", IdempotencyKey: "order-1"})
@@ -241,8 +256,8 @@ func TestRetries(t *testing.T) {
 	t.Parallel()
 	client, _ := worker(t, nil)
 	flaky := `function handle(req) if req.attempt < 3 then error("flaky " .. req.attempt) end return "ok on " .. req.attempt end`
-	put(t, client, "flaky", flaky, queue.FunctionOptions{MaxAttempts: 5, RetryBackoff: 20 * time.Millisecond})
-	put(t, client, "broken", `function handle(req) error("always") end`, queue.FunctionOptions{MaxAttempts: 3, RetryBackoff: 20 * time.Millisecond})
+	put(t, client, "flaky", flaky, catalog.FunctionOptions{MaxAttempts: 5, RetryBackoff: 20 * time.Millisecond})
+	put(t, client, "broken", `function handle(req) error("always") end`, catalog.FunctionOptions{MaxAttempts: 3, RetryBackoff: 20 * time.Millisecond})
 
 	t.Run("to success", func(t *testing.T) {
 		inv := waitFor(t, client, invoke(t, client, queue.InvokeParams{Function: "flaky"}).ID)
@@ -273,7 +288,7 @@ func TestRetries(t *testing.T) {
 func TestRetryBackoffIsTimerDriven(t *testing.T) {
 	client, _ := worker(t, nil)
 	put(t, client, "twice", `function handle(req) if req.attempt == 1 then error("first") end return "ok" end`,
-		queue.FunctionOptions{MaxAttempts: 2, RetryBackoff: 300 * time.Millisecond})
+		catalog.FunctionOptions{MaxAttempts: 2, RetryBackoff: 300 * time.Millisecond})
 	inv := waitFor(t, client, invoke(t, client, queue.InvokeParams{Function: "twice"}).ID)
 	if inv.Status != queue.StatusSucceeded || len(inv.Errors) != 1 {
 		t.Fatalf("invocation = %s, errors %+v", inv.Status, inv.Errors)
@@ -288,7 +303,7 @@ func TestRetryBackoffIsTimerDriven(t *testing.T) {
 func TestRunAt(t *testing.T) {
 	t.Parallel()
 	client, _ := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 	runAt := time.Now().Add(400 * time.Millisecond)
 	enq := invoke(t, client, queue.InvokeParams{Function: "echo", RunAt: runAt})
 	if enq.Status != queue.StatusQueued {
@@ -318,8 +333,8 @@ func TestCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Stop(ctx) })
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
-	put(t, client, "spin", `function handle(req) while true do end end`, queue.FunctionOptions{Timeout: 15 * time.Minute})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
+	put(t, client, "spin", `function handle(req) while true do end end`, catalog.FunctionOptions{Timeout: 15 * time.Minute})
 
 	t.Run("queued never runs", func(t *testing.T) {
 		enq := invoke(t, client, queue.InvokeParams{Function: "echo", RunAt: time.Now().Add(300 * time.Millisecond)})
@@ -379,7 +394,7 @@ func TestMaxConcurrencyAcrossWorkers(t *testing.T) {
 	two, _ := worker(t, pool)
 	// Each run keeps its sandbox busy for 100 ms of wall time.
 	put(t, one, "slow", `function handle(req) while os.clock() < 0.1 do end return req.payload end`,
-		queue.FunctionOptions{MaxConcurrency: 1, Timeout: 10 * time.Second})
+		catalog.FunctionOptions{MaxConcurrency: 1, Timeout: 10 * time.Second})
 
 	var ids []int64
 	for i := range 6 {
@@ -408,7 +423,7 @@ func TestMaxConcurrencyAcrossWorkers(t *testing.T) {
 func TestLongPollWakesOnFinish(t *testing.T) {
 	client, pool := worker(t, nil)
 	apiNode := startClient(t, pool, nil)
-	put(t, client, "slow", `function handle(req) while os.clock() < 0.3 do end return "done" end`, queue.FunctionOptions{})
+	put(t, client, "slow", `function handle(req) while os.clock() < 0.3 do end return "done" end`, catalog.FunctionOptions{})
 	enq := invoke(t, client, queue.InvokeParams{Function: "slow"})
 	inv, err := apiNode.Wait(context.Background(), enq.ID)
 	if err != nil || inv.Status != queue.StatusSucceeded {
@@ -425,7 +440,7 @@ func TestLongPollWakesOnFinish(t *testing.T) {
 func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	client, pool := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET retention = '500 milliseconds'`); err != nil {
 		t.Fatal(err)
 	}
@@ -456,9 +471,9 @@ func TestLogRetention(t *testing.T) {
 	ctx := context.Background()
 	client, _ := worker(t, nil)
 	logger := `function handle(req) log.info("secret-ish detail") return "ok" end`
-	put(t, client, "brief", logger, queue.FunctionOptions{LogRetention: time.Second})
-	put(t, client, "kept", logger, queue.FunctionOptions{})
-	fn, err := client.GetFunction(ctx, "brief")
+	put(t, client, "brief", logger, catalog.FunctionOptions{LogRetention: time.Second})
+	put(t, client, "kept", logger, catalog.FunctionOptions{})
+	fn, err := catalogOf(client).GetFunction(ctx, "brief")
 	if err != nil || fn.Options.LogRetention != time.Second {
 		t.Fatalf("GetFunction: %v, log retention %v", err, fn.Options.LogRetention)
 	}
@@ -490,7 +505,7 @@ func TestLogRetention(t *testing.T) {
 	if inv, err := client.GetInvocation(ctx, kept.ID); err != nil || len(inv.Logs) != 1 {
 		t.Errorf("a function without log retention lost its logs: %v %v", inv.Logs, err)
 	}
-	if _, _, err := client.PutFunction(ctx, "bad", logger, queue.FunctionOptions{LogRetention: time.Millisecond}); err == nil {
+	if _, _, err := catalogOf(client).PutFunction(ctx, "bad", logger, catalog.FunctionOptions{LogRetention: time.Millisecond}); err == nil {
 		t.Error("a log retention under a second was accepted")
 	}
 }
@@ -500,7 +515,7 @@ func TestLogRetention(t *testing.T) {
 func TestConcurrentCallersShareNothing(t *testing.T) {
 	t.Parallel()
 	client, _ := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
@@ -522,12 +537,12 @@ func TestRaisingTheLimitAdmitsParked(t *testing.T) {
 	t.Parallel()
 	client, _ := worker(t, nil)
 	source := `function handle(req) while os.clock() < (req.payload.seconds or 0) do end return "done" end`
-	put(t, client, "f", source, queue.FunctionOptions{MaxConcurrency: 1, Timeout: time.Minute})
+	put(t, client, "f", source, catalog.FunctionOptions{MaxConcurrency: 1, Timeout: time.Minute})
 	long := invoke(t, client, queue.InvokeParams{Function: "f", Payload: []byte(`{"seconds": 3}`)})
 	time.Sleep(200 * time.Millisecond) // let it take the slot
 	short := invoke(t, client, queue.InvokeParams{Function: "f", Payload: []byte(`{}`)})
 	time.Sleep(200 * time.Millisecond) // let it park
-	put(t, client, "f", source, queue.FunctionOptions{Timeout: time.Minute})
+	put(t, client, "f", source, catalog.FunctionOptions{Timeout: time.Minute})
 	quick := waitFor(t, client, short.ID)
 	slow := waitFor(t, client, long.ID)
 	if quick.Status != queue.StatusSucceeded || !quick.FinishedAt.Before(*slow.FinishedAt) {
@@ -546,8 +561,8 @@ func TestRescueOfADeadWorkersInvocation(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '200 milliseconds'`); err != nil {
 		t.Fatal(err)
 	}
-	put(t, client, "job", echoPayload, queue.FunctionOptions{MaxAttempts: 2, Timeout: 300 * time.Millisecond})
-	put(t, client, "once", echoPayload, queue.FunctionOptions{MaxAttempts: 1, Timeout: 300 * time.Millisecond})
+	put(t, client, "job", echoPayload, catalog.FunctionOptions{MaxAttempts: 2, Timeout: 300 * time.Millisecond})
+	put(t, client, "once", echoPayload, catalog.FunctionOptions{MaxAttempts: 1, Timeout: 300 * time.Millisecond})
 
 	// A dead worker's trace: the job fetched (running) and the invocation
 	// started, then silence. run_at keeps the live worker off it.
@@ -589,13 +604,17 @@ func TestRescueOfADeadWorkersInvocation(t *testing.T) {
 func TestInstructionBudgetPerFunction(t *testing.T) {
 	t.Parallel()
 	client, _ := worker(t, nil)
-	put(t, client, "tight", `function handle(req) while true do end end`, queue.FunctionOptions{MaxInstructions: 50_000})
+	put(t, client, "tight", `function handle(req) while true do end end`, catalog.FunctionOptions{MaxInstructions: 50_000})
 	inv := waitFor(t, client, invoke(t, client, queue.InvokeParams{Function: "tight"}).ID)
 	if inv.Status != queue.StatusTimedOut || !strings.Contains(inv.Error, "instruction budget exhausted (50000") {
 		t.Errorf("invocation = %s %q, want timed_out on the function's own budget", inv.Status, inv.Error)
 	}
-	fn, err := client.GetFunction(context.Background(), "tight")
+	fn, err := catalogOf(client).GetFunction(context.Background(), "tight")
 	if err != nil || fn.Options.MaxInstructions != 50_000 {
 		t.Errorf("stored budget = %d, %v", fn.Options.MaxInstructions, err)
 	}
 }
+
+// catalogOf is the catalog on the client's database, for deploying the
+// functions a test invokes.
+func catalogOf(c *queue.Client) *catalog.Catalog { return catalog.New(c.Pool()) }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
-	"github.com/picloud/picloud/queue"
 )
 
 // TestWakeAfterListenerDrop cuts every connection the node has, as a
@@ -22,7 +22,7 @@ func TestWakeAfterListenerDrop(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, newExecutor(t))
-	if _, _, err := client.PutFunction(ctx, "echo", `function handle(req) return req.payload end`, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(client).PutFunction(ctx, "echo", `function handle(req) return req.payload end`, catalog.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// A connection of the test's own, outside the node's pool.

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/platformtest"
@@ -129,7 +130,7 @@ func TestInvokeRunsAndRecords(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, newExecutor(t))
-	if _, _, err := client.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(client).PutFunction(ctx, "hello", helloSource, catalog.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -175,7 +176,7 @@ func TestWaitAcrossClients(t *testing.T) {
 	pool := platformtest.Database(t)
 	apiNode := startClient(t, pool, nil)
 	startClient(t, pool, newExecutor(t))
-	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(apiNode).PutFunction(ctx, "hello", helloSource, catalog.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
@@ -199,7 +200,7 @@ func TestEnqueueIsTransactional(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, newExecutor(t))
-	if _, _, err := client.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(client).PutFunction(ctx, "hello", helloSource, catalog.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -230,7 +231,7 @@ func TestQueuedInvocationOfDeletedFunctionFails(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	apiNode := startClient(t, pool, nil)
-	if _, _, err := apiNode.PutFunction(ctx, "hello", helloSource, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(apiNode).PutFunction(ctx, "hello", helloSource, catalog.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	enq, err := apiNode.Invoke(ctx, queue.InvokeParams{Function: "hello", Trigger: queue.TriggerHTTP, Request: httpRequest("x")})
@@ -238,7 +239,7 @@ func TestQueuedInvocationOfDeletedFunctionFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := enq.ID
-	if err := apiNode.DeleteFunction(ctx, "hello"); err != nil {
+	if err := catalogOf(apiNode).DeleteFunction(ctx, "hello"); err != nil {
 		t.Fatal(err)
 	}
 	startClient(t, pool, newExecutor(t))
@@ -248,48 +249,13 @@ func TestQueuedInvocationOfDeletedFunctionFails(t *testing.T) {
 	}
 }
 
-func TestPutFunctionConcurrently(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	client := startClient(t, platformtest.Database(t), nil)
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			if _, _, err := client.PutFunction(ctx, "f", fmt.Sprintf("function handle() return %d end", i), queue.FunctionOptions{}); err != nil {
-				t.Errorf("PutFunction: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	fn, err := client.GetFunction(ctx, "f")
-	if err != nil || fn.Version != 8 {
-		t.Errorf("after 8 concurrent distinct PUTs: version %d, %v; want 8", fn.Version, err)
-	}
-}
-
-func TestPutFunctionRejects(t *testing.T) {
-	t.Parallel()
-	client := startClient(t, platformtest.Database(t), nil)
-	var nameErr *queue.InvalidFunctionNameError
-	if _, _, err := client.PutFunction(context.Background(), "Bad", "function handle() end", queue.FunctionOptions{}); !errors.As(err, &nameErr) {
-		t.Errorf("bad name: %v", err)
-	}
-	var syntaxErr *executor.SyntaxError
-	if _, _, err := client.PutFunction(context.Background(), "ok", "function handle(\n", queue.FunctionOptions{}); !errors.As(err, &syntaxErr) || syntaxErr.Line != 2 {
-		t.Errorf("syntax error: %v, want *executor.SyntaxError on line 2", err)
-	}
-	if _, err := client.GetFunction(context.Background(), "ok"); !errors.Is(err, queue.ErrFunctionNotFound) {
-		t.Errorf("a function that does not compile was stored: %v", err)
-	}
-}
-
 // TestNULInResult: jsonb has no \u0000, so a NUL in a return value is stored
 // as U+FFFD instead of failing the write (or leaving the row running).
 func TestNULInResult(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client := startClient(t, platformtest.Database(t), newExecutor(t))
-	if _, _, err := client.PutFunction(ctx, "nul", `function handle(req) return {["k\0"] = "a\0b"} end`, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalogOf(client).PutFunction(ctx, "nul", `function handle(req) return {["k\0"] = "a\0b"} end`, catalog.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	enq, err := client.Invoke(ctx, queue.InvokeParams{Function: "nul", Trigger: queue.TriggerAPI, Payload: []byte(`{}`)})

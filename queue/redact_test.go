@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -137,9 +138,9 @@ func TestSecretsAreMaskedInRows(t *testing.T) {
 				}
 				return -1
 			}, strings.ToLower(name))
-			put(t, client, name, "function handle(req)\n"+tt.body+"\nend", queue.FunctionOptions{HTTPAllow: []string{"example.com"}, RetryBackoff: time.Millisecond})
+			put(t, client, name, "function handle(req)\n"+tt.body+"\nend", catalog.FunctionOptions{HTTPAllow: []string{"example.com"}, RetryBackoff: time.Millisecond})
 			for k, v := range redactSecrets {
-				if err := client.SetEnv(ctx, name, k, v, true); err != nil {
+				if err := catalogOf(client).SetEnv(ctx, name, k, v, true); err != nil {
 					t.Fatal(err)
 				}
 			}

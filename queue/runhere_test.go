@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
 )
@@ -31,22 +32,27 @@ func runningHere(t *testing.T, pool *pgxpool.Pool, id int64) (flagged, deadline 
 func TestSyncCallRunsHere(t *testing.T) {
 	t.Parallel()
 	client, pool := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
-	put(t, client, "limited", echoPayload, queue.FunctionOptions{MaxConcurrency: 1})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
+	put(t, client, "limited", echoPayload, catalog.FunctionOptions{MaxConcurrency: 1})
 
 	cases := []struct {
 		name     string
 		params   queue.InvokeParams
+		waiting  bool
 		wantHere bool
 	}{
-		{"waiting caller", queue.InvokeParams{Function: "echo", Wait: true}, true},
-		{"async caller", queue.InvokeParams{Function: "echo"}, false},
-		{"idempotency key", queue.InvokeParams{Function: "echo", Wait: true, IdempotencyKey: "k"}, false},
-		{"max_concurrency needs the general path", queue.InvokeParams{Function: "limited", Wait: true}, false},
+		{"waiting caller", queue.InvokeParams{Function: "echo"}, true, true},
+		{"async caller", queue.InvokeParams{Function: "echo"}, false, false},
+		{"idempotency key", queue.InvokeParams{Function: "echo", IdempotencyKey: "k"}, true, false},
+		{"max_concurrency needs the general path", queue.InvokeParams{Function: "limited"}, true, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			enq := invoke(t, client, tc.params)
+			enqueue := invoke
+			if tc.waiting {
+				enqueue = invokeWaiting
+			}
+			enq := enqueue(t, client, tc.params)
 			if here := enq.Status == queue.StatusRunning; here != tc.wantHere {
 				t.Fatalf("enqueued as %s, want started here = %t", enq.Status, tc.wantHere)
 			}
@@ -84,8 +90,8 @@ func TestRunHereRescuedWhenTheNodeDies(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '200 milliseconds'`); err != nil {
 		t.Fatal(err)
 	}
-	put(t, client, "job", echoPayload, queue.FunctionOptions{MaxAttempts: 2, Timeout: 300 * time.Millisecond})
-	put(t, client, "once", echoPayload, queue.FunctionOptions{MaxAttempts: 1, Timeout: 300 * time.Millisecond})
+	put(t, client, "job", echoPayload, catalog.FunctionOptions{MaxAttempts: 2, Timeout: 300 * time.Millisecond})
+	put(t, client, "once", echoPayload, catalog.FunctionOptions{MaxAttempts: 1, Timeout: 300 * time.Millisecond})
 	crash := func(function string) int64 {
 		t.Helper()
 		var id int64
@@ -126,8 +132,8 @@ func TestRunHereHandedBackOnStop(t *testing.T) {
 	if err := client.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	put(t, client, "spin", `function handle() while true do end end`, queue.FunctionOptions{MaxAttempts: 2, Timeout: 30 * time.Second})
-	enq := invoke(t, client, queue.InvokeParams{Function: "spin", Wait: true})
+	put(t, client, "spin", `function handle() while true do end end`, catalog.FunctionOptions{MaxAttempts: 2, Timeout: 30 * time.Second})
+	enq := invokeWaiting(t, client, queue.InvokeParams{Function: "spin"})
 	if enq.Status != queue.StatusRunning {
 		t.Fatalf("enqueued as %s, want started here", enq.Status)
 	}
@@ -155,8 +161,8 @@ func TestRunHereCancelled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client, pool := worker(t, nil)
-	put(t, client, "spin", `function handle() while true do end end`, queue.FunctionOptions{Timeout: 15 * time.Minute})
-	enq := invoke(t, client, queue.InvokeParams{Function: "spin", Wait: true})
+	put(t, client, "spin", `function handle() while true do end end`, catalog.FunctionOptions{Timeout: 15 * time.Minute})
+	enq := invokeWaiting(t, client, queue.InvokeParams{Function: "spin"})
 	if enq.Status != queue.StatusRunning {
 		t.Fatalf("enqueued as %s, want started here", enq.Status)
 	}
@@ -173,8 +179,8 @@ func TestRunHereCancelled(t *testing.T) {
 		t.Errorf("cancelled, yet still recorded as running here: flag %t, deadline row %t", flagged, deadline)
 	}
 	// The sandbox is free again: the next call runs.
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
-	next := invoke(t, client, queue.InvokeParams{Function: "echo", Wait: true})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
+	next := invokeWaiting(t, client, queue.InvokeParams{Function: "echo"})
 	if inv, err := client.WaitEnqueued(waitCtx, next); err != nil || inv.Status != queue.StatusSucceeded {
 		t.Errorf("the next call = %s, %v", inv.Status, err)
 	}
@@ -187,7 +193,7 @@ func TestRunHereCancelled(t *testing.T) {
 func TestFetchedInvocationsStartTogether(t *testing.T) {
 	t.Parallel()
 	client, pool := worker(t, nil)
-	put(t, client, "echo", echoPayload, queue.FunctionOptions{})
+	put(t, client, "echo", echoPayload, catalog.FunctionOptions{})
 	const n = 60
 	ids := invokeFromSQL(t, pool, "echo", n)
 	for _, id := range ids {
@@ -219,7 +225,7 @@ func TestWaitingTooLongHandsBack(t *testing.T) {
 	// Two slots and six runs waiting in the executor: with runs of 0.8 s,
 	// the rest of 12 invocations wait longer than 0.5 s for a slot.
 	put(t, client, "slow", `function handle(req) while os.clock() < 0.8 do end return req.payload end`,
-		queue.FunctionOptions{Timeout: 20 * time.Second})
+		catalog.FunctionOptions{Timeout: 20 * time.Second})
 	const n = 12
 	ids := invokeFromSQL(t, pool, "slow", n)
 	for _, id := range ids {

@@ -3,15 +3,14 @@ package queue_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
-	"github.com/picloud/picloud/queue"
 )
 
 // TestScheduleFiresOncePerTickAcrossWorkers: two workers, one schedule
@@ -21,13 +20,13 @@ func TestScheduleFiresOncePerTickAcrossWorkers(t *testing.T) {
 	ctx := context.Background()
 	one, pool := worker(t, nil)
 	worker(t, pool)
-	put(t, one, "tick", echoPayload, queue.FunctionOptions{})
-	s, created, err := one.PutSchedule(ctx, queue.Schedule{Function: "tick", Name: "every-second", Cron: "@every 1s", Payload: json.RawMessage(`{"k": 1}`), Enabled: true})
+	put(t, one, "tick", echoPayload, catalog.FunctionOptions{})
+	s, created, err := catalogOf(one).PutSchedule(ctx, catalog.Schedule{Function: "tick", Name: "every-second", Cron: "@every 1s", Payload: json.RawMessage(`{"k": 1}`), Enabled: true})
 	if err != nil || !created || s.NextRunAt == nil {
 		t.Fatalf("PutSchedule = %+v %v %v", s, created, err)
 	}
 	time.Sleep(3500 * time.Millisecond)
-	if _, _, err := one.PutSchedule(ctx, queue.Schedule{Function: "tick", Name: "every-second", Cron: "@every 1s", Enabled: false}); err != nil {
+	if _, _, err := catalogOf(one).PutSchedule(ctx, catalog.Schedule{Function: "tick", Name: "every-second", Cron: "@every 1s", Enabled: false}); err != nil {
 		t.Fatal(err)
 	}
 	var n, keys int
@@ -50,8 +49,8 @@ func TestScheduleDoesNotReplayMissedTicks(t *testing.T) {
 	ctx := context.Background()
 	pool := platformtest.Database(t)
 	client := startClient(t, pool, nil)
-	put(t, client, "tick", echoPayload, queue.FunctionOptions{})
-	if _, _, err := client.PutSchedule(ctx, queue.Schedule{Function: "tick", Name: "s", Cron: "*/2 * * * * *", Enabled: true}); err != nil {
+	put(t, client, "tick", echoPayload, catalog.FunctionOptions{})
+	if _, _, err := catalogOf(client).PutSchedule(ctx, catalog.Schedule{Function: "tick", Name: "s", Cron: "*/2 * * * * *", Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	// Everything was down for a minute: thirty ticks missed.
@@ -83,47 +82,8 @@ func TestScheduleDoesNotReplayMissedTicks(t *testing.T) {
 	if missed != 1 || len(keys) > 2 {
 		t.Errorf("%d invocations for missed ticks (of %d), want 1: %q", missed, len(keys), keys)
 	}
-	list, err := client.ListSchedules(ctx, "tick")
+	list, err := catalogOf(client).ListSchedules(ctx, "tick")
 	if err != nil || len(list) != 1 || list[0].NextRunAt == nil || !list[0].NextRunAt.After(time.Now().Add(-time.Second)) || list[0].LastInvocationID == nil {
 		t.Errorf("schedule after the catch-up = %+v, %v", list, err)
 	}
-}
-
-func TestScheduleValidation(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	client := startClient(t, platformtest.Database(t), nil)
-	put(t, client, "f", echoPayload, queue.FunctionOptions{})
-	var invalid *queue.InvalidScheduleError
-	for _, s := range []queue.Schedule{
-		{Function: "f", Name: "a", Cron: "not cron"},
-		{Function: "f", Name: "a", Cron: "* * * * *", Timezone: "Mars/Olympus"},
-		{Function: "f", Name: "Bad Name", Cron: "* * * * *"},
-	} {
-		if _, _, err := client.PutSchedule(ctx, s); !errors.As(err, &invalid) {
-			t.Errorf("%+v: %v, want InvalidScheduleError", s, err)
-		}
-	}
-	if _, _, err := client.PutSchedule(ctx, queue.Schedule{Function: "nope", Name: "a", Cron: "@hourly"}); !errors.Is(err, queue.ErrFunctionNotFound) {
-		t.Errorf("schedule of a missing function: %v", err)
-	}
-	s, _, err := client.PutSchedule(ctx, queue.Schedule{Function: "f", Name: "berlin", Cron: "0 9 * * *", Timezone: "Europe/Berlin", Enabled: true})
-	if err != nil || s.NextRunAt.In(mustZone(t, "Europe/Berlin")).Hour() != 9 {
-		t.Errorf("a 9:00 Berlin schedule's next run: %v, %v", s.NextRunAt, err)
-	}
-	if err := client.DeleteSchedule(ctx, "f", "berlin"); err != nil {
-		t.Error(err)
-	}
-	if err := client.DeleteSchedule(ctx, "f", "berlin"); !errors.Is(err, queue.ErrScheduleNotFound) {
-		t.Errorf("second delete: %v", err)
-	}
-}
-
-func mustZone(t *testing.T, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/queue"
 )
 
@@ -17,7 +18,7 @@ import (
 // refused write is kept.
 func TestBufferedWriteBytes(t *testing.T) {
 	client, _ := hostWorker(t, false)
-	put(t, client, "child", echoPayload, queue.FunctionOptions{})
+	put(t, client, "child", echoPayload, catalog.FunctionOptions{})
 	const refused = "may buffer at most 16777216 bytes"
 	for _, tc := range []struct {
 		name, body string
@@ -33,7 +34,7 @@ func TestBufferedWriteBytes(t *testing.T) {
 		{"picloud.invoke under the cap", `for i = 1, 15 do picloud.invoke("child", {big}) end`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			put(t, client, "writer", "local big = string.rep(\"x\", 1000000)\nfunction handle(req)\n  "+tc.body+"\n  return \"done\"\nend", queue.FunctionOptions{})
+			put(t, client, "writer", "local big = string.rep(\"x\", 1000000)\nfunction handle(req)\n  "+tc.body+"\n  return \"done\"\nend", catalog.FunctionOptions{})
 			inv := run(t, client, "writer", `{}`)
 			if !tc.refused {
 				if inv.Status != queue.StatusSucceeded {
@@ -56,7 +57,7 @@ function handle(req)
   local ok2 = pcall(picloud.invoke, "child", {big})
   kv.set("small", string.rep("y", 700000))
   return {ok1, ok2}
-end`, queue.FunctionOptions{})
+end`, catalog.FunctionOptions{})
 	if inv := run(t, client, "catcher", `{}`); inv.Status != queue.StatusSucceeded || !jsonEqual(inv.Result, `[false, false]`) {
 		t.Errorf("catcher = %s %s %q", inv.Status, inv.Result, truncate(inv.Error))
 	}
@@ -90,7 +91,7 @@ func TestErrorCap(t *testing.T) {
 		{"three-byte characters", `string.rep("€", 100000)`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			put(t, client, "fail", "function handle(req)\n  error("+tc.expr+")\nend", queue.FunctionOptions{})
+			put(t, client, "fail", "function handle(req)\n  error("+tc.expr+")\nend", catalog.FunctionOptions{})
 			inv := run(t, client, "fail", `{}`)
 			if inv.Status != queue.StatusFailed || len(inv.Error) > limit || !utf8.ValidString(inv.Error) || strings.Contains(inv.Error, mark) != tc.cut {
 				t.Errorf("%s, error of %d bytes (valid UTF-8: %v) ending %q; want at most %d, cut: %v",
@@ -108,8 +109,8 @@ func TestErrorCap(t *testing.T) {
 	const secret = "sk-0123456789abcdef"
 	put(t, client, "leaky", `function handle(req)
   error(string.rep("a", 65536 - 130 + 12 * req.attempt) .. secrets.API_KEY .. string.rep("b", 100000))
-end`, queue.FunctionOptions{MaxAttempts: 8, RetryBackoff: time.Millisecond})
-	if err := client.SetEnv(ctx, "leaky", "API_KEY", secret, true); err != nil {
+end`, catalog.FunctionOptions{MaxAttempts: 8, RetryBackoff: time.Millisecond})
+	if err := catalogOf(client).SetEnv(ctx, "leaky", "API_KEY", secret, true); err != nil {
 		t.Fatal(err)
 	}
 	inv := run(t, client, "leaky", `{}`)
@@ -144,7 +145,7 @@ func TestListCutsErrors(t *testing.T) {
 		{"two-byte characters", `string.rep("é", 30000)`, 2048, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			put(t, client, "lister", "function handle(req)\n  error("+tc.expr+")\nend", queue.FunctionOptions{})
+			put(t, client, "lister", "function handle(req)\n  error("+tc.expr+")\nend", catalog.FunctionOptions{})
 			inv := run(t, client, "lister", `{}`)
 			page, _, err := client.ListInvocations(ctx, queue.ListParams{Function: "lister", Limit: 1})
 			if err != nil || len(page) != 1 || page[0].ID != inv.ID {

@@ -112,3 +112,31 @@ func (c *Client) Stats(ctx context.Context, window, bucket time.Duration) (Stats
 	}
 	return st, nil
 }
+
+// Running is the number of invocations running on this node.
+func (c *Client) Running() int {
+	c.running.mu.Lock()
+	defer c.running.mu.Unlock()
+	return len(c.running.byID)
+}
+
+// Depth counts the queued invocations of the whole database by what they
+// wait for.
+type Depth struct {
+	// Due waits for a worker: its attempt is due now.
+	Due int64
+	// Scheduled waits for its time: a run_at or a retry's backoff.
+	Scheduled int64
+	// Parked waits for its function's max_concurrency.
+	Parked int64
+}
+
+// QueueDepth counts the queued invocations. It is one query; call it when
+// asked (a metrics scrape), never on a timer.
+func (c *Client) QueueDepth(ctx context.Context) (Depth, error) {
+	row, err := c.queries.QueueDepth(ctx)
+	if err != nil {
+		return Depth{}, fmt.Errorf("count queued invocations: %w", err)
+	}
+	return Depth{Due: row.Due, Scheduled: row.Scheduled, Parked: row.Parked}, nil
+}

@@ -17,8 +17,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
-	"github.com/picloud/picloud/queue"
 )
 
 // The end-to-end test drives the dashboard in headless Chromium against a
@@ -423,7 +423,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	// Settings: PUT replaces every option, so a save from the editor must
 	// send back the ones it has no field for (log retention), and the
 	// expose_errors select must reach the server.
-	if _, _, err := p.Client.PatchFunction(context.Background(), "greet", queue.FunctionPatch{LogRetention: new(48 * time.Hour)}, false); err != nil {
+	if _, _, err := p.Catalog.PatchFunction(context.Background(), "greet", catalog.FunctionPatch{LogRetention: new(48 * time.Hour)}, false); err != nil {
 		t.Fatal(err)
 	}
 	main.do("open greet's settings",
@@ -437,7 +437,7 @@ func TestDashboardEndToEnd(t *testing.T) {
 	main.do("save the settings", chromedp.Click(chromedp.CSS(`.settings-foot .btn.primary`)))
 	main.waitFor("see the save done", `document.querySelector(".settings-foot .btn.primary").disabled`)
 	main.shot("15-settings")
-	fn, err := p.Client.GetFunction(context.Background(), "greet")
+	fn, err := p.Catalog.GetFunction(context.Background(), "greet")
 	if err != nil || !fn.Options.ExposeErrors || fn.Options.LogRetention != 48*time.Hour {
 		t.Errorf("after a save in the settings: %+v %v; want expose_errors and the 48 h log retention kept", fn.Options, err)
 	}

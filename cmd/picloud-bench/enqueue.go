@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/bench"
 	"github.com/picloud/picloud/queue"
 )
@@ -58,13 +59,7 @@ func measureEnqueue(ctx context.Context, p *platform, n int) ([]result, error) {
 		return nil, err
 	}
 	defer drop()
-	// A client without an executor only stores and enqueues: no River
-	// client, no workers.
-	client, err := queue.NewClient(pool, queue.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("queue client: %w", err)
-	}
-	if _, _, err := client.PutFunction(ctx, "noop", noopSource, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalog.New(pool).PutFunction(ctx, "noop", noopSource, catalog.FunctionOptions{}); err != nil {
 		return nil, fmt.Errorf("deploy noop: %w", err)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/queue"
 )
@@ -43,13 +44,18 @@ func startPlatform(ctx context.Context, pool *pgxpool.Pool, concurrency int) (*p
 		sandboxes.Close()
 		return nil, fmt.Errorf("start queue client: %w", err)
 	}
+	functions := catalog.New(pool)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		_ = client.Stop(context.WithoutCancel(ctx))
 		sandboxes.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: api.New(api.Config{Queue: client, Logger: logger, DisableAuth: true}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api.New(api.Config{
+		Invocations: client, Events: client, Stats: client, Ready: client,
+		Functions: functions, Env: functions, Schedules: functions, Keys: client.Keys(),
+		Logger: logger, DisableAuth: true,
+	}), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	p := &platform{

@@ -3,11 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/picloud/picloud/queue"
+	"github.com/picloud/picloud/catalog"
 )
 
 // scaleOutInvocations is how many invocations each burn-down enqueues.
@@ -103,11 +102,7 @@ func (b *picloudBinary) burnDown(ctx context.Context, admin string, workers, con
 		return run, err
 	}
 	defer db.drop()
-	deployer, err := queue.NewClient(db.pool, queue.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return run, fmt.Errorf("queue client: %w", err)
-	}
-	if _, _, err := deployer.PutFunction(ctx, "noop", noopSource, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalog.New(db.pool).PutFunction(ctx, "noop", noopSource, catalog.FunctionOptions{}); err != nil {
 		return run, fmt.Errorf("deploy noop: %w", err)
 	}
 	dbURL, err := withDatabase(admin, db.pool.Config().ConnConfig.Database)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/bench"
-	"github.com/picloud/picloud/queue"
 )
 
 // latency turns samples into p50 and p99 rows, each compared with the same
@@ -120,7 +120,7 @@ func syncHTTP(ctx context.Context, p *platform, s settings) ([]result, error) {
 }
 
 func deploy(ctx context.Context, p *platform, name, source string) error {
-	if _, _, err := p.client.PutFunction(ctx, name, source, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalog.New(p.pool).PutFunction(ctx, name, source, catalog.FunctionOptions{}); err != nil {
 		return fmt.Errorf("deploy %s: %w", name, err)
 	}
 	return nil

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
-	"github.com/picloud/picloud/queue"
 )
 
 // TestDeployKeepsSettings: a plain redeploy keeps auth, http_allow,
@@ -28,7 +28,7 @@ func TestDeployKeepsSettings(t *testing.T) {
 	}
 	write("one")
 	ok(t, "fn", "deploy", "f", file, "--auth", "key", "--http-allow", "api.example.com", "--max-concurrency", "3", "--timeout", "5s")
-	if err := p.Client.SetEnv(context.Background(), "f", "REGION", "eu", false); err != nil {
+	if err := p.Catalog.SetEnv(context.Background(), "f", "REGION", "eu", false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -37,22 +37,22 @@ func TestDeployKeepsSettings(t *testing.T) {
 		source string // written before the deploy when not empty
 		args   []string
 		out    string
-		want   queue.FunctionOptions
+		want   catalog.FunctionOptions
 		ver    int
 	}{
 		{"plain redeploy keeps everything", "two", nil,
 			"updated f version 2 at /fn/f\n  source: changed (version 2)\n",
-			queue.FunctionOptions{Auth: queue.AuthKey, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
+			catalog.FunctionOptions{Auth: catalog.AuthKey, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
 		{"same file again", "", nil, "no changes to f (version 2 at /fn/f)\n",
-			queue.FunctionOptions{Auth: queue.AuthKey, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
+			catalog.FunctionOptions{Auth: catalog.AuthKey, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
 		{"one flag changes one option", "", []string{"--auth", "public"}, "updated f version 2 at /fn/f\n  auth: key -> public\n",
-			queue.FunctionOptions{Auth: queue.AuthPublic, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
+			catalog.FunctionOptions{Auth: catalog.AuthPublic, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
 		{"dry run stores nothing", "three", []string{"--dry-run", "--expose-errors"},
 			"would be updated f version 3 at /fn/f\n  source: changed (version 3)\n  expose_errors: false -> true\n",
-			queue.FunctionOptions{Auth: queue.AuthPublic, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
+			catalog.FunctionOptions{Auth: catalog.AuthPublic, HTTPAllow: []string{"api.example.com"}, MaxConcurrency: 3, Timeout: 5 * time.Second}, 2},
 		{"reset", "", []string{"--reset", "max_concurrency,http_allow", "--expose-errors"},
 			"updated f version 3 at /fn/f\n  source: changed (version 3)\n  max_concurrency: 3 -> default\n  http_allow: [\"api.example.com\"] -> []\n  expose_errors: false -> true\n",
-			queue.FunctionOptions{Auth: queue.AuthPublic, HTTPAllow: []string{}, Timeout: 5 * time.Second, ExposeErrors: true}, 3},
+			catalog.FunctionOptions{Auth: catalog.AuthPublic, HTTPAllow: []string{}, Timeout: 5 * time.Second, ExposeErrors: true}, 3},
 	}
 	for _, s := range steps {
 		if s.source != "" {
@@ -62,7 +62,7 @@ func TestDeployKeepsSettings(t *testing.T) {
 		if out != s.out {
 			t.Errorf("%s: printed %q, want %q", s.name, out, s.out)
 		}
-		fn, err := p.Client.GetFunction(context.Background(), "f")
+		fn, err := p.Catalog.GetFunction(context.Background(), "f")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestDeployKeepsSettings(t *testing.T) {
 			got.Timeout != s.want.Timeout || got.ExposeErrors != s.want.ExposeErrors {
 			t.Errorf("%s: version %d options %+v, want %d %+v", s.name, fn.Version, got, s.ver, s.want)
 		}
-		env, err := p.Client.GetEnv(context.Background(), "f")
+		env, err := p.Catalog.GetEnv(context.Background(), "f")
 		if err != nil || env.Values["REGION"] != "eu" {
 			t.Errorf("%s: env %+v %v", s.name, env, err)
 		}

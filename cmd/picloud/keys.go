@@ -9,8 +9,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/picloud/picloud/internal/db"
 	"github.com/picloud/picloud/keys"
-	"github.com/picloud/picloud/queue"
 )
 
 // keysCmd manages API keys straight in the database, so that an operator
@@ -57,9 +57,9 @@ func toKeyJSON(k keys.Key) keyJSON {
 	return keyJSON{ID: k.ID, Name: k.Name, Scope: string(k.Scope), Prefix: k.Prefix, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt}
 }
 
-// withKeys runs fn with a client on the database; it needs no migration
-// lock and starts no listener.
-func (c *keysCmd) withKeys(ctx context.Context, fn func(*queue.Client) error) error {
+// withKeys runs fn with the key store on the database; it needs no
+// migration lock and starts no listener.
+func (c *keysCmd) withKeys(ctx context.Context, fn func(*keys.Store) error) error {
 	if c.DatabaseURL == "" {
 		return withExitCode(exitUsage, errNoKeysDatabase)
 	}
@@ -68,11 +68,7 @@ func (c *keysCmd) withKeys(ctx context.Context, fn func(*queue.Client) error) er
 		return err
 	}
 	defer pool.Close()
-	client, err := queue.NewClient(pool, queue.Config{})
-	if err != nil {
-		return err
-	}
-	return fn(client)
+	return fn(keys.New(db.New(pool)))
 }
 
 func (c *keysCmd) print(kctx *kong.Context, v any, text func()) error {
@@ -86,8 +82,8 @@ func (c *keysCmd) print(kctx *kong.Context, v any, text func()) error {
 }
 
 func (k *keysCreateCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) error {
-	return c.withKeys(ctx, func(client *queue.Client) error {
-		key, created, err := client.Keys().Create(ctx, k.Name, keys.Scope(k.Scope))
+	return c.withKeys(ctx, func(store *keys.Store) error {
+		key, created, err := store.Create(ctx, k.Name, keys.Scope(k.Scope))
 		if invalid := (*keys.InvalidNameError)(nil); errors.As(err, &invalid) {
 			return withExitCode(exitUsage, err)
 		}
@@ -104,8 +100,8 @@ func (k *keysCreateCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd)
 }
 
 func (k *keysListCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) error {
-	return c.withKeys(ctx, func(client *queue.Client) error {
-		keys, err := client.Keys().List(ctx)
+	return c.withKeys(ctx, func(store *keys.Store) error {
+		keys, err := store.List(ctx)
 		if err != nil {
 			return err
 		}
@@ -128,8 +124,8 @@ func (k *keysListCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) e
 }
 
 func (k *keysRevokeCmd) Run(ctx context.Context, kctx *kong.Context, c *keysCmd) error {
-	return c.withKeys(ctx, func(client *queue.Client) error {
-		revoked, err := client.Keys().Revoke(ctx, k.ID)
+	return c.withKeys(ctx, func(store *keys.Store) error {
+		revoked, err := store.Revoke(ctx, k.ID)
 		if errors.Is(err, keys.ErrNotFound) {
 			return withExitCode(exitNotFound, err)
 		}

@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picloud/picloud/catalog"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/picloud/picloud/queue"
 )
 
 // manifestFile is the name of a project's manifest in its folder.
@@ -216,7 +215,7 @@ func (m *manifest) check() error {
 		}
 		at := fmt.Sprintf("line %d: function %s", fn.line, name)
 		switch {
-		case !queue.ValidFunctionName(name):
+		case !catalog.ValidFunctionName(name):
 			return fmt.Errorf("line %d: %q is not a function name: a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'", fn.line, name)
 		case fn.File == "":
 			return fmt.Errorf("%s: file: is missing (the Lua source, relative to the manifest)", at)
@@ -245,10 +244,10 @@ func (m *manifest) check() error {
 			if s == nil || s.Cron == "" {
 				return fmt.Errorf("%s: schedule %s: cron: is missing", at, sname)
 			}
-			if !queue.ValidFunctionName(sname) {
+			if !catalog.ValidFunctionName(sname) {
 				return fmt.Errorf("line %d: function %s: %q is not a schedule name (lower-case letters, digits, '-' or '_')", s.line, name, sname)
 			}
-			if err := queue.CheckSchedule(s.Cron, scheduleZone(s.Timezone)); err != nil {
+			if err := catalog.CheckSchedule(s.Cron, scheduleZone(s.Timezone)); err != nil {
 				return fmt.Errorf("line %d: function %s: schedule %s: %w", s.line, name, sname, err)
 			}
 			if _, err := json.Marshal(s.Payload); err != nil {

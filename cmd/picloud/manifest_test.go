@@ -14,6 +14,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/platformtest"
 	"github.com/picloud/picloud/queue"
 )
@@ -53,7 +54,7 @@ func wantLines(t *testing.T, what, out string, want ...string) {
 
 func functionNames(t *testing.T, p *platformtest.Platform) []string {
 	t.Helper()
-	fns, err := p.Client.ListFunctions(context.Background())
+	fns, err := p.Catalog.ListFunctions(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +124,8 @@ func TestManifestEndToEnd(t *testing.T) {
 	if got := ok(t, "invoke", "hello", "-d", `{"name": "Bo"}`); got != "Hi, Bo!!\n" {
 		t.Errorf("invoke after the change: %q", got)
 	}
-	fn, err := p.Client.GetFunction(context.Background(), "hello")
-	if err != nil || fn.Options.Auth != queue.AuthKey || fn.Options.Timeout != 5*time.Second {
+	fn, err := p.Catalog.GetFunction(context.Background(), "hello")
+	if err != nil || fn.Options.Auth != catalog.AuthKey || fn.Options.Timeout != 5*time.Second {
 		t.Errorf("after apply: %+v %v", fn.Options, err)
 	}
 
@@ -160,7 +161,7 @@ func TestManifestEndToEnd(t *testing.T) {
 	}
 	t.Setenv("API_TOKEN", "s3cret-value")
 	wantLines(t, "secret", ok(t, "apply", dir), "secret API_TOKEN: set from $API_TOKEN")
-	env, err := p.Client.GetEnv(context.Background(), "hello")
+	env, err := p.Catalog.GetEnv(context.Background(), "hello")
 	if err != nil || len(env.Secrets) != 1 || env.Secrets[0] != "API_TOKEN" {
 		t.Errorf("secrets after apply: %+v %v", env, err)
 	}
@@ -244,7 +245,7 @@ func TestApplyWatch(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			fn, err := p.Client.GetFunction(context.Background(), "w")
+			fn, err := p.Catalog.GetFunction(context.Background(), "w")
 			if err == nil && fn.Version == want {
 				return
 			}
@@ -329,11 +330,11 @@ func TestManifestEveryField(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "picloud.yaml"), full)
 	writeFile(t, filepath.Join(dir, "every.lua"), `function handle(req) return "every" end`)
 	ok(t, "apply", dir)
-	fn, err := p.Client.GetFunction(context.Background(), "every")
+	fn, err := p.Catalog.GetFunction(context.Background(), "every")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := queue.FunctionOptions{Timeout: 90 * time.Second, Auth: queue.AuthKey, MaxConcurrency: 7, MaxAttempts: 4, RetryBackoff: 0,
+	want := catalog.FunctionOptions{Timeout: 90 * time.Second, Auth: catalog.AuthKey, MaxConcurrency: 7, MaxAttempts: 4, RetryBackoff: 0,
 		MaxInstructions: 2000000, LogRetention: 48 * time.Hour, ExposeErrors: true}
 	got := fn.Options
 	if strings.Join(got.HTTPAllow, ",") != "api.example.com,*.example.org:8443" {
@@ -364,11 +365,11 @@ func TestManifestEveryField(t *testing.T) {
 	wantLines(t, "reset", out, "timeout_ms: 90000 -> default", "max_attempts: 4 -> 1", "retry_backoff_ms: 0 -> 1000",
 		"auth: key -> public", `http_allow: ["api.example.com","*.example.org:8443"] -> []`, "expose_errors: true -> false",
 		"env A: removed", "schedule tick: removed")
-	fn, err = p.Client.GetFunction(context.Background(), "every")
+	fn, err = p.Catalog.GetFunction(context.Background(), "every")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := fn.Options; o.Timeout != 0 || o.Auth != queue.AuthPublic || o.MaxConcurrency != 0 || o.MaxAttempts != 1 || o.RetryBackoff != time.Second ||
+	if o := fn.Options; o.Timeout != 0 || o.Auth != catalog.AuthPublic || o.MaxConcurrency != 0 || o.MaxAttempts != 1 || o.RetryBackoff != time.Second ||
 		o.MaxInstructions != 0 || o.LogRetention != 0 || o.ExposeErrors || len(o.HTTPAllow) != 0 {
 		t.Errorf("after the reset: %+v", o)
 	}

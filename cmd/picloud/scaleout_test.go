@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/pgcluster"
 	"github.com/picloud/picloud/queue"
@@ -84,16 +85,8 @@ func TestWorkerKilledMidInvocation(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE picloud.settings SET rescue_grace = '1 second'`); err != nil {
 		t.Fatal(err)
 	}
-	apiNode, err := queue.NewClient(pool, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := apiNode.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer apiNode.Stop(ctx)
-	if _, _, err := apiNode.PutFunction(ctx, "slow", `function handle(req) while os.clock() < 0.2 do end return req.payload.i end`,
-		queue.FunctionOptions{MaxAttempts: 3, Timeout: 2 * time.Second}); err != nil {
+	if _, _, err := catalog.New(pool).PutFunction(ctx, "slow", `function handle(req) while os.clock() < 0.2 do end return req.payload.i end`,
+		catalog.FunctionOptions{MaxAttempts: 3, Timeout: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	victim := startWorkerProcess(t, url, "victim")
@@ -144,7 +137,7 @@ func TestWorkerKilledMidInvocation(t *testing.T) {
 	}
 	var succeeded, rescued, extraAttempts int
 	var lastRescue time.Time
-	err = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'),
+	err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'),
 		       count(*) FILTER (WHERE errors::text LIKE '%stopped responding%'),
 		       coalesce(sum(attempt - 1), 0),
 		       coalesce((SELECT max((e->>'at')::timestamptz) FROM picloud.invocations, jsonb_array_elements(errors) e
@@ -206,11 +199,7 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 	defer pool.Close()
 	waitReady(t, "http://"+addr, done)
-	client, err := queue.NewClient(pool, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := client.PutFunction(ctx, "echo", `function handle(req) return req.payload end`, queue.FunctionOptions{}); err != nil {
+	if _, _, err := catalog.New(pool).PutFunction(ctx, "echo", `function handle(req) return req.payload end`, catalog.FunctionOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -322,12 +311,8 @@ func TestGracefulShutdownHandsBack(t *testing.T) {
 	}
 	ctx := context.Background()
 	pool, url := migratedPool(t)
-	client, err := queue.NewClient(pool, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := client.PutFunction(ctx, "spin", `function handle(req) while os.clock() < req.payload.s do end return "done" end`,
-		queue.FunctionOptions{Timeout: 30 * time.Second, MaxInstructions: 10_000_000_000}); err != nil {
+	if _, _, err := catalog.New(pool).PutFunction(ctx, "spin", `function handle(req) while os.clock() < req.payload.s do end return "done" end`,
+		catalog.FunctionOptions{Timeout: 30 * time.Second, MaxInstructions: 10_000_000_000}); err != nil {
 		t.Fatal(err)
 	}
 	first := startWorkerProcess(t, url, "first", "PICLOUD_DRAIN_TIMEOUT=300ms")

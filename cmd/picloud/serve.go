@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/metrics"
@@ -315,8 +316,11 @@ func (n node) run(ctx context.Context, logger *slog.Logger, databaseURL string, 
 		if n.api.noAuth {
 			logger.Warn("AUTHENTICATION IS OFF: anyone who can reach " + n.api.Addr + " may deploy and run code; never expose this node (run dev --auth to turn keys on)")
 		}
+		functions := catalog.New(pool)
 		handler = api.New(api.Config{
-			Queue: client, Logger: logger, DisableAuth: n.api.noAuth, MaxBodyBytes: n.api.MaxBodyBytes,
+			Invocations: client, Events: client, Stats: client, Ready: client,
+			Functions: functions, Env: functions, Schedules: functions, Keys: client.Keys(),
+			Logger: logger, DisableAuth: n.api.noAuth, MaxBodyBytes: n.api.MaxBodyBytes,
 			Metrics: m.Handler(), MetricsPublic: n.api.MetricsPublic, TracerProvider: config.TracerProvider,
 		})
 	case n.healthAddr != "":

@@ -131,9 +131,19 @@ type Usage interface {
 	Usage() (busy, capacity int)
 }
 
+// Running counts the invocations a node runs now: *queue.Client.
+type Running interface {
+	Running() int
+}
+
+// Depth counts the queued invocations: *queue.Client.
+type Depth interface {
+	QueueDepth(ctx context.Context) (queue.Depth, error)
+}
+
 // WatchWorker adds the gauges of a node that runs invocations: how many run
 // now, and how full the executor is.
-func (m *Metrics) WatchWorker(q *queue.Client, executor Usage) {
+func (m *Metrics) WatchWorker(q Running, executor Usage) {
 	m.registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "picloud_invocations_running",
@@ -151,7 +161,7 @@ func (m *Metrics) WatchWorker(q *queue.Client, executor Usage) {
 }
 
 // WatchQueue adds the queue depth, counted by a query at each scrape.
-func (m *Metrics) WatchQueue(q *queue.Client) {
+func (m *Metrics) WatchQueue(q Depth) {
 	m.registry.MustRegister(&depthCollector{q: q, logger: m.logger, desc: prometheus.NewDesc(
 		"picloud_invocations_queued",
 		"Queued invocations in the whole database (the same on every node), by what they wait for: a worker (due), their time (scheduled: run_at or a retry's backoff), or their function's max_concurrency (parked). Counted by a query at each scrape.",
@@ -160,7 +170,7 @@ func (m *Metrics) WatchQueue(q *queue.Client) {
 }
 
 type depthCollector struct {
-	q      *queue.Client
+	q      Depth
 	logger *slog.Logger
 	desc   *prometheus.Desc
 }

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/picloud/picloud/api"
+	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/dbtest"
 	"github.com/picloud/picloud/internal/metrics"
@@ -73,6 +74,8 @@ type Platform struct {
 	URL    string
 	Pool   *pgxpool.Pool
 	Client *queue.Client
+	// Catalog holds the functions, their env and schedules.
+	Catalog *catalog.Catalog
 	// AdminKey is an admin API key, set when Options.Auth is.
 	AdminKey string
 	// Metrics is the node's registry, served at URL/metrics; set when
@@ -200,7 +203,9 @@ func start(pool *pgxpool.Pool, opts Options, logger *slog.Logger) (p *Platform, 
 		sandboxes.Close()
 		return nil, nil, fmt.Errorf("queue client: %w", err)
 	}
-	apiConfig := api.Config{Queue: client, Logger: logger, DisableAuth: !opts.Auth, TracerProvider: opts.TracerProvider}
+	functions := catalog.New(pool)
+	apiConfig := Services(client, functions)
+	apiConfig.Logger, apiConfig.DisableAuth, apiConfig.TracerProvider = logger, !opts.Auth, opts.TracerProvider
 	if m != nil {
 		m.WatchQueue(client)
 		m.WatchWorker(client, sandboxes)
@@ -224,7 +229,7 @@ func start(pool *pgxpool.Pool, opts Options, logger *slog.Logger) (p *Platform, 
 		}
 		return nil
 	}
-	p = &Platform{URL: srv.URL, Pool: pool, Client: client, Metrics: m}
+	p = &Platform{URL: srv.URL, Pool: pool, Client: client, Catalog: functions, Metrics: m}
 	if opts.Auth {
 		key, _, err := client.Keys().Create(ctx, "test", keys.ScopeAdmin)
 		if err != nil {
@@ -234,6 +239,21 @@ func start(pool *pgxpool.Pool, opts Options, logger *slog.Logger) (p *Platform, 
 	}
 	return p, stop, nil
 }
+
+// Services is an API configuration with every service wired as serve
+// wires it: the queue client for invocations, events, stats and
+// readiness, the catalog for functions, env and schedules, the client's
+// key store for keys.
+func Services(client *queue.Client, functions *catalog.Catalog) api.Config {
+	return api.Config{
+		Invocations: client, Events: client, Stats: client, Ready: client,
+		Functions: functions, Env: functions, Schedules: functions, Keys: client.Keys(),
+	}
+}
+
+// Services is the platform's API configuration with its services wired,
+// for a second server on the same platform.
+func (p *Platform) Services() api.Config { return Services(p.Client, p.Catalog) }
 
 type testWriter struct{ t testing.TB }
 

@@ -1,4 +1,4 @@
-package queue
+package catalog
 
 import (
 	"context"
@@ -87,7 +87,7 @@ var errDryRun = errors.New("dry run")
 // without one it is ErrFunctionNotFound. before is the function as it was
 // (Version 0 when new); after as it is now. With dryRun nothing is stored,
 // and after is what would be.
-func (c *Client) PatchFunction(ctx context.Context, name string, p FunctionPatch, dryRun bool) (before, after Function, err error) {
+func (c *Catalog) PatchFunction(ctx context.Context, name string, p FunctionPatch, dryRun bool) (before, after Function, err error) {
 	if !ValidFunctionName(name) {
 		return Function{}, Function{}, &InvalidFunctionNameError{Name: name}
 	}
@@ -142,7 +142,7 @@ func (c *Client) PatchFunction(ctx context.Context, name string, p FunctionPatch
 // FunctionExposesErrors reports whether the function shows its errors to
 // /fn callers without a key (FunctionOptions.ExposeErrors); false for a
 // function that no longer exists.
-func (c *Client) FunctionExposesErrors(ctx context.Context, name string) (bool, error) {
+func (c *Catalog) FunctionExposesErrors(ctx context.Context, name string) (bool, error) {
 	expose, err := c.queries.FunctionExposesErrors(ctx, name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
@@ -151,12 +151,4 @@ func (c *Client) FunctionExposesErrors(ctx context.Context, name string) (bool, 
 		return false, fmt.Errorf("read expose_errors: %w", err)
 	}
 	return expose, nil
-}
-
-// CheckSchedule reports whether PutSchedule would take the cron expression
-// and time zone, as *InvalidScheduleError, so that a client can refuse a
-// bad one before it changes anything.
-func CheckSchedule(expr, timezone string) error {
-	_, _, err := parseSchedule(expr, timezone)
-	return err
 }

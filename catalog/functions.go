@@ -1,4 +1,4 @@
-package queue
+package catalog
 
 import (
 	"bytes"
@@ -14,6 +14,64 @@ import (
 
 	"github.com/picloud/picloud/hostapi"
 	"github.com/picloud/picloud/internal/db"
+)
+
+// Function is a deployed Lua function.
+type Function struct {
+	Name    string
+	Version int
+	// Source is empty in listings.
+	Source    string
+	SHA256    string
+	Options   FunctionOptions
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// FunctionOptions tune how a function's invocations run. Zero values mean:
+// the platform's default timeout, one attempt, no concurrency limit, and
+// retries without delay.
+type FunctionOptions struct {
+	// Timeout is the wall-clock limit of one attempt.
+	Timeout time.Duration
+	// MaxAttempts applies to asynchronous invocations (async API calls, SQL,
+	// schedules). A synchronous caller is answered after one attempt: it is
+	// waiting, and a retry's backoff would hold it.
+	MaxAttempts int
+	// MaxConcurrency caps how many invocations of the function run at once,
+	// across all workers.
+	MaxConcurrency int
+	// RetryBackoff is the delay before the second attempt; each further
+	// attempt doubles it (with 20% jitter, at most an hour).
+	RetryBackoff time.Duration
+	// MaxInstructions is the VM instruction budget of one attempt; zero
+	// means executor.DefaultInstructions.
+	MaxInstructions int64
+	// HTTPAllow lists the hosts http.request may reach: "api.example.com",
+	// "*.example.com" (its subdomains), either with ":port"; empty, none.
+	HTTPAllow []string
+	// Auth says who may call the function at /fn/{name}; empty means
+	// AuthPublic.
+	Auth Auth
+	// LogRetention, when set, clears the log lines of the function's
+	// invocations this long after they finish, before the rows themselves
+	// go (picloud.settings.retention).
+	LogRetention time.Duration
+	// ExposeErrors shows a failed invocation's error text to /fn callers
+	// without an API key; otherwise they get a generic 500 naming the
+	// invocation, whose row keeps the text for the owner.
+	ExposeErrors bool
+}
+
+// Auth says who may call a function over HTTP at /fn/{name}.
+type Auth string
+
+const (
+	// AuthPublic lets anyone call: a deployed function is a URL, as on
+	// hosted platforms.
+	AuthPublic Auth = "public"
+	// AuthKey requires an API key with the invoke or admin scope.
+	AuthKey Auth = "key"
 )
 
 // FunctionNamePattern is the form of a function name: it appears in URLs
@@ -77,9 +135,9 @@ func (o FunctionOptions) validate() error {
 // PutFunction creates the function or replaces its source and options. The
 // version increases only when the source changes, so deploying the same file
 // twice is a no-op. The source must compile and name handle: a syntax
-// error is returned as *executor.SyntaxError, a source that cannot define
-// handle as *executor.MissingHandleError, and nothing is stored.
-func (c *Client) PutFunction(ctx context.Context, name, source string, opts FunctionOptions) (fn Function, created bool, err error) {
+// error or a source that cannot define handle is returned as
+// *SourceError, and nothing is stored.
+func (c *Catalog) PutFunction(ctx context.Context, name, source string, opts FunctionOptions) (fn Function, created bool, err error) {
 	if err := checkFunction(name, source, opts); err != nil {
 		return Function{}, false, err
 	}
@@ -145,14 +203,14 @@ func storeFunction(ctx context.Context, q *db.Queries, name, source string, opts
 	if fn.UpdatedAt, err = q.UpdateFunction(ctx, db.UpdateFunctionParams{
 		Name:            name,
 		Version:         int32(fn.Version),
-		TimeoutMs:       optionalMillis(opts.Timeout),
+		TimeoutMs:       db.OptionalMillis(opts.Timeout),
 		MaxAttempts:     int32(opts.MaxAttempts),
-		MaxConcurrency:  optionalInt(opts.MaxConcurrency),
+		MaxConcurrency:  db.OptionalInt(opts.MaxConcurrency),
 		RetryBackoffMs:  int32(opts.RetryBackoff.Milliseconds()),
 		HttpAllow:       opts.HTTPAllow,
-		MaxInstructions: optionalInt64(opts.MaxInstructions),
+		MaxInstructions: db.OptionalInt64(opts.MaxInstructions),
 		Auth:            string(opts.Auth),
-		LogRetentionMs:  optionalInt64(opts.LogRetention.Milliseconds()),
+		LogRetentionMs:  db.OptionalInt64(opts.LogRetention.Milliseconds()),
 		ExposeErrors:    opts.ExposeErrors,
 	}); err != nil {
 		return Function{}, false, fmt.Errorf("update function: %w", err)
@@ -164,7 +222,7 @@ func storeFunction(ctx context.Context, q *db.Queries, name, source string, opts
 }
 
 // GetFunction returns the function with its source.
-func (c *Client) GetFunction(ctx context.Context, name string) (Function, error) {
+func (c *Catalog) GetFunction(ctx context.Context, name string) (Function, error) {
 	row, err := c.queries.GetFunction(ctx, name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Function{}, fmt.Errorf("%w: %s", ErrFunctionNotFound, name)
@@ -176,7 +234,7 @@ func (c *Client) GetFunction(ctx context.Context, name string) (Function, error)
 }
 
 // ListFunctions returns every function by name, without sources.
-func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
+func (c *Catalog) ListFunctions(ctx context.Context) ([]Function, error) {
 	rows, err := c.queries.ListFunctions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
@@ -194,7 +252,7 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 
 // DeleteFunction deletes the function and its versions. Its invocations stay;
 // those still queued fail when a worker picks them up.
-func (c *Client) DeleteFunction(ctx context.Context, name string) error {
+func (c *Catalog) DeleteFunction(ctx context.Context, name string) error {
 	n, err := c.queries.DeleteFunction(ctx, name)
 	if err != nil {
 		return fmt.Errorf("delete function: %w", err)
@@ -226,28 +284,4 @@ func functionOptions(timeoutMS *int32, maxAttempts int32, maxConcurrency *int32,
 		o.MaxConcurrency = int(*maxConcurrency)
 	}
 	return o
-}
-
-// optionalMillis maps zero, "not set", to SQL null.
-func optionalMillis(d time.Duration) *int32 {
-	if d <= 0 {
-		return nil
-	}
-	ms := int32(max(d.Milliseconds(), 1))
-	return &ms
-}
-
-func optionalInt64(n int64) *int64 {
-	if n <= 0 {
-		return nil
-	}
-	return &n
-}
-
-func optionalInt(n int) *int32 {
-	if n <= 0 {
-		return nil
-	}
-	v := int32(n)
-	return &v
 }

@@ -1,4 +1,4 @@
-package queue
+package catalog
 
 import (
 	"context"
@@ -31,7 +31,7 @@ type Env struct {
 
 // SetEnv sets a configuration value (env.NAME in scripts) or, with secret,
 // a secret (secrets.NAME), replacing either under that name.
-func (c *Client) SetEnv(ctx context.Context, function, name, value string, secret bool) error {
+func (c *Catalog) SetEnv(ctx context.Context, function, name, value string, secret bool) error {
 	if !envName.MatchString(name) {
 		return &InvalidOptionsError{fmt.Sprintf("name %q must match %s", name, EnvNamePattern)}
 	}
@@ -49,7 +49,7 @@ func (c *Client) SetEnv(ctx context.Context, function, name, value string, secre
 }
 
 // DeleteEnv removes a configuration value or secret.
-func (c *Client) DeleteEnv(ctx context.Context, function, name string) error {
+func (c *Catalog) DeleteEnv(ctx context.Context, function, name string) error {
 	n, err := c.queries.DeleteFunctionEnv(ctx, function, name)
 	if err != nil {
 		return fmt.Errorf("delete env: %w", err)
@@ -61,7 +61,7 @@ func (c *Client) DeleteEnv(ctx context.Context, function, name string) error {
 }
 
 // GetEnv returns a function's configuration and the names of its secrets.
-func (c *Client) GetEnv(ctx context.Context, function string) (Env, error) {
+func (c *Catalog) GetEnv(ctx context.Context, function string) (Env, error) {
 	if _, err := c.queries.GetFunction(ctx, function); err != nil {
 		return Env{}, fmt.Errorf("%w: %s", ErrFunctionNotFound, function)
 	}

@@ -1,4 +1,4 @@
-package queue
+package catalog
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
 
@@ -45,28 +44,47 @@ func (e *InvalidScheduleError) Error() string { return "invalid schedule: " + e.
 // descriptors (@every 10s, @hourly, ...).
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-func parseSchedule(expr, timezone string) (cron.Schedule, *time.Location, error) {
+// Cron is a schedule's cron expression read in its time zone.
+type Cron struct {
+	schedule cron.Schedule
+	location *time.Location
+}
+
+// ParseCron reads a cron expression in an IANA time zone, as PutSchedule
+// stores it; a bad one is *InvalidScheduleError.
+func ParseCron(expr, timezone string) (Cron, error) {
 	loc, err := time.LoadLocation(timezone)
 	if err != nil {
-		return nil, nil, &InvalidScheduleError{fmt.Sprintf("time zone %q: %v", timezone, err)}
+		return Cron{}, &InvalidScheduleError{fmt.Sprintf("time zone %q: %v", timezone, err)}
 	}
 	sched, err := cronParser.Parse(expr)
 	if err != nil {
-		return nil, nil, &InvalidScheduleError{fmt.Sprintf("cron %q: %v", expr, err)}
+		return Cron{}, &InvalidScheduleError{fmt.Sprintf("cron %q: %v", expr, err)}
 	}
-	return sched, loc, nil
+	return Cron{schedule: sched, location: loc}, nil
+}
+
+// Next is the first tick after t.
+func (c Cron) Next(t time.Time) time.Time { return c.schedule.Next(t.In(c.location)) }
+
+// CheckSchedule reports whether PutSchedule would take the cron expression
+// and time zone, as *InvalidScheduleError, so that a client can refuse a
+// bad one before it changes anything.
+func CheckSchedule(expr, timezone string) error {
+	_, err := ParseCron(expr, timezone)
+	return err
 }
 
 // PutSchedule creates or replaces a schedule. Its next tick is computed
 // from now: changing a schedule does not replay ticks.
-func (c *Client) PutSchedule(ctx context.Context, s Schedule) (Schedule, bool, error) {
+func (c *Catalog) PutSchedule(ctx context.Context, s Schedule) (Schedule, bool, error) {
 	if !ValidFunctionName(s.Name) {
 		return Schedule{}, false, &InvalidScheduleError{fmt.Sprintf("name %q must match %s", s.Name, FunctionNamePattern)}
 	}
 	if s.Timezone == "" {
 		s.Timezone = "UTC"
 	}
-	sched, loc, err := parseSchedule(s.Cron, s.Timezone)
+	cron, err := ParseCron(s.Cron, s.Timezone)
 	if err != nil {
 		return Schedule{}, false, err
 	}
@@ -77,7 +95,7 @@ func (c *Client) PutSchedule(ctx context.Context, s Schedule) (Schedule, bool, e
 		Function: s.Function, Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, Payload: s.Payload, Enabled: s.Enabled,
 	}
 	if s.Enabled {
-		next := sched.Next(time.Now().In(loc))
+		next := cron.Next(time.Now())
 		params.NextRunAt = &next
 	}
 	row, err := c.queries.PutSchedule(ctx, params)
@@ -95,7 +113,7 @@ func (c *Client) PutSchedule(ctx context.Context, s Schedule) (Schedule, bool, e
 }
 
 // ListSchedules lists the schedules of a function, or all of them.
-func (c *Client) ListSchedules(ctx context.Context, function string) ([]Schedule, error) {
+func (c *Catalog) ListSchedules(ctx context.Context, function string) ([]Schedule, error) {
 	var filter *string
 	if function != "" {
 		filter = &function
@@ -116,7 +134,7 @@ func (c *Client) ListSchedules(ctx context.Context, function string) ([]Schedule
 }
 
 // DeleteSchedule deletes a schedule.
-func (c *Client) DeleteSchedule(ctx context.Context, function, name string) error {
+func (c *Catalog) DeleteSchedule(ctx context.Context, function, name string) error {
 	n, err := c.queries.DeleteSchedule(ctx, function, name)
 	if err != nil {
 		return fmt.Errorf("delete schedule: %w", err)
@@ -125,52 +143,4 @@ func (c *Client) DeleteSchedule(ctx context.Context, function, name string) erro
 		return fmt.Errorf("%w: %s/%s", ErrScheduleNotFound, function, name)
 	}
 	return nil
-}
-
-// fireSchedules enqueues one invocation for each due schedule and moves
-// it to its next tick after now. Ticks missed while no worker ran are not
-// replayed: a schedule that was due several times fires once, for its
-// latest missed tick. The row lock, taken with SKIP LOCKED, makes one
-// worker fire each tick; the idempotency key naming the tick makes a
-// repeated fire harmless.
-func (c *Client) fireSchedules(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		q := c.queries.WithTx(tx)
-		due, err := q.LockDueSchedules(ctx)
-		if err != nil {
-			return fmt.Errorf("lock due schedules: %w", err)
-		}
-		now := time.Now()
-		for _, s := range due {
-			sched, loc, err := parseSchedule(s.Cron, s.Timezone)
-			if err != nil {
-				// Stored schedules were parsed when written; a zone
-				// database that lost a zone should not stop the others.
-				c.logger.ErrorContext(ctx, "schedule no longer parses; disabled until it is written again", "function", s.Function, "schedule", s.Name, "error", err)
-				if err := q.AdvanceSchedule(ctx, db.AdvanceScheduleParams{Function: s.Function, Name: s.Name, LastRunAt: s.NextRunAt}); err != nil {
-					return err
-				}
-				continue
-			}
-			tick := *s.NextRunAt
-			// The latest tick not after now: the one this fire stands for.
-			for next := sched.Next(tick.In(loc)); !next.After(now); next = sched.Next(next) {
-				tick = next
-			}
-			key := fmt.Sprintf("schedule:%s:%s", s.Name, tick.UTC().Format(time.RFC3339Nano))
-			row, err := q.EnqueueInvocation(ctx, db.EnqueueInvocationParams{
-				Function: s.Function, Trigger: string(TriggerSchedule), Payload: s.Payload, IdempotencyKey: &key,
-			})
-			if err != nil {
-				return fmt.Errorf("fire schedule %s/%s: %w", s.Function, s.Name, err)
-			}
-			next := sched.Next(now.In(loc))
-			if err := q.AdvanceSchedule(ctx, db.AdvanceScheduleParams{
-				Function: s.Function, Name: s.Name, NextRunAt: &next, LastRunAt: &tick, LastInvocationID: &row.ID,
-			}); err != nil {
-				return fmt.Errorf("advance schedule %s/%s: %w", s.Function, s.Name, err)
-			}
-		}
-		return nil
-	})
 }

@@ -1,4 +1,4 @@
-package queue
+package catalog
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/picloud/picloud/executor"
 )
 
 // ErrVersionNotFound: the function exists but never had that version.
@@ -26,7 +24,7 @@ type FunctionVersion struct {
 }
 
 // ListFunctionVersions returns every version of a function, newest first.
-func (c *Client) ListFunctionVersions(ctx context.Context, name string) ([]FunctionVersion, error) {
+func (c *Catalog) ListFunctionVersions(ctx context.Context, name string) ([]FunctionVersion, error) {
 	rows, err := c.queries.ListFunctionVersions(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("list function versions: %w", err)
@@ -47,7 +45,7 @@ func (c *Client) ListFunctionVersions(ctx context.Context, name string) ([]Funct
 }
 
 // GetFunctionVersion returns one version of a function with its source.
-func (c *Client) GetFunctionVersion(ctx context.Context, name string, version int) (FunctionVersion, error) {
+func (c *Catalog) GetFunctionVersion(ctx context.Context, name string, version int) (FunctionVersion, error) {
 	r, err := c.queries.GetFunctionVersion(ctx, name, int32(version))
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, ferr := c.queries.GetFunction(ctx, name); errors.Is(ferr, pgx.ErrNoRows) {
@@ -62,25 +60,4 @@ func (c *Client) GetFunctionVersion(ctx context.Context, name string, version in
 		Version: int(r.Version), SHA256: hex.EncodeToString(r.SourceSha256), Source: r.Source,
 		SourceBytes: len(r.Source), CreatedAt: r.CreatedAt,
 	}, nil
-}
-
-// CheckFunction runs PutFunction's checks (the name, the options, and that
-// the source compiles and names handle) without storing anything.
-func (c *Client) CheckFunction(name, source string, opts FunctionOptions) error {
-	if !ValidFunctionName(name) {
-		return &InvalidFunctionNameError{Name: name}
-	}
-	if err := opts.validate(); err != nil {
-		return err
-	}
-	return checkSource(name, source)
-}
-
-// checkSource refuses a source that does not compile or cannot define
-// handle, which every invocation of it would fail on.
-func checkSource(name, source string) error {
-	if err := executor.Compile(name, source); err != nil {
-		return err
-	}
-	return executor.CheckHandle(source)
 }
