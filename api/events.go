@@ -299,7 +299,7 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 					return false, nil // a line from before this stream began: the final state has it
 				}
 				streamed[e.Log.Attempt]++
-				return false, w.logLine(e.ID, e.Log.Attempt, e.Log.LogEntry)
+				return false, w.logLine(e.ID, e.Log.Attempt, LogEntryBody(e.Log.LogEntry))
 			case !e.Status.Final():
 				return false, w.invocation(e)
 			}
@@ -316,15 +316,15 @@ func (s *Server) invocationEvents(ctx context.Context, in *invocationEventsInput
 // the stream has not shown, then its final state, which ends the stream.
 func (s *Server) finalEvents(w *sseWriter, inv queue.Invocation, shown int) error {
 	for _, l := range inv.Logs[min(shown, len(inv.Logs)):] {
-		if err := w.logLine(inv.ID, inv.Attempt, l); err != nil {
+		if err := w.logLine(inv.ID, inv.Attempt, LogEntryBody(l)); err != nil {
 			return err
 		}
 	}
 	return w.invocation(eventOf(inv))
 }
 
-func (w *sseWriter) logLine(id int64, attempt int, l queue.LogEntry) error {
-	return w.event("log", l.Time.UnixMicro(), LogEventBody{InvocationID: id, Attempt: attempt, LogEntryBody: LogEntryBody(l)})
+func (w *sseWriter) logLine(id int64, attempt int, l LogEntryBody) error {
+	return w.event("log", l.Time.UnixMicro(), LogEventBody{InvocationID: id, Attempt: attempt, LogEntryBody: l})
 }
 
 func eventOf(inv queue.Invocation) queue.Event {

@@ -48,4 +48,23 @@
 // [Main] starts nothing by itself: the first Start starts the container,
 // later ones reuse it, and Main stops it after the last test. It also lets
 // [WithProcessSandboxes] work, which re-executes the test binary.
+//
+// # Without a test
+//
+// [New] starts the same platform for code that has no t: TestMain (one
+// platform for the whole package), a runnable example, a program. [Platform.Close]
+// stops it. It finds PostgreSQL as Start does, but cannot skip: without
+// one it returns an error that says how to provide it. Runnable examples
+// have no t either, so [Main] leaves them out of the run, with a message,
+// where Start would skip.
+//
+//	p, err := picloudtest.New(ctx)
+//	if err != nil {
+//		return err
+//	}
+//	defer p.Close()
+//	res, err := p.Client.InvokeFunctionWithResponse(ctx, "hello", nil, body)
+//
+// The helpers that take a t ([Platform.Deploy], [Platform.Invoke], ...)
+// work on its Platform too, in the tests that share it.
 package picloudtest

@@ -1,92 +1,90 @@
 package picloudtest_test
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"testing"
-	"time"
+	"io"
+	"log"
+	"net/http"
 
 	"github.com/picloud/picloud/picloudtest"
 	picloud "github.com/picloud/picloud/sdk/go"
 )
 
-// These examples are compiled but not run: each needs a container and a
-// test's t. In a test, t is the test's *testing.T.
-
-func ExampleStart() {
-	var t *testing.T // the test's t
-
-	p := picloudtest.Start(t)
-	p.DeployFile(t, "hello", "testdata/hello.lua")
-	inv := p.Invoke(t, "hello", map[string]any{"name": "Ada"})
-	if inv.Status != "succeeded" || inv.Result != "Hello, Ada!" {
-		t.Errorf("hello = %s %v: %s", inv.Status, inv.Result, inv.Error)
-	}
-
-	// The platform's tables are in the test's own database.
-	var n int
-	err := p.Pool.QueryRow(t.Context(), "SELECT count(*) FROM picloud.invocations WHERE function = 'hello'").Scan(&n)
-	if err != nil || n != 1 {
-		t.Errorf("%d invocations, %v", n, err)
-	}
-}
-
-func ExampleMain() {
-	// In the package's test file, so that its tests share one container:
-	//
-	//	func TestMain(m *testing.M) { os.Exit(picloudtest.Main(m)) }
-	//
-	// With options, for every Start of the package:
-	var m *testing.M // TestMain's m
-	os.Exit(picloudtest.Main(m, picloudtest.WithConcurrency(4)))
-}
-
-func ExamplePlatform_Deploy() {
-	var t *testing.T // the test's t
-
-	p := picloudtest.Start(t)
-	fn := p.Deploy(t, "notify", `
-function handle(req)
-  log.info("notifying", {region = env.REGION})
-  return {sent = secrets.TOKEN ~= nil}
-end`,
-		picloudtest.Timeout(2*time.Second),
-		picloudtest.Env("REGION", "eu-west"),
-		picloudtest.Secret("TOKEN", "test-token"),
-		picloudtest.RequireKey(),
-	)
-	fmt.Println(fn.Url) // /fn/notify
-}
-
-func ExamplePlatform_InvokeAsync() {
-	var t *testing.T // the test's t
-
-	p := picloudtest.Start(t)
-	p.DeployFile(t, "sync_orders", "testdata/sync_orders.lua", picloudtest.MaxAttempts(3))
-	id := p.InvokeAsync(t, "sync_orders", map[string]any{"since": "2024-01-01"})
-	inv := p.Wait(t, id)
-	if inv.Status != "succeeded" {
-		t.Errorf("after %d attempts: %s", inv.Attempt, inv.Error)
-	}
-	for _, line := range p.Logs(t, id) {
-		t.Log(line.Level, line.Message, line.Fields)
-	}
-}
-
-func ExampleWithoutAuth() {
-	var t *testing.T // the test's t
-
-	// Anyone may call the API, as with picloud dev.
-	p := picloudtest.Start(t, picloudtest.WithoutAuth())
-	c, err := picloud.NewClientWithResponses(p.URL)
+// Outside a test (in TestMain, an example, a program) New starts the
+// platform and Close stops it. Its Client deploys and invokes functions,
+// and its Pool reads the platform's tables.
+func ExampleNew() {
+	ctx := context.Background()
+	p, err := picloudtest.New(ctx)
 	if err != nil {
-		t.Fatal(err)
+		log.Fatal(err)
 	}
-	res, err := c.ListFunctionsWithResponse(t.Context())
+	defer p.Close()
+
+	put, err := p.Client.PutFunctionWithResponse(ctx, "hello", picloud.PutFunctionJSONRequestBody{
+		Source: `function handle(req) return "Hello, " .. req.payload.name .. "!" end`,
+	})
 	if err == nil {
-		err = picloud.CheckResponse(res)
+		err = picloud.CheckResponse(put)
 	}
 	if err != nil {
-		t.Fatal(err)
+		log.Fatal(err)
 	}
+	inv, err := p.Client.InvokeFunctionWithResponse(ctx, "hello", nil, picloud.InvokeFunctionJSONRequestBody{
+		Payload: map[string]any{"name": "Ada"},
+	})
+	if err == nil {
+		err = picloud.CheckResponse(inv)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(inv.JSON200.Status, inv.JSON200.Result)
+
+	var n int
+	err = p.Pool.QueryRow(ctx, "SELECT count(*) FROM picloud.invocations WHERE function = 'hello'").Scan(&n)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, "invocation in the platform's database")
+	// Output:
+	// succeeded Hello, Ada!
+	// 1 invocation in the platform's database
+}
+
+// Without API keys anyone may call the API, as with picloud dev.
+func ExampleWithoutAuth() {
+	ctx := context.Background()
+	p, err := picloudtest.New(ctx, picloudtest.WithoutAuth())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	client, err := picloud.NewClientWithResponses(p.URL) // no key
+	if err != nil {
+		log.Fatal(err)
+	}
+	put, err := client.PutFunctionWithResponse(ctx, "ping", picloud.PutFunctionJSONRequestBody{
+		Source: `function handle(req) return "pong" end`,
+	})
+	if err == nil {
+		err = picloud.CheckResponse(put)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	res, err := http.Get(p.URL + put.JSON201.Url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(put.JSON201.Url, res.StatusCode, string(body))
+	// Output: /fn/ping 200 pong
 }

@@ -67,6 +67,14 @@ func Configure(edit func(*picloud.PutFunctionJSONRequestBody)) DeployOption {
 // Deploy creates or replaces function name with the Lua source and returns
 // it as the API describes it. It fails t if the platform refuses it, e.g.
 // because the source does not compile.
+//
+//	fn := p.Deploy(t, "notify", source,
+//		picloudtest.Timeout(2*time.Second),
+//		picloudtest.Env("REGION", "eu-west"),
+//		picloudtest.Secret("TOKEN", "test-token"),
+//		picloudtest.RequireKey(),
+//	)
+//	// fn.Url is "/fn/notify"
 func (p *Platform) Deploy(t testing.TB, name, source string, opts ...DeployOption) picloud.FunctionBody {
 	t.Helper()
 	d := deployment{body: picloud.PutFunctionJSONRequestBody{Source: source}}
@@ -156,6 +164,12 @@ func (p *Platform) Invoke(t testing.TB, name string, payload any) *Invocation {
 // InvokeAsync queues an invocation of function name and returns its id at
 // once. Unlike Invoke, it gets the function's MaxAttempts. Wait for it with
 // Wait.
+//
+//	p.DeployFile(t, "sync_orders", "testdata/sync_orders.lua", picloudtest.MaxAttempts(3))
+//	id := p.InvokeAsync(t, "sync_orders", map[string]any{"since": "2024-01-01"})
+//	if inv := p.Wait(t, id); inv.Status != "succeeded" {
+//		t.Errorf("after %d attempts: %s", inv.Attempt, inv.Error)
+//	}
 func (p *Platform) InvokeAsync(t testing.TB, name string, payload any) int64 {
 	t.Helper()
 	res, err := p.Client.InvokeFunctionWithResponse(t.Context(), name, nil,

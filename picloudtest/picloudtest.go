@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/picloud/picloud/api"
 	"github.com/picloud/picloud/catalog"
@@ -38,7 +39,7 @@ const (
 	EnvRequire = "PICLOUD_TEST_REQUIRE"
 )
 
-// Platform is a PiCloud running for one test.
+// Platform is a PiCloud running for one test (Start), or until Close (New).
 type Platform struct {
 	// URL is the server's base URL, e.g. http://127.0.0.1:41234. A
 	// function's HTTP endpoint is URL + "/fn/" + name.
@@ -53,6 +54,10 @@ type Platform struct {
 	// DatabaseURL is the test's database, for tools that open their own
 	// connections.
 	DatabaseURL string
+
+	closers   []func() error // what Close undoes, in reverse
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Option configures Start, or every Start of a package when given to Main.
@@ -66,6 +71,7 @@ type config struct {
 	processes   bool
 	privateHTTP bool
 	logger      *slog.Logger
+	mainActive  bool // Main is running the package's tests
 }
 
 // WithImage runs this PostgreSQL image instead of PICLOUD_TEST_POSTGRES_IMAGE
@@ -106,6 +112,66 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // PICLOUD_TEST_REQUIRE=1; any other problem fails t.
 func Start(t testing.TB, opts ...Option) *Platform {
 	t.Helper()
+	cfg := newConfig(opts)
+	if cfg.logger == nil {
+		w := &testWriter{t: t}
+		// Cleanups run in reverse order, so this one runs after the
+		// platform has stopped; a late line from a goroutine still
+		// winding down must not reach a finished test.
+		t.Cleanup(w.close)
+		cfg.logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p, err := start(t.Context(), cfg, tclog.TestLogger(t))
+	if errors.Is(err, errNoDocker) {
+		unavailable(t, cfg.image, err)
+	}
+	if err != nil {
+		t.Fatalf("picloudtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("picloudtest: %v", err)
+		}
+	})
+	return p
+}
+
+// New runs PiCloud on a fresh database until Close, for code that has no
+// test to tie it to: TestMain, a runnable example, a program. ctx bounds
+// the start. It finds PostgreSQL as Start does; where there is none, the
+// error says how to provide it (a runnable example cannot skip: see Main).
+// By default the platform's warnings and errors go to standard error.
+func New(ctx context.Context, opts ...Option) (*Platform, error) {
+	cfg := newConfig(opts)
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p, err := start(ctx, cfg, tclog.NewNoopLogger())
+	if errors.Is(err, errNoDocker) {
+		return nil, fmt.Errorf("picloudtest: %w; %s", err, howToProvide(cfg.image))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("picloudtest: %w", err)
+	}
+	return p, nil
+}
+
+// Close stops the platform, drops its database and stops the container
+// started for it alone. It is for platforms made with New: Start's close
+// when their test ends. Calling it again returns the first call's result.
+func (p *Platform) Close() error {
+	p.closeOnce.Do(func() {
+		var errs []error
+		for i := len(p.closers) - 1; i >= 0; i-- {
+			errs = append(errs, p.closers[i]())
+		}
+		p.closeErr = errors.Join(errs...)
+	})
+	return p.closeErr
+}
+
+// newConfig applies the environment, then Main's options, then opts.
+func newConfig(opts []Option) config {
 	cfg := config{
 		image:       os.Getenv(EnvImage),
 		databaseURL: os.Getenv(EnvDatabaseURL),
@@ -115,68 +181,76 @@ func Start(t testing.TB, opts ...Option) *Platform {
 		cfg.image = DefaultImage
 	}
 	shared.mu.Lock()
-	mainActive := shared.active
+	cfg.mainActive = shared.active
 	defaults := shared.options
 	shared.mu.Unlock()
 	for _, opt := range append(defaults[:len(defaults):len(defaults)], opts...) {
 		opt(&cfg)
 	}
-	if cfg.processes && !mainActive {
-		t.Fatal("picloudtest: WithProcessSandboxes needs picloudtest.Main in TestMain: func TestMain(m *testing.M) { os.Exit(picloudtest.Main(m)) }")
-	}
+	return cfg
+}
 
-	srv, err := acquireServer(t, &cfg)
-	if errors.Is(err, errNoDocker) {
-		unavailable(t, cfg.image, err)
+// start finds a server, creates the platform's database on it and runs the
+// platform. On error, it undoes what it did.
+func start(ctx context.Context, cfg config, containerLog tclog.Logger) (*Platform, error) {
+	if cfg.processes && !cfg.mainActive {
+		return nil, errors.New("WithProcessSandboxes needs picloudtest.Main in TestMain: func TestMain(m *testing.M) { os.Exit(picloudtest.Main(m)) }")
 	}
+	var closers []func() error
+	onClose := func(f func() error) { closers = append(closers, f) }
+	p, err := func() (*Platform, error) {
+		srv, err := acquireServer(ctx, &cfg, containerLog, onClose)
+		if err != nil {
+			return nil, err
+		}
+		dbURL, err := srv.createDatabase(ctx, onClose)
+		if err != nil {
+			return nil, err
+		}
+		return run(ctx, cfg, dbURL, onClose)
+	}()
 	if err != nil {
-		t.Fatalf("picloudtest: %v", err)
+		undo := &Platform{closers: closers}
+		if cerr := undo.Close(); cerr != nil {
+			return nil, fmt.Errorf("%w (and undoing the start: %w)", err, cerr)
+		}
+		return nil, err
 	}
-	dbURL, err := srv.createDatabase(t)
-	if err != nil {
-		t.Fatalf("picloudtest: %v", err)
-	}
-	p, err := run(t, cfg, dbURL)
-	if err != nil {
-		t.Fatalf("picloudtest: %v", err)
-	}
-	return p
+	p.closers = closers
+	return p, nil
 }
 
 // unavailable skips t, or fails it under PICLOUD_TEST_REQUIRE=1, saying how
 // to make the test run.
 func unavailable(t testing.TB, image string, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("picloudtest: %v.\n"+
-		"To run this test, either start Docker (testcontainers finds it through DOCKER_HOST or /var/run/docker.sock) "+
-		"so that it can run image %s (%s names another), "+
-		"or set %s to an existing PostgreSQL whose user may CREATE DATABASE, e.g. %s=postgres://postgres@localhost:5432/postgres.",
-		err, image, EnvImage, EnvDatabaseURL, EnvDatabaseURL)
+	msg := fmt.Sprintf("picloudtest: %v.\nTo run this test, %s", err, howToProvide(image))
 	if os.Getenv(EnvRequire) == "1" {
 		t.Fatal(msg + "\n" + EnvRequire + "=1 is set, so this is a failure rather than a skip.")
 	}
 	t.Skip(msg + "\nSet " + EnvRequire + "=1 to fail instead of skipping.")
 }
 
-// run starts the executor, the queue and the HTTP API on dbURL.
-func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+// howToProvide says how to give picloudtest a PostgreSQL.
+func howToProvide(image string) string {
+	return fmt.Sprintf("either start Docker (testcontainers finds it through DOCKER_HOST or /var/run/docker.sock) "+
+		"so that it can run image %s (%s names another), "+
+		"or set %s to an existing PostgreSQL whose user may CREATE DATABASE, e.g. %s=postgres://postgres@localhost:5432/postgres.",
+		image, EnvImage, EnvDatabaseURL, EnvDatabaseURL)
+}
+
+// run starts the executor, the queue and the HTTP API on dbURL, and hands
+// onClose what stops them.
+func run(ctx context.Context, cfg config, dbURL string, onClose func(func() error)) (*Platform, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("open test database: %w", err)
 	}
-	t.Cleanup(pool.Close)
+	onClose(func() error { pool.Close(); return nil })
 
 	logger := cfg.logger
-	if logger == nil {
-		w := &testWriter{t: t}
-		// Cleanups run in reverse order, so this one runs after the
-		// platform has stopped; a late line from a goroutine still
-		// winding down must not reach a finished test.
-		t.Cleanup(w.close)
-		logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
 
 	var exec interface {
 		queue.Executor
@@ -211,14 +285,16 @@ func run(t testing.TB, cfg config, dbURL string) (*Platform, error) {
 		Functions: functions, Env: functions, Schedules: functions, Keys: client.Keys(),
 		Logger: logger, DisableAuth: cfg.noAuth,
 	}))
-	t.Cleanup(func() {
+	onClose(func() error {
 		httpSrv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := client.Stop(ctx); err != nil {
-			t.Errorf("picloudtest: stop queue client: %v", err)
-		}
+		err := client.Stop(ctx)
 		exec.Close()
+		if err != nil {
+			return fmt.Errorf("stop queue client: %w", err)
+		}
+		return nil
 	})
 
 	p := &Platform{URL: httpSrv.URL, Pool: pool, DatabaseURL: dbURL}

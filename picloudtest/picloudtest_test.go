@@ -280,6 +280,38 @@ func TestDatabaseURL(t *testing.T) {
 	}
 }
 
+// TestNew runs a platform that no test cleans up after: Close stops it and
+// drops its database, and a second Close changes nothing.
+func TestNew(t *testing.T) {
+	outer := picloudtest.Start(t) // skips without PostgreSQL; New finds the same server
+	p, err := picloudtest.New(t.Context(), picloudtest.WithoutAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db string
+	if err := p.Pool.QueryRow(t.Context(), "SELECT current_database()").Scan(&db); err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	if got := get(t, p.URL+"/v1/functions", ""); got != http.StatusOK {
+		t.Errorf("GET /v1/functions = %d", got)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	var exists bool
+	if err := outer.Pool.QueryRow(t.Context(), "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil || exists {
+		t.Errorf("database %s still exists after Close: %v, %v", db, exists, err)
+	}
+	if res, err := http.Get(p.URL + "/v1/functions"); err == nil {
+		res.Body.Close()
+		t.Errorf("the server still answers after Close: %d", res.StatusCode)
+	}
+}
+
 // TestPrivateHTTP checks that a function reaches a local stand-in for an
 // upstream API once the platform and the function allow it.
 func TestPrivateHTTP(t *testing.T) {

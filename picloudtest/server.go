@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/fnv"
 	"net/url"
@@ -64,6 +65,11 @@ type sharedServer struct {
 // one, so a run of tests that skip, or that use PICLOUD_TEST_DATABASE_URL,
 // starts none. Main also serves the sandbox processes of
 // WithProcessSandboxes, which are this test binary started again.
+//
+// Where Start would skip for want of PostgreSQL, Main leaves the package's
+// runnable examples out of the run (with -test.skip) and says so: an
+// example has no t to skip, and the New it calls would fail it.
+// PICLOUD_TEST_REQUIRE=1 keeps them in, to fail.
 func Main(m *testing.M, opts ...Option) int {
 	executor.RunSandboxIfChild()
 	shared.mu.Lock()
@@ -71,6 +77,7 @@ func Main(m *testing.M, opts ...Option) int {
 	shared.servers = make(map[string]*sharedServer)
 	shared.options = opts
 	shared.mu.Unlock()
+	skipExamplesWithoutServer()
 
 	code := m.Run()
 
@@ -95,6 +102,36 @@ func Main(m *testing.M, opts ...Option) int {
 	return code
 }
 
+// skipExamplesWithoutServer adds the examples to -test.skip when there is
+// neither a database URL nor a Docker engine, unless PICLOUD_TEST_REQUIRE=1.
+func skipExamplesWithoutServer() {
+	cfg := newConfig(nil)
+	if cfg.databaseURL != "" || os.Getenv(EnvRequire) == "1" {
+		return
+	}
+	err := dockerCheck(tclog.NewNoopLogger())
+	if err == nil {
+		return
+	}
+	// m.Run would parse them anyway; a TestMain may have already.
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	skip := flag.Lookup("test.skip")
+	if skip == nil {
+		return // not a test binary
+	}
+	// A top-level alternative: each of the user's own keeps its meaning,
+	// subtest levels included.
+	pattern := "^Example"
+	if s := skip.Value.String(); s != "" {
+		pattern = s + "|" + pattern
+	}
+	_ = skip.Value.Set(pattern) // a string flag takes any value
+	fmt.Fprintf(os.Stderr, "picloudtest: skipping the examples: %v: %v.\nTo run them, %s\nSet %s=1 to fail instead of skipping.\n",
+		errNoDocker, err, howToProvide(cfg.image), EnvRequire)
+}
+
 // server is a PostgreSQL server on which tests create their databases.
 type server struct {
 	admin string // URL of a database to run CREATE and DROP DATABASE from
@@ -109,9 +146,10 @@ type server struct {
 // answers: the one case that skips rather than fails.
 var errNoDocker = errors.New("no Docker engine")
 
-// acquireServer finds the server for a test: the configured URL, the
-// package's shared container, or a container of the test's own.
-func acquireServer(t testing.TB, cfg *config) (*server, error) {
+// acquireServer finds the server for a platform: the configured URL, the
+// package's shared container, or a container of the platform's own, whose
+// termination it hands to onClose.
+func acquireServer(ctx context.Context, cfg *config, containerLog tclog.Logger, onClose func(func() error)) (*server, error) {
 	if cfg.databaseURL != "" {
 		if _, err := pgx.ParseConfig(cfg.databaseURL); err != nil {
 			return nil, fmt.Errorf("database URL: %w", err)
@@ -121,14 +159,15 @@ func acquireServer(t testing.TB, cfg *config) (*server, error) {
 	shared.mu.Lock()
 	if !shared.active {
 		shared.mu.Unlock()
-		srv, err := startContainer(cfg.image, tclog.TestLogger(t))
+		srv, err := startContainer(ctx, cfg.image, containerLog)
 		if srv != nil {
-			t.Cleanup(func() {
+			onClose(func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				if err := srv.terminate(ctx); err != nil {
-					t.Errorf("picloudtest: stop container: %v", err)
+					return fmt.Errorf("stop container: %w", err)
 				}
+				return nil
 			})
 		}
 		return srv, err
@@ -140,24 +179,25 @@ func acquireServer(t testing.TB, cfg *config) (*server, error) {
 	}
 	shared.mu.Unlock()
 	s.once.Do(func() {
-		// The container outlives the test that starts it, so its log must
-		// not go to that test.
+		// The container outlives the platform that starts it, so its log
+		// must not go to that test, nor its start be cut short by that
+		// platform's context.
 		logger := tclog.NewNoopLogger()
 		if testing.Verbose() {
 			logger = tclog.Default()
 		}
-		s.srv, s.err = startContainer(cfg.image, logger)
+		s.srv, s.err = startContainer(context.WithoutCancel(ctx), cfg.image, logger)
 	})
 	return s.srv, s.err
 }
 
 // startContainer runs image with testcontainers' postgres module. On error
 // the returned server, when not nil, still has a container to terminate.
-func startContainer(image string, logger tclog.Logger) (srv *server, err error) {
+func startContainer(ctx context.Context, image string, logger tclog.Logger) (srv *server, err error) {
 	if err := dockerCheck(logger); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoDocker, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, containerTimeout)
 	defer cancel()
 	ctr, err := postgres.Run(ctx, image,
 		testcontainers.WithLogger(logger),
@@ -207,12 +247,12 @@ func dockerHealth(logger tclog.Logger) (err error) {
 	return provider.Health(ctx)
 }
 
-// createDatabase creates a fresh migrated database for t, dropped when t
-// ends, and returns its URL.
-func (s *server) createDatabase(t testing.TB) (string, error) {
-	// Not t.Context(): the template this may build serves later tests too,
-	// and must not be cut short with this one.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// createDatabase creates a fresh migrated database, hands onClose what
+// drops it, and returns its URL.
+func (s *server) createDatabase(ctx context.Context, onClose func(func() error)) (string, error) {
+	// Not cancelled with ctx: the template this may build serves later
+	// platforms too, and must not be cut short with this one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, s.admin)
 	if err != nil {
@@ -233,20 +273,20 @@ func (s *server) createDatabase(t testing.TB) (string, error) {
 	if err := createFromTemplate(ctx, admin, name, tmpl); err != nil {
 		return "", err
 	}
-	t.Cleanup(func() {
+	onClose(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, s.admin)
 		if err != nil {
-			t.Errorf("picloudtest: drop database %s: %v", name, err)
-			return
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
 		defer conn.Close(context.Background())
 		// FORCE: a connection the test left open must not keep the
 		// database alive.
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("picloudtest: drop database %s: %v", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
+		return nil
 	})
 	return withDatabase(s.admin, name), nil
 }

@@ -44,25 +44,81 @@ func TestUnavailable(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestUnavailable$", "-test.v", "-test.count=1")
-			for _, kv := range os.Environ() {
-				if !strings.HasPrefix(kv, EnvDatabaseURL+"=") && !strings.HasPrefix(kv, EnvRequire+"=") {
-					cmd.Env = append(cmd.Env, kv)
-				}
-			}
-			cmd.Env = append(cmd.Env, fakeNoDocker+"=1", EnvRequire+"="+tc.require)
-			out, err := cmd.CombinedOutput()
-			var exitErr *exec.ExitError
-			if failed := errors.As(err, &exitErr); failed != tc.wantFail || (err != nil && !failed) {
-				t.Errorf("exit: %v, want failure %v", err, tc.wantFail)
+			out, failed := runWithoutDocker(t, tc.require, "-test.run=^TestUnavailable$")
+			if failed != tc.wantFail {
+				t.Errorf("failed %v, want %v", failed, tc.wantFail)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(string(out), w) {
+				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
 		})
 	}
+}
+
+// TestExamplesUnavailable runs the package's examples without Docker in a
+// copy of the test binary: Main must leave them out and say why, keeping
+// the tests and the user's own -test.skip, or keep them under
+// PICLOUD_TEST_REQUIRE=1, where they fail.
+func TestExamplesUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		require  string
+		args     []string
+		wantFail bool
+		want     []string
+		notWant  []string
+	}{
+		{"skipped", "", []string{"-test.run=^(TestWithDatabase|Example.*)$"}, false, []string{
+			"picloudtest: skipping the examples", "Cannot connect to the Docker daemon (simulated)",
+			"either start Docker", "or set PICLOUD_TEST_DATABASE_URL", "Set PICLOUD_TEST_REQUIRE=1 to fail instead of skipping.",
+			"--- PASS: TestWithDatabase",
+		}, []string{"=== RUN   Example"}},
+		{"with the user's skip", "", []string{"-test.run=^(TestWithDatabase|ExampleNew)$", "-test.skip=^TestWithDatabase$"}, false, []string{
+			"picloudtest: skipping the examples", "no tests to run",
+		}, []string{"=== RUN"}},
+		{"fail when required", "1", []string{"-test.run=^ExampleNew$"}, true, []string{
+			"=== RUN   ExampleNew", "Cannot connect to the Docker daemon (simulated)", "either start Docker",
+		}, []string{"skipping the examples"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, failed := runWithoutDocker(t, tc.require, tc.args...)
+			if failed != tc.wantFail {
+				t.Errorf("failed %v, want %v:\n%s", failed, tc.wantFail, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// runWithoutDocker runs a copy of the test binary with args, Docker
+// simulated away, no database URL, and PICLOUD_TEST_REQUIRE set to require,
+// and returns its output and whether it failed.
+func runWithoutDocker(t *testing.T, require string, args ...string) (out string, failed bool) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], append([]string{"-test.v", "-test.count=1"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, EnvDatabaseURL+"=") && !strings.HasPrefix(kv, EnvRequire+"=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, fakeNoDocker+"=1", EnvRequire+"="+require)
+	b, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("run the test binary: %v", err)
+	}
+	return string(b), err != nil
 }
 
 func TestWithDatabase(t *testing.T) {

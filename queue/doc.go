@@ -34,7 +34,9 @@
 // row's lock, or parks the invocation until a slot frees.
 //
 // Run (worker.go): an attempt waits for one of the node's run slots, runs
-// in the Executor, and frees the slot as the Executor returns.
+// in the Executor, and frees the slot as the Executor returns. What the run
+// decided becomes the row's values in outcome.go, the one place where the
+// executor's values become the queue's.
 //
 // Finish (finish.go): the outcomes that end together are recorded by one
 // statement (picloud.finish_invocations) with the kv writes and child

@@ -15,7 +15,41 @@ import (
 
 	"github.com/picloud/picloud/catalog"
 	"github.com/picloud/picloud/internal/db"
+	"github.com/picloud/picloud/keys"
 )
+
+// Errors of an enqueue that callers tell apart with errors.Is.
+var (
+	// ErrFunctionNotFound: the invocation names a function that does not
+	// exist. It is the catalog's error, so that one errors.Is covers both.
+	ErrFunctionNotFound = catalog.ErrFunctionNotFound
+	// ErrUnauthenticated: the call needs an API key and came without a
+	// valid one. It is the keys package's error, so that one errors.Is covers a key
+	// refused by Authenticate and a call refused by Enqueue.
+	ErrUnauthenticated = keys.ErrUnauthenticated
+)
+
+// Trigger says what created an invocation.
+type Trigger string
+
+const (
+	TriggerHTTP     Trigger = "http"
+	TriggerAPI      Trigger = "api"
+	TriggerSQL      Trigger = "sql"
+	TriggerSchedule Trigger = "schedule"
+	// TriggerFunction is an invocation a script made with picloud.invoke.
+	TriggerFunction Trigger = "function"
+)
+
+// HTTPRequest is the request that an HTTP-triggered invocation answers.
+type HTTPRequest struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Query   map[string]string `json:"query"`
+	Headers map[string]string `json:"headers"`
+	// Body is stored apart from the rest, as bytes.
+	Body []byte `json:"-"`
+}
 
 // InvokeParams describes an invocation to enqueue.
 type InvokeParams struct {

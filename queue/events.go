@@ -3,12 +3,12 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/picloud/picloud/events"
+	"github.com/picloud/picloud/executor"
 )
 
 // eventsChannel carries the queued and running steps of invocations while
@@ -113,21 +113,20 @@ func (c *Client) ChangedSince(ctx context.Context, filter EventFilter, since tim
 // 8000-byte payload limit; the stored line is whole.
 const maxLiveLogMessage = 6000
 
-// LiveLog is a log line an invocation wrote while it ran.
+// LiveLog is a log line an invocation wrote while it ran: the executor's
+// line, with the attempt that wrote it.
 type LiveLog struct {
-	Index   int `json:"index"` // position in the attempt's logs
+	executor.LiveLog
 	Attempt int `json:"attempt"`
-	LogEntry
 }
 
 // streamLog announces a line the script just logged to the event streams.
 // The worker asks for live lines only while someone watches.
 func (h *invocationHost) streamLog(ctx context.Context, args json.RawMessage) error {
-	var line LiveLog
-	if err := json.Unmarshal(args, &line); err != nil {
-		return fmt.Errorf("decode live log line: %w", err)
+	line, err := decodeLiveLog(args, h.attempt)
+	if err != nil {
+		return err
 	}
-	line.Attempt = h.attempt
 	line.Message = h.secrets.Text(line.Message)
 	line.Fields = h.secrets.JSON(line.Fields)
 	if len(line.Message) > maxLiveLogMessage {

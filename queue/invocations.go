@@ -10,8 +10,74 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/picloud/picloud/executor"
 	"github.com/picloud/picloud/internal/db"
 )
+
+// ErrInvocationNotFound: no invocation has that id.
+var ErrInvocationNotFound = errors.New("invocation not found")
+
+// Status is where an invocation is in its life.
+type Status string
+
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusTimedOut  Status = "timed_out"
+	StatusCancelled Status = "cancelled"
+)
+
+// Final reports whether the status can no longer change.
+func (s Status) Final() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Invocation is one run of a function: the row in picloud.invocations.
+type Invocation struct {
+	ID              int64
+	Function        string
+	FunctionVersion int
+	Trigger         Trigger
+	Status          Status
+	// Request is set for TriggerHTTP.
+	Request *HTTPRequest
+	Payload json.RawMessage
+	// Result is the HTTP response for TriggerHTTP (see Response), else the
+	// return value.
+	Result json.RawMessage
+	// Error is the latest attempt's error; Errors has every failed attempt's.
+	Error          string
+	Errors         []AttemptError
+	Logs           []executor.LogEntry
+	Attempt        int
+	MaxAttempts    int
+	Timeout        time.Duration
+	IdempotencyKey string
+	// RunAt is when the pending attempt is due; nil means at once.
+	RunAt *time.Time
+	// ParentID is the invocation whose script enqueued this one.
+	ParentID   *int64
+	CreatedAt  time.Time
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+
+	// response is Result before it was encoded, when this node ran the
+	// invocation: the waiting HTTP handler answers from it (Response).
+	response *executor.Response
+}
+
+// AttemptError is why one attempt failed.
+type AttemptError struct {
+	Attempt int       `json:"attempt"`
+	Error   string    `json:"error"`
+	At      time.Time `json:"at"`
+}
 
 // SQLSTATEs raised by PiCloud's SQL functions.
 const (

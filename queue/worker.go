@@ -187,15 +187,9 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		logger().WarnContext(ctx, "the sandbox died during the invocation", "attempt", inv.Attempt, "error", res.Error)
 	}
 
-	inv.Status = Status(res.Status)
-	inv.Error = res.Error
-	inv.Logs = make([]LogEntry, len(res.Logs))
-	for i, l := range res.Logs {
-		inv.Logs[i] = LogEntry(l)
-	}
-	logs, err := json.Marshal(inv.Logs)
+	logs, err := inv.recordOutcome(res)
 	if err != nil {
-		return fmt.Errorf("encode logs of invocation %d: %w", inv.ID, err)
+		return fmt.Errorf("record the outcome of invocation %d: %w", inv.ID, err)
 	}
 	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancelFinish()
@@ -223,19 +217,6 @@ func (w *invocationWorker) attempt(ctx context.Context, started db.StartInvocati
 		return w.retry(finishCtx, inv, res.Error, logs, time.Now().Add(backoff))
 	}
 
-	if res.Status == executor.Succeeded {
-		if inv.Trigger == TriggerHTTP {
-			response := HTTPResponse(res.Response)
-			if inv.Result, err = json.Marshal(response); err != nil {
-				return fmt.Errorf("encode response of invocation %d: %w", inv.ID, err)
-			}
-			// A waiter on this node answers from this value rather than
-			// decode the JSON just encoded.
-			inv.response = &response
-		} else {
-			inv.Result = res.Value
-		}
-	}
 	params := finishParams{ID: inv.ID, Attempt: int32(inv.Attempt), Status: string(inv.Status), Result: inv.Result, Logs: logs}
 	if res.Status == executor.Succeeded {
 		if params.Kv, params.Invokes, err = host.commitArgs(); err != nil {

@@ -359,11 +359,12 @@ func CreateDatabase(t testing.TB, opts ...Option) string {
 	return url
 }
 
-// ExampleDatabase creates an empty database for a runnable example, which
-// has no testing.TB to clean up after it, and returns its URL and a
-// function that drops it. Like CreateDatabase it needs Main in TestMain.
-func ExampleDatabase() (url string, drop func(), err error) {
-	url, dropErr, err := newDatabase()
+// ExampleDatabase creates a database as CreateDatabase does, for a runnable
+// example, which has no testing.TB to clean up after it, and returns its URL
+// and a function that drops it. Like CreateDatabase it needs Main in
+// TestMain.
+func ExampleDatabase(opts ...Option) (url string, drop func(), err error) {
+	url, dropErr, err := newDatabase(opts...)
 	if err != nil {
 		return "", nil, err
 	}

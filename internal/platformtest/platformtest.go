@@ -1,6 +1,7 @@
 // Package platformtest boots PiCloud in-process for the project's own tests:
 // a fresh migrated database per test, and the whole platform (executor,
-// queue, API) on a free port.
+// queue, API) on a free port. Run starts the same for a runnable example,
+// which has no testing.TB.
 //
 // Test packages that use it call dbtest.Main from TestMain.
 package platformtest
@@ -9,10 +10,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -33,15 +37,11 @@ import (
 // a CREATE DATABASE rather than a migration run.
 func Database(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	url := dbtest.CreateDatabase(t, dbtest.WithTemplate(schemaKey(t), func(ctx context.Context, url string) error {
-		pool, err := pgxpool.New(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		_, err = queue.Migrate(ctx, pool)
-		return err
-	}))
+	template, err := migratedTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := dbtest.CreateDatabase(t, template)
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
@@ -50,16 +50,23 @@ func Database(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-// schemaKey names the template after the schema's content, River's
-// included, so a changed migration or function never reuses a stale
-// template.
-func schemaKey(t testing.TB) string {
-	t.Helper()
+// migratedTemplate is the template of Database, named after the schema's
+// content, River's included, so a changed migration or function never
+// reuses a stale template.
+func migratedTemplate() (dbtest.Option, error) {
 	digest, err := queue.SchemaDigest()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return digest[:16]
+	return dbtest.WithTemplate(digest[:16], func(ctx context.Context, url string) error {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		_, err = queue.Migrate(ctx, pool)
+		return err
+	}), nil
 }
 
 // Platform is a running in-process PiCloud.
@@ -110,13 +117,65 @@ type Options struct {
 // Start runs the whole platform against a fresh database until the test ends.
 func Start(t testing.TB, opts Options) *Platform {
 	t.Helper()
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 2
-	}
 	pool := Database(t)
 	logger := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p, stop, err := start(pool, opts, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+// Run starts the platform as Start does, for a caller without a testing.TB
+// such as a runnable example, and returns it with a function that stops it
+// and drops its database. Like Start, it needs dbtest.Main in TestMain.
+func Run(opts Options) (p *Platform, stop func(), err error) {
+	template, err := migratedTemplate()
+	if err != nil {
+		return nil, nil, err
+	}
+	url, drop, err := dbtest.ExampleDatabase(template)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		drop()
+		return nil, nil, fmt.Errorf("open the database: %w", err)
+	}
+	// An example's output is its stdout; the log goes to stderr, where
+	// go test -v shows it.
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p, stopPlatform, err := start(pool, opts, logger)
+	if err != nil {
+		pool.Close()
+		drop()
+		return nil, nil, err
+	}
+	return p, func() {
+		if err := stopPlatform(); err != nil {
+			slog.Warn("platformtest: stop the platform", "error", err)
+		}
+		pool.Close()
+		drop()
+	}, nil
+}
+
+// start runs the platform on pool until stop is called.
+func start(pool *pgxpool.Pool, opts Options, logger *slog.Logger) (p *Platform, stop func() error, err error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 2
 	}
 	var sandboxes interface {
 		queue.Executor
@@ -126,7 +185,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	if opts.Processes {
 		s, err := executor.NewSandboxes(executor.SandboxConfig{Processes: opts.Concurrency, Logger: logger})
 		if err != nil {
-			t.Fatalf("sandboxes: %v", err)
+			return nil, nil, fmt.Errorf("sandboxes: %w", err)
 		}
 		sandboxes = s
 	} else {
@@ -141,7 +200,8 @@ func Start(t testing.TB, opts Options) *Platform {
 	}
 	client, err := queue.NewClient(pool, config)
 	if err != nil {
-		t.Fatalf("queue client: %v", err)
+		sandboxes.Close()
+		return nil, nil, fmt.Errorf("queue client: %w", err)
 	}
 	functions := catalog.New(pool)
 	apiConfig := Services(client, functions)
@@ -154,23 +214,30 @@ func Start(t testing.TB, opts Options) *Platform {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := client.Start(ctx); err != nil {
-		t.Fatalf("start queue client: %v", err)
+		sandboxes.Close()
+		return nil, nil, fmt.Errorf("start queue client: %w", err)
 	}
 	srv := httptest.NewServer(api.New(apiConfig))
-	t.Cleanup(func() {
+	stop = func() error {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := client.Stop(ctx); err != nil {
-			t.Errorf("stop queue client: %v", err)
-		}
+		err := client.Stop(ctx)
 		sandboxes.Close()
-	})
-	p := &Platform{URL: srv.URL, Pool: pool, Client: client, Catalog: functions, Metrics: m}
-	if opts.Auth {
-		p.AdminKey = p.Key(t, "admin")
+		if err != nil {
+			return fmt.Errorf("stop queue client: %w", err)
+		}
+		return nil
 	}
-	return p
+	p = &Platform{URL: srv.URL, Pool: pool, Client: client, Catalog: functions, Metrics: m}
+	if opts.Auth {
+		key, _, err := client.Keys().Create(ctx, "test", keys.ScopeAdmin)
+		if err != nil {
+			return nil, nil, errors.Join(fmt.Errorf("create admin key: %w", err), stop())
+		}
+		p.AdminKey = key
+	}
+	return p, stop, nil
 }
 
 // Services is an API configuration with every service wired as serve
