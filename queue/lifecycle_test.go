@@ -39,26 +39,24 @@ func put(t *testing.T, c *queue.Client, name, source string, opts catalog.Functi
 
 func invoke(t *testing.T, c *queue.Client, p queue.InvokeParams) queue.Enqueued {
 	t.Helper()
-	if p.Trigger == "" {
-		p.Trigger = queue.TriggerAPI
-	}
-	enq, err := c.Invoke(context.Background(), p)
-	if err != nil {
-		t.Fatalf("Invoke(%s): %v", p.Function, err)
-	}
-	return enq
+	return enqueue(t, c.Invoke, p)
 }
 
 // invokeWaiting enqueues as Call does, for a caller that waits for the
 // outcome, and returns without waiting.
 func invokeWaiting(t *testing.T, c *queue.Client, p queue.InvokeParams) queue.Enqueued {
 	t.Helper()
+	return enqueue(t, c.InvokeWaiting, p)
+}
+
+func enqueue(t *testing.T, how func(context.Context, queue.InvokeParams) (queue.Enqueued, error), p queue.InvokeParams) queue.Enqueued {
+	t.Helper()
 	if p.Trigger == "" {
 		p.Trigger = queue.TriggerAPI
 	}
-	enq, err := c.InvokeWaiting(context.Background(), p)
+	enq, err := how(context.Background(), p)
 	if err != nil {
-		t.Fatalf("InvokeWaiting(%s): %v", p.Function, err)
+		t.Fatalf("enqueue %s: %v", p.Function, err)
 	}
 	return enq
 }

@@ -48,11 +48,11 @@ func TestSyncCallRunsHere(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			enqueue := invoke
+			send := invoke
 			if tc.waiting {
-				enqueue = invokeWaiting
+				send = invokeWaiting
 			}
-			enq := enqueue(t, client, tc.params)
+			enq := send(t, client, tc.params)
 			if here := enq.Status == queue.StatusRunning; here != tc.wantHere {
 				t.Fatalf("enqueued as %s, want started here = %t", enq.Status, tc.wantHere)
 			}
